@@ -1,0 +1,115 @@
+//! Scripted fakes of every backend trait, for pipeline tests. They do no inference: each
+//! returns what its script says, and records what it was asked, so a test can check both.
+
+use std::sync::{Arc, Mutex};
+
+use crate::{AsrOptions, AsrOutput, BackendError, ChatMessage, Flow, GenParams, GenStats, StopFlag};
+
+/// Speech wherever the frame's mean absolute amplitude exceeds `threshold`.
+pub struct FakeVad {
+    pub frame_len: usize,
+    pub threshold: f32,
+}
+
+impl crate::Vad for FakeVad {
+    fn frame_len(&self) -> usize {
+        self.frame_len
+    }
+
+    fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, BackendError> {
+        let mean = frame.iter().map(|s| s.abs()).sum::<f32>() / frame.len().max(1) as f32;
+        Ok(if mean > self.threshold { 1.0 } else { 0.0 })
+    }
+
+    fn reset(&mut self) {}
+}
+
+/// Returns `text` for any audio; records how many samples each call received.
+#[derive(Clone)]
+pub struct FakeAsr {
+    pub text: String,
+    pub calls: Arc<Mutex<Vec<usize>>>,
+}
+
+impl FakeAsr {
+    pub fn new(text: &str) -> Self {
+        Self { text: text.to_owned(), calls: Arc::default() }
+    }
+}
+
+impl crate::Asr for FakeAsr {
+    fn transcribe(&self, pcm: &[f32], _: &AsrOptions, stop: &dyn StopFlag) -> Result<AsrOutput, BackendError> {
+        if stop.should_stop() {
+            return Err(BackendError::Cancelled);
+        }
+        self.calls.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(pcm.len());
+        Ok(AsrOutput { text: self.text.clone(), language: Some("en".into()) })
+    }
+}
+
+/// Emits its scripted tokens one by one, calling `before_token` first (a test uses it to
+/// cancel mid-stream or to pace the tokens). Records the prompts it saw.
+pub struct FakeLlm {
+    pub tokens: Vec<String>,
+    pub prompts: Arc<Mutex<Vec<Vec<ChatMessage>>>>,
+    pub before_token: Box<dyn FnMut(usize) + Send>,
+}
+
+impl FakeLlm {
+    pub fn new(tokens: &[&str]) -> Self {
+        Self { tokens: tokens.iter().map(|t| t.to_string()).collect(), prompts: Arc::default(), before_token: Box::new(|_| {}) }
+    }
+}
+
+impl crate::Llm for FakeLlm {
+    fn generate(
+        &mut self,
+        messages: &[ChatMessage],
+        params: &GenParams,
+        stop: &dyn StopFlag,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<GenStats, BackendError> {
+        self.prompts.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(messages.to_vec());
+        let mut generated = 0;
+        for (i, token) in self.tokens.iter().take(params.max_tokens).enumerate() {
+            (self.before_token)(i);
+            if stop.should_stop() {
+                return Err(BackendError::Cancelled);
+            }
+            generated += 1;
+            if on_text(token) == Flow::Stop {
+                break;
+            }
+        }
+        Ok(GenStats { prompt_tokens: messages.len(), generated_tokens: generated })
+    }
+}
+
+/// One sample of value 0.5 per character, at 16 kHz; records each sentence it spoke.
+#[derive(Clone, Default)]
+pub struct FakeTts {
+    pub spoken: Arc<Mutex<Vec<String>>>,
+}
+
+impl crate::Tts for FakeTts {
+    fn sample_rate(&self) -> u32 {
+        16_000
+    }
+
+    fn synthesize(&mut self, text: &str, stop: &dyn StopFlag) -> Result<Vec<f32>, BackendError> {
+        if stop.should_stop() {
+            return Err(BackendError::Cancelled);
+        }
+        self.spoken.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(text.to_owned());
+        Ok(vec![0.5; text.chars().count()])
+    }
+}
+
+/// Describes every image by its size.
+pub struct FakeVlm;
+
+impl crate::Vlm for FakeVlm {
+    fn describe(&mut self, image: &iris_frames::ImageFrame, _question: &str) -> Result<String, BackendError> {
+        Ok(format!("an image of {}x{} pixels", image.width, image.height))
+    }
+}

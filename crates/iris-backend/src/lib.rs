@@ -1,0 +1,177 @@
+//! Backend traits: what a pipeline stage needs from a model, and nothing about how it runs.
+//!
+//! This crate holds no model and no C dependency. Each trait has one or two required methods;
+//! inference is blocking and runs on the stage's own thread. Weights are shared behind `Arc` by
+//! the implementations; per-stream state (a VAD's recurrent state, an LLM's KV cache) lives in
+//! the value that implements the trait. Every trait has a scripted fake in [`fakes`].
+
+pub mod fakes;
+
+use std::fmt;
+
+/// Why a backend call failed. Messages are for a person: they say what is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    Load(String),
+    #[error("{0}")]
+    Inference(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Polled by long-running backends so a cancelled turn stops promptly.
+pub trait StopFlag {
+    fn should_stop(&self) -> bool;
+}
+
+impl<F: Fn() -> bool> StopFlag for F {
+    fn should_stop(&self) -> bool {
+        self()
+    }
+}
+
+/// Never stops: for tools that run one job to the end.
+pub struct NeverStop;
+
+impl StopFlag for NeverStop {
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// The device a backend really runs on, reported in status lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu { threads: usize },
+    Cuda(usize),
+    Metal,
+    Other(String),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu { threads } => write!(f, "cpu ({threads} threads)"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+            Device::Metal => f.write_str("metal"),
+            Device::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Voice activity detection on fixed-size frames of 16 kHz mono audio.
+pub trait Vad: Send {
+    /// Samples per call to [`Vad::speech_probability`].
+    fn frame_len(&self) -> usize;
+    /// Probability (0..1) that this frame holds speech. Keeps state across calls.
+    fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, BackendError>;
+    /// Forget the recurrent state (start of a new stream).
+    fn reset(&mut self);
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AsrOptions {
+    /// ISO 639-1 code, or `None` to detect (multilingual models) / English (`.en` models).
+    pub language: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AsrOutput {
+    pub text: String,
+    pub language: Option<String>,
+}
+
+/// Speech recognition of a whole utterance of 16 kHz mono audio.
+pub trait Asr: Send + Sync {
+    fn transcribe(&self, pcm_16k: &[f32], opts: &AsrOptions, stop: &dyn StopFlag) -> Result<AsrOutput, BackendError>;
+
+    fn device(&self) -> Device {
+        Device::Cpu { threads: 1 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self { role, content: content.into() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenParams {
+    pub max_tokens: usize,
+    /// 0 means greedy.
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub repeat_penalty: f32,
+    pub repeat_last_n: usize,
+    pub seed: u64,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        Self { max_tokens: 96, temperature: 0.0, top_p: None, repeat_penalty: 1.1, repeat_last_n: 64, seed: 299_792_458 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GenStats {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+}
+
+/// Whether generation should go on after a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// A chat language model. `on_text` receives text deltas as they are decoded.
+pub trait Llm: Send {
+    fn generate(
+        &mut self,
+        messages: &[ChatMessage],
+        params: &GenParams,
+        stop: &dyn StopFlag,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<GenStats, BackendError>;
+
+    fn device(&self) -> Device {
+        Device::Cpu { threads: 1 }
+    }
+}
+
+/// Speech synthesis of one sentence to mono audio at [`Tts::sample_rate`].
+pub trait Tts: Send {
+    fn sample_rate(&self) -> u32;
+    fn synthesize(&mut self, text: &str, stop: &dyn StopFlag) -> Result<Vec<f32>, BackendError>;
+}
+
+/// What a vision backend can say about an image, in words the LLM or the user can take.
+pub trait Vlm: Send {
+    fn describe(&mut self, image: &iris_frames::ImageFrame, question: &str) -> Result<String, BackendError>;
+}

@@ -1,0 +1,166 @@
+//! Iris's settings file (`$IRIS_HOME/config.toml`, or `--config`): parsed and validated here,
+//! with no I/O beyond reading the file. Every field has a default, so an empty or missing file
+//! is a working configuration; an invalid one is an error naming the field.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: `{field}` {problem}")]
+    Invalid { path: PathBuf, field: &'static str, problem: String },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub assistant: Assistant,
+    pub models: Models,
+    pub speech: Speech,
+    /// Worker threads for inference; 0 means all cores.
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Assistant {
+    pub name: String,
+    pub system_prompt: String,
+    pub max_tokens: usize,
+    pub temperature: f64,
+    pub history_turns: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Models {
+    pub asr: String,
+    pub llm: String,
+    pub tts: String,
+    pub vad: String,
+    pub runtime: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Speech {
+    /// ISO 639-1 language of the user, or "auto" (multilingual models only).
+    pub language: String,
+    /// Speaking rate; 1.0 is the voice's own.
+    pub rate: f32,
+    /// Peak loudness, 0..1.
+    pub volume: f32,
+    /// Trailing silence that ends an utterance, in ms.
+    pub endpoint_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { assistant: Assistant::default(), models: Models::default(), speech: Speech::default(), threads: 0 }
+    }
+}
+
+impl Default for Assistant {
+    fn default() -> Self {
+        Self {
+            name: "Iris".into(),
+            // Tuned on SmolLM2-135M: longer instructions make a small model ramble or go wrong.
+            system_prompt: "You are a helpful AI assistant named Iris. Give short, correct answers.".into(),
+            max_tokens: 80,
+            temperature: 0.0,
+            history_turns: 4,
+        }
+    }
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Self {
+            asr: "whisper-tiny.en".into(),
+            llm: "smollm2-135m-instruct".into(),
+            tts: "piper-en_US-joe-medium".into(),
+            vad: "silero-vad".into(),
+            runtime: "onnxruntime".into(),
+        }
+    }
+}
+
+impl Default for Speech {
+    fn default() -> Self {
+        Self { language: "en".into(), rate: 1.0, volume: 0.9, endpoint_ms: 500 }
+    }
+}
+
+impl Config {
+    /// Reads `path`; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(ConfigError::Read { path: path.into(), message: e.to_string() }),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Read { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, problem: String| Err(ConfigError::Invalid { path: path.into(), field, problem });
+        if !(1..=4096).contains(&self.assistant.max_tokens) {
+            return bad("assistant.max_tokens", format!("is {}; use 1 to 4096", self.assistant.max_tokens));
+        }
+        if !(0.0..=2.0).contains(&self.assistant.temperature) {
+            return bad("assistant.temperature", format!("is {}; use 0 (greedy) to 2", self.assistant.temperature));
+        }
+        if self.assistant.system_prompt.len() > 8_000 {
+            return bad("assistant.system_prompt", "is longer than 8000 bytes".into());
+        }
+        if !(0.25..=4.0).contains(&self.speech.rate) {
+            return bad("speech.rate", format!("is {}; use 0.25 to 4", self.speech.rate));
+        }
+        if !(0.0..=1.0).contains(&self.speech.volume) {
+            return bad("speech.volume", format!("is {}; use 0 to 1", self.speech.volume));
+        }
+        if !(100..=5_000).contains(&self.speech.endpoint_ms) {
+            return bad("speech.endpoint_ms", format!("is {}; use 100 to 5000", self.speech.endpoint_ms));
+        }
+        let lang = &self.speech.language;
+        if lang != "auto" && !(lang.len() == 2 && lang.chars().all(|c| c.is_ascii_lowercase())) {
+            return bad("speech.language", format!("is {lang:?}; use a two-letter code such as \"en\", or \"auto\""));
+        }
+        Ok(())
+    }
+
+    pub fn threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(c.models.asr, "whisper-tiny.en");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let e = Config::parse("[speech]\nrate = 9.0", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("`speech.rate` is 9"), "{e}");
+        let e = Config::parse("[assistant]\nmax_tokns = 3", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("max_tokns"), "{e}");
+    }
+}

@@ -1,0 +1,257 @@
+//! CTranslate2 Whisper (faster-whisper's format) → the legacy ggml file whisper.cpp loads.
+//!
+//! Lossless for float16 models: CT2 fuses self-attention Q,K,V into one matrix and the
+//! cross-attention K,V into another; they are split back, the zero key biases dropped, and the
+//! tensors written under the names and in the order of OpenAI's checkpoints, with the mel filter
+//! bank and the byte-level vocabulary. tiny.en converts to exactly the official 77,704,715 bytes.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use super::ct2::{self, f16_to_f32, f32_to_f16, Ct2Model, DType, Variable};
+use super::{mel, ConvertError};
+
+const GGML_MAGIC: u32 = 0x6767_6d6c;
+
+/// Converts `model.bin` (given as its bytes) and `tokenizer.json` to a ggml file at `out`.
+pub fn convert(model_bin: &[u8], tokenizer_json: &Path, out: &Path) -> Result<(), ConvertError> {
+    let model = ct2::parse(model_bin)?;
+    if model.spec != "WhisperSpec" {
+        return Err(ConvertError::Invalid(format!("this CTranslate2 model is a {}, not Whisper", model.spec)));
+    }
+    let vocab = byte_vocab(tokenizer_json)?;
+    let w = Weights(&model.variables);
+    let emb = w.get("decoder/embeddings/weight")?;
+    let (n_vocab, n_text_state) = (emb.shape[0], emb.shape[1]);
+    let enc_pos = w.get("encoder/position_encodings/encodings")?;
+    let dec_pos = w.get("decoder/position_encodings/encodings")?;
+    let n_mels = w.get("encoder/conv1/weight")?.shape[1];
+    let n_audio_layer = count_layers(&model, "encoder");
+    let n_text_layer = count_layers(&model, "decoder");
+    let heads = |name: &str| w.get(name).ok().and_then(Variable::as_int).ok_or_else(|| ConvertError::Invalid(format!("{name} missing")));
+    if vocab.len() > n_vocab {
+        return Err(ConvertError::Invalid(format!(
+            "tokenizer.json has {} tokens but the model only {n_vocab}: they do not belong together",
+            vocab.len()
+        )));
+    }
+    let d = n_text_state;
+    let hparams = [
+        n_vocab,
+        enc_pos.shape[0],
+        enc_pos.shape[1],
+        heads("encoder/num_heads")? as usize,
+        n_audio_layer,
+        dec_pos.shape[0],
+        n_text_state,
+        heads("decoder/num_heads")? as usize,
+        n_text_layer,
+        n_mels,
+        1, // f16
+    ];
+
+    let file = std::fs::File::create(out).map_err(|e| ConvertError::Io(out.into(), e))?;
+    let mut f = std::io::BufWriter::new(file);
+    let io = |e| ConvertError::Io(out.into(), e);
+    f.write_all(&GGML_MAGIC.to_le_bytes()).map_err(io)?;
+    for h in hparams {
+        f.write_all(&(h as i32).to_le_bytes()).map_err(io)?;
+    }
+    let filters = mel::mel_filters(16_000, 400, n_mels);
+    f.write_all(&(n_mels as i32).to_le_bytes()).map_err(io)?;
+    f.write_all(&(filters[0].len() as i32).to_le_bytes()).map_err(io)?;
+    for v in filters.iter().flatten() {
+        f.write_all(&v.to_le_bytes()).map_err(io)?;
+    }
+    f.write_all(&(vocab.len() as i32).to_le_bytes()).map_err(io)?;
+    for token in &vocab {
+        f.write_all(&(token.len() as i32).to_le_bytes()).map_err(io)?;
+        f.write_all(token).map_err(io)?;
+    }
+
+    let mut t = TensorWriter { f: &mut f, out };
+    t.write("encoder.positional_embedding", &w.rows(enc_pos, 0, enc_pos.shape[0])?, Kind::F32)?;
+    for conv in ["conv1", "conv2"] {
+        t.write(&format!("encoder.{conv}.weight"), &w.tensor(&format!("encoder/{conv}/weight"))?, Kind::F16)?;
+        let bias = w.tensor(&format!("encoder/{conv}/bias"))?;
+        t.write(&format!("encoder.{conv}.bias"), &Tensor { shape: vec![bias.shape[0], 1], ..bias }, Kind::F32)?;
+    }
+    for i in 0..n_audio_layer {
+        let (src, dst) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
+        t.fused_attention(&w, &format!("{src}/self_attention"), &format!("{dst}.attn"), d, true)?;
+        t.layer_norm(&w, &format!("{src}/self_attention/layer_norm"), &format!("{dst}.attn_ln"))?;
+        t.mlp(&w, &src, &dst)?;
+    }
+    t.layer_norm(&w, "encoder/layer_norm", "encoder.ln_post")?;
+    t.write("decoder.positional_embedding", &w.rows(dec_pos, 0, dec_pos.shape[0])?, Kind::F32)?;
+    t.write("decoder.token_embedding.weight", &w.tensor("decoder/embeddings/weight")?, Kind::F16)?;
+    for i in 0..n_text_layer {
+        let (src, dst) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
+        t.fused_attention(&w, &format!("{src}/self_attention"), &format!("{dst}.attn"), d, true)?;
+        t.layer_norm(&w, &format!("{src}/self_attention/layer_norm"), &format!("{dst}.attn_ln"))?;
+        t.fused_attention(&w, &format!("{src}/attention"), &format!("{dst}.cross_attn"), d, false)?;
+        t.layer_norm(&w, &format!("{src}/attention/layer_norm"), &format!("{dst}.cross_attn_ln"))?;
+        t.mlp(&w, &src, &dst)?;
+    }
+    t.layer_norm(&w, "decoder/layer_norm", "decoder.ln")?;
+    f.flush().map_err(io)?;
+    f.into_inner().map_err(|e| ConvertError::Io(out.into(), e.into_error()))?.sync_all().map_err(io)?;
+    Ok(())
+}
+
+fn count_layers(model: &Ct2Model, side: &str) -> usize {
+    (0..).take_while(|i| model.variables.keys().any(|k| k.starts_with(&format!("{side}/layer_{i}/")))).count()
+}
+
+/// The vocabulary as raw bytes, undoing GPT-2's byte-to-unicode mapping.
+fn byte_vocab(path: &Path) -> Result<Vec<Vec<u8>>, ConvertError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConvertError::Io(path.into(), e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ConvertError::Invalid(format!("{}: {e}", path.display())))?;
+    let vocab = json["model"]["vocab"]
+        .as_object()
+        .ok_or_else(|| ConvertError::Invalid(format!("{}: no model.vocab", path.display())))?;
+    let decode = unicode_to_byte();
+    let mut tokens: Vec<(u64, Vec<u8>)> = Vec::with_capacity(vocab.len());
+    for (token, id) in vocab {
+        let id = id.as_u64().ok_or_else(|| ConvertError::Invalid(format!("token {token:?} has no id")))?;
+        let bytes = token
+            .chars()
+            .map(|c| decode.get(&c).copied())
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| ConvertError::Invalid(format!("token {token:?} is not byte-level BPE")))?;
+        tokens.push((id, bytes));
+    }
+    tokens.sort();
+    if tokens.iter().enumerate().any(|(i, (id, _))| *id != i as u64) {
+        return Err(ConvertError::Invalid(format!("{}: token ids are not contiguous", path.display())));
+    }
+    Ok(tokens.into_iter().map(|(_, b)| b).collect())
+}
+
+fn unicode_to_byte() -> HashMap<char, u8> {
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut map = HashMap::new();
+    let mut n = 0;
+    for b in 0..=255u32 {
+        let c = if printable(b) {
+            b
+        } else {
+            n += 1;
+            255 + n
+        };
+        map.insert(char::from_u32(c).unwrap_or('\0'), b as u8);
+    }
+    map
+}
+
+struct Weights<'a>(&'a HashMap<String, Variable>);
+
+/// Values as f32, with the shape to write.
+struct Tensor {
+    shape: Vec<usize>,
+    values: Vec<f32>,
+}
+
+impl Weights<'_> {
+    fn get(&self, name: &str) -> Result<&Variable, ConvertError> {
+        self.0.get(name).ok_or_else(|| ConvertError::Invalid(format!("the model has no `{name}`")))
+    }
+
+    fn tensor(&self, name: &str) -> Result<Tensor, ConvertError> {
+        let v = self.get(name)?;
+        self.rows(v, 0, v.shape.first().copied().unwrap_or(1))
+    }
+
+    /// Rows `from..to` of a variable (the first axis), as f32.
+    fn rows(&self, v: &Variable, from: usize, to: usize) -> Result<Tensor, ConvertError> {
+        let row: usize = v.shape.iter().skip(1).product();
+        let values: Vec<f32> = match v.dtype {
+            DType::F16 => v.data[from * row * 2..to * row * 2].chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+            DType::F32 => v.data[from * row * 4..to * row * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            other => {
+                return Err(ConvertError::Invalid(format!(
+                    "{other:?} weights (a quantized CTranslate2 model); use a float16 or float32 one"
+                )))
+            }
+        };
+        let mut shape = v.shape.clone();
+        if let Some(first) = shape.first_mut() {
+            *first = to - from;
+        }
+        Ok(Tensor { shape, values })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    F32,
+    F16,
+}
+
+struct TensorWriter<'a, W: Write> {
+    f: &'a mut W,
+    out: &'a Path,
+}
+
+impl<W: Write> TensorWriter<'_, W> {
+    fn write(&mut self, name: &str, t: &Tensor, kind: Kind) -> Result<(), ConvertError> {
+        let io = |e| ConvertError::Io(self.out.into(), e);
+        let ftype: i32 = match kind {
+            Kind::F32 => 0,
+            Kind::F16 => 1,
+        };
+        self.f.write_all(&(t.shape.len() as i32).to_le_bytes()).map_err(io)?;
+        self.f.write_all(&(name.len() as i32).to_le_bytes()).map_err(io)?;
+        self.f.write_all(&ftype.to_le_bytes()).map_err(io)?;
+        for d in t.shape.iter().rev() {
+            self.f.write_all(&(*d as i32).to_le_bytes()).map_err(io)?;
+        }
+        self.f.write_all(name.as_bytes()).map_err(io)?;
+        let mut buf = Vec::with_capacity(t.values.len() * 4);
+        for &v in &t.values {
+            match kind {
+                Kind::F32 => buf.extend_from_slice(&v.to_le_bytes()),
+                Kind::F16 => buf.extend_from_slice(&f32_to_f16(v).to_le_bytes()),
+            }
+        }
+        self.f.write_all(&buf).map_err(io)
+    }
+
+    fn linear(&mut self, w: &Weights, src: &str, dst: &str) -> Result<(), ConvertError> {
+        self.write(&format!("{dst}.weight"), &w.tensor(&format!("{src}/weight"))?, Kind::F16)?;
+        self.write(&format!("{dst}.bias"), &w.tensor(&format!("{src}/bias"))?, Kind::F32)
+    }
+
+    fn layer_norm(&mut self, w: &Weights, src: &str, dst: &str) -> Result<(), ConvertError> {
+        self.write(&format!("{dst}.weight"), &w.tensor(&format!("{src}/gamma"))?, Kind::F32)?;
+        self.write(&format!("{dst}.bias"), &w.tensor(&format!("{src}/beta"))?, Kind::F32)
+    }
+
+    fn mlp(&mut self, w: &Weights, src: &str, dst: &str) -> Result<(), ConvertError> {
+        self.linear(w, &format!("{src}/ffn/linear_0"), &format!("{dst}.mlp.0"))?;
+        self.linear(w, &format!("{src}/ffn/linear_1"), &format!("{dst}.mlp.2"))?;
+        self.layer_norm(w, &format!("{src}/ffn/layer_norm"), &format!("{dst}.mlp_ln"))
+    }
+
+    /// Self-attention: `linear_0` is Q|K|V, `linear_1` the output. Cross-attention:
+    /// `linear_0` is Q, `linear_1` is K|V, `linear_2` the output. Keys have no bias in Whisper.
+    fn fused_attention(&mut self, w: &Weights, src: &str, dst: &str, d: usize, is_self: bool) -> Result<(), ConvertError> {
+        let slice = |name: &str, from: usize| -> Result<Tensor, ConvertError> { w.rows(w.get(name)?, from * d, (from + 1) * d) };
+        let (qkv_w, qkv_b) = (format!("{src}/linear_0/weight"), format!("{src}/linear_0/bias"));
+        let (kv_w, kv_b) = (format!("{src}/linear_1/weight"), format!("{src}/linear_1/bias"));
+        let (q_w, q_b, k_w, v_w, v_b) = if is_self {
+            (slice(&qkv_w, 0)?, slice(&qkv_b, 0)?, slice(&qkv_w, 1)?, slice(&qkv_w, 2)?, slice(&qkv_b, 2)?)
+        } else {
+            (slice(&qkv_w, 0)?, slice(&qkv_b, 0)?, slice(&kv_w, 0)?, slice(&kv_w, 1)?, slice(&kv_b, 1)?)
+        };
+        self.write(&format!("{dst}.query.weight"), &q_w, Kind::F16)?;
+        self.write(&format!("{dst}.query.bias"), &q_b, Kind::F32)?;
+        self.write(&format!("{dst}.key.weight"), &k_w, Kind::F16)?;
+        self.write(&format!("{dst}.value.weight"), &v_w, Kind::F16)?;
+        self.write(&format!("{dst}.value.bias"), &v_b, Kind::F32)?;
+        let out = if is_self { "linear_1" } else { "linear_2" };
+        self.linear(w, &format!("{src}/{out}"), &format!("{dst}.out"))
+    }
+}

@@ -1,0 +1,124 @@
+//! The language model: gathers a turn's words (transcripts, typed text, what an image shows)
+//! and streams the answer as text deltas. Keeps the conversation across turns.
+
+use std::time::Duration;
+
+use iris_backend::{BackendError, ChatMessage, Flow, GenParams, Llm, Role, Vlm};
+use iris_frames::{Envelope, Frame, KindSet, TurnId};
+
+use crate::stage::{Output, PerTurn, Stage, StageError};
+
+#[derive(Clone, Debug)]
+pub struct LlmSettings {
+    pub system_prompt: String,
+    pub params: GenParams,
+    /// Conversation turns kept (user + assistant pairs); older ones are dropped first.
+    pub history_turns: usize,
+}
+
+#[derive(Default)]
+struct State {
+    words: Vec<String>,
+    images: Vec<String>,
+}
+
+pub struct LlmStage {
+    llm: Box<dyn Llm>,
+    vision: Option<Box<dyn Vlm>>,
+    settings: LlmSettings,
+    history: Vec<ChatMessage>,
+    state: PerTurn<State>,
+}
+
+impl LlmStage {
+    pub fn new(llm: Box<dyn Llm>, vision: Option<Box<dyn Vlm>>, settings: LlmSettings) -> Self {
+        Self { llm, vision, settings, history: Vec::new(), state: PerTurn::default() }
+    }
+
+    fn user_message(state: &State) -> String {
+        let mut text = state.words.join(" ");
+        for seen in &state.images {
+            text.push_str(&format!("\n(The user is showing a picture. {seen})"));
+        }
+        text.trim().to_owned()
+    }
+}
+
+impl Stage for LlmStage {
+    fn name(&self) -> &'static str {
+        "llm"
+    }
+
+    fn accepts(&self) -> KindSet {
+        super::info("llm").accepts
+    }
+
+    fn emits(&self) -> KindSet {
+        super::info("llm").emits
+    }
+
+    fn process(&mut self, env: Envelope, out: &mut dyn Output) -> Result<(), StageError> {
+        let turn = env.turn;
+        match env.frame {
+            Frame::Transcript(ref t) => {
+                if t.is_final && !t.text.is_empty() {
+                    self.state.get(turn).words.push(t.text.clone());
+                }
+                // Displays downstream show what was heard.
+                return out.send(env);
+            }
+            Frame::UserText(text) if !text.trim().is_empty() => self.state.get(turn).words.push(text.trim().to_owned()),
+            Frame::Image(image) => {
+                let said = self.state.get(turn).words.join(" ");
+                let description = match self.vision.as_mut() {
+                    Some(v) => v.describe(&image, &said)?,
+                    None => "Iris has no vision model loaded, so it cannot see it.".to_owned(),
+                };
+                self.state.get(turn).images.push(description);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn end_turn(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
+        let state = self.state.take(turn);
+        let user = Self::user_message(&state);
+        if user.is_empty() {
+            return Ok(());
+        }
+        let mut messages = vec![ChatMessage::new(Role::System, self.settings.system_prompt.clone())];
+        let keep = self.settings.history_turns * 2;
+        let skip = self.history.len().saturating_sub(keep);
+        messages.extend(self.history[skip..].iter().cloned());
+        messages.push(ChatMessage::new(Role::User, user.clone()));
+
+        // The stop check and the emitter both need `out`; a RefCell lets the deltas leave as
+        // they are decoded instead of after the whole answer.
+        let out = std::cell::RefCell::new(out);
+        let mut answer = String::new();
+        let mut send_error = None;
+        let stop = || out.borrow().is_cancelled(turn);
+        let result = self.llm.generate(&messages, &self.settings.params, &stop, &mut |delta: &str| {
+            answer.push_str(delta);
+            match out.borrow_mut().emit(turn, pts, Frame::TextDelta(delta.to_owned())) {
+                Ok(()) => Flow::Continue,
+                Err(e) => {
+                    send_error = Some(e);
+                    Flow::Stop
+                }
+            }
+        });
+        if let Some(e) = send_error {
+            return Err(e);
+        }
+        match result {
+            Ok(_) => {}
+            Err(BackendError::Cancelled) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        self.history.push(ChatMessage::new(Role::User, user));
+        self.history.push(ChatMessage::new(Role::Assistant, answer.trim().to_owned()));
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! The built-in stages, each generic over one backend trait.
+
+mod asr;
+mod llm;
+mod sentences;
+mod tts;
+mod vad;
+
+pub use asr::AsrStage;
+pub use llm::{LlmSettings, LlmStage};
+pub use sentences::{SentenceSplitter, SentenceStage};
+pub use tts::TtsStage;
+pub use vad::{VadSettings, VadStage};
+
+use iris_frames::{FrameKind as K, KindSet};
+
+use crate::spec::StageInfo;
+
+/// The stage kinds this build knows, with the kinds each takes and gives.
+pub const BUILTIN: &[StageInfo] = &[
+    StageInfo { name: "vad", accepts: KindSet::of(&[K::Audio]), emits: KindSet::of(&[K::Audio, K::SpeechStarted, K::SpeechStopped]) },
+    StageInfo { name: "asr", accepts: KindSet::of(&[K::Audio, K::SpeechStarted, K::SpeechStopped]), emits: KindSet::of(&[K::Transcript]) },
+    StageInfo { name: "llm", accepts: KindSet::of(&[K::Transcript, K::UserText, K::Image]), emits: KindSet::of(&[K::Transcript, K::TextDelta]) },
+    StageInfo { name: "sentences", accepts: KindSet::of(&[K::TextDelta]), emits: KindSet::of(&[K::TextDelta, K::Sentence]) },
+    StageInfo { name: "tts", accepts: KindSet::of(&[K::Sentence]), emits: KindSet::of(&[K::Sentence, K::Audio]) },
+];
+
+pub(crate) fn info(name: &str) -> StageInfo {
+    *BUILTIN.iter().find(|i| i.name == name).unwrap_or_else(|| panic!("builtin stage {name}"))
+}

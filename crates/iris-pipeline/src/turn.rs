@@ -1,0 +1,94 @@
+//! Turns and their cancellation.
+//!
+//! A turn owns a [`CancellationToken`]. Cancelling it marks the turn dead everywhere at once:
+//! every edge registered with [`Turns`] purges the turn's queued frames, and edges and stage
+//! outputs drop any frame of that turn that arrives later.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use iris_frames::TurnId;
+use tokio_util::sync::CancellationToken;
+
+use crate::edge::Edge;
+
+/// A live turn: its id and the token that cancels it.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    pub id: TurnId,
+    pub token: CancellationToken,
+}
+
+/// The registry of turns shared by every edge and stage of one pipeline.
+#[derive(Default)]
+pub struct Turns {
+    next: AtomicU64,
+    live: Mutex<HashMap<TurnId, CancellationToken>>,
+    cancelled: Mutex<HashSet<TurnId>>,
+    edges: Mutex<Vec<Weak<Edge>>>,
+}
+
+impl Turns {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Starts a new turn.
+    pub fn begin(&self) -> Turn {
+        let id = TurnId(self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let token = CancellationToken::new();
+        lock(&self.live).insert(id, token.clone());
+        Turn { id, token }
+    }
+
+    /// Cancels a turn: its token fires and its frames are purged from every edge.
+    pub fn cancel(&self, id: TurnId) {
+        if let Some(token) = lock(&self.live).remove(&id) {
+            token.cancel();
+        }
+        lock(&self.cancelled).insert(id);
+        let edges: Vec<Arc<Edge>> = lock(&self.edges).iter().filter_map(Weak::upgrade).collect();
+        for edge in edges {
+            edge.purge(id);
+        }
+    }
+
+    /// A turn that ended normally: forget its token.
+    pub fn finish(&self, id: TurnId) {
+        lock(&self.live).remove(&id);
+    }
+
+    pub fn is_cancelled(&self, id: TurnId) -> bool {
+        lock(&self.cancelled).contains(&id)
+    }
+
+    pub(crate) fn register(&self, edge: &Arc<Edge>) {
+        let mut edges = lock(&self.edges);
+        edges.retain(|e| e.strong_count() > 0);
+        edges.push(Arc::downgrade(edge));
+    }
+}
+
+/// Locks, ignoring poisoning: a panicking stage thread must not take the registry down with it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_fires_the_token_and_marks_the_turn() {
+        let turns = Turns::new();
+        let a = turns.begin();
+        let b = turns.begin();
+        assert_ne!(a.id, b.id);
+        turns.cancel(a.id);
+        assert!(a.token.is_cancelled());
+        assert!(!b.token.is_cancelled());
+        assert!(turns.is_cancelled(a.id));
+        assert!(!turns.is_cancelled(b.id));
+    }
+}

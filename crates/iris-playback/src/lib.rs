@@ -1,0 +1,28 @@
+//! Playing audio on the default output device (rodio over cpal/ALSA).
+//!
+//! A machine with no sound card is normal for a headless box: it is reported as
+//! [`PlaybackError::NoDevice`] with what to do, never a panic.
+
+use std::num::NonZeroU32;
+
+use rodio::buffer::SamplesBuffer;
+use rodio::{ChannelCount, DeviceSinkBuilder, Player};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybackError {
+    #[error("no audio output device ({0}); use --out answer.wav to save the answer instead")]
+    NoDevice(String),
+    #[error("bad audio: {0}")]
+    Input(String),
+}
+
+/// Plays mono samples and waits until they have been handed to the device.
+pub fn play_blocking(samples: &[f32], sample_rate: u32) -> Result<(), PlaybackError> {
+    let rate = NonZeroU32::new(sample_rate).ok_or_else(|| PlaybackError::Input("sample rate 0".into()))?;
+    let mut sink = DeviceSinkBuilder::open_default_sink().map_err(|e| PlaybackError::NoDevice(e.to_string()))?;
+    sink.log_on_drop(false);
+    let player = Player::connect_new(sink.mixer());
+    player.append(SamplesBuffer::new(ChannelCount::MIN, rate, samples.to_vec()));
+    player.sleep_until_end();
+    Ok(())
+}

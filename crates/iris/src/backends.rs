@@ -1,0 +1,104 @@
+//! Builds the real backends from the configuration and the model store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use iris_backend::{AsrOptions, GenParams};
+use iris_config::Config;
+use iris_models::convert::{ConvertError, ExternalConverter};
+use iris_models::{Catalog, ModelEntry, Store};
+use iris_pipeline::stages::{AsrStage, LlmSettings, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage};
+use iris_pipeline::{PipelineSpec, Stage};
+
+pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
+pub const ASK_PIPELINE: &str = include_str!("../../../pipelines/ask.toml");
+
+/// The catalog: `IRIS_CATALOG` if set, else the one built in.
+pub fn catalog() -> Result<Catalog> {
+    match std::env::var_os("IRIS_CATALOG") {
+        Some(p) => {
+            let path = PathBuf::from(p);
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read catalog {}", path.display()))?;
+            Ok(Catalog::parse(&text, &path)?)
+        }
+        None => Ok(Catalog::parse(CATALOG, Path::new("models/catalog.toml"))?),
+    }
+}
+
+/// Conversions that need a model library.
+pub struct Converters;
+
+impl ExternalConverter for Converters {
+    fn convert(&self, kind: &str, inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<(), ConvertError> {
+        match (kind, inputs, outputs) {
+            ("gguf-requant-q8_0", [input], [output]) => {
+                iris_llm_candle::requant::requantize_q8_0(input, output).map_err(|e| ConvertError::Invalid(e.to_string()))
+            }
+            _ => Err(ConvertError::Unavailable(kind.to_owned())),
+        }
+    }
+}
+
+pub struct Models<'a> {
+    pub store: Store,
+    pub catalog: Catalog,
+    pub config: &'a Config,
+}
+
+impl Models<'_> {
+    fn entry(&self, id: &str, task: &str) -> Result<&ModelEntry> {
+        let m = self.catalog.get(id).with_context(|| format!("the configured {task} model `{id}` is not in the catalog (see `iris models list`)"))?;
+        Ok(m)
+    }
+
+    /// The verified main file of a configured model.
+    pub fn file(&self, id: &str, task: &str) -> Result<PathBuf> {
+        Ok(self.store.main_file(self.entry(id, task)?)?)
+    }
+
+    /// Builds the stages of `spec` with real backends, in order.
+    pub fn stages(&self, spec: &PipelineSpec) -> Result<Vec<Box<dyn Stage>>> {
+        let cfg = self.config;
+        let threads = cfg.threads();
+        let needs = |name: &str| spec.stages.iter().any(|s| s.info.name == name);
+        let onnx = if needs("vad") || needs("tts") {
+            let lib = iris_onnx::library_path(&self.file(&cfg.models.runtime, "runtime")?);
+            Some(iris_onnx::init(&lib)?)
+        } else {
+            None
+        };
+        let gated = needs("vad");
+        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        for s in &spec.stages {
+            let stage: Box<dyn Stage> = match s.info.name {
+                "vad" => {
+                    let env = onnx.context("ONNX Runtime")?;
+                    let vad = iris_silero::SileroVad::load(env, &self.file(&cfg.models.vad, "vad")?)?;
+                    let settings = VadSettings { min_silence: std::time::Duration::from_millis(cfg.speech.endpoint_ms), ..VadSettings::default() };
+                    Box::new(VadStage::new(Box::new(vad), settings))
+                }
+                "asr" => {
+                    let asr = iris_whisper::WhisperAsr::load(&self.file(&cfg.models.asr, "asr")?, threads)?;
+                    let language = (cfg.speech.language != "auto").then(|| cfg.speech.language.clone());
+                    Box::new(AsrStage::new(Arc::new(asr), AsrOptions { language }, gated))
+                }
+                "llm" => {
+                    let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;
+                    let params = GenParams { max_tokens: cfg.assistant.max_tokens, temperature: cfg.assistant.temperature, ..GenParams::default() };
+                    let settings = LlmSettings { system_prompt: cfg.assistant.system_prompt.clone(), params, history_turns: cfg.assistant.history_turns };
+                    Box::new(LlmStage::new(Box::new(llm), Some(Box::new(iris_vision::PixelFacts)), settings))
+                }
+                "sentences" => Box::new(SentenceStage::new()),
+                "tts" => {
+                    let env = onnx.context("ONNX Runtime")?;
+                    let settings = iris_piper::VoiceSettings { rate: cfg.speech.rate, volume: cfg.speech.volume, threads, ..Default::default() };
+                    Box::new(TtsStage::new(Box::new(iris_piper::PiperVoice::load(env, &self.file(&cfg.models.tts, "tts")?, settings)?)))
+                }
+                other => anyhow::bail!("stage `{other}` has no backend in this build"),
+            };
+            stages.push(stage);
+        }
+        Ok(stages)
+    }
+}

@@ -1,0 +1,58 @@
+//! `iris`: the offline voice-and-vision assistant. The only crate that sees every backend.
+
+mod ask;
+mod backends;
+mod models_cmd;
+mod progress;
+mod transcribe;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "iris", version, about = "Iris: an offline voice-and-vision assistant")]
+struct Cli {
+    /// Settings file (default: $IRIS_HOME/config.toml; a missing file means the defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask a spoken question (a WAV file), optionally with a photo or typed text, and get a spoken answer.
+    Ask(ask::AskArgs),
+    /// Transcribe WAV files with the configured speech recogniser.
+    Transcribe(transcribe::TranscribeArgs),
+    /// Get, list, check, remove and import models.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ask(args) => ask::run(cli.config.as_deref(), args),
+        Command::Transcribe(args) => transcribe::run(cli.config.as_deref(), args),
+        Command::Models(cmd) => models_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: what is wrong and what to do. No backtrace.
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            let mut line = chain[0].clone();
+            for cause in &chain[1..] {
+                if !line.contains(cause.as_str()) {
+                    line.push_str(": ");
+                    line.push_str(cause);
+                }
+            }
+            eprintln!("error: {}", line.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

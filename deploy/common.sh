@@ -1,0 +1,56 @@
+# Shared by deploy/quickstart.sh and deploy/test.sh: install what is missing, build once.
+# Idempotent: a second run installs nothing and rebuilds only what changed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+IRIS="$ROOT/target/release/iris"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Debian packages Iris builds and runs with.
+PACKAGES=(pkg-config cmake libclang-dev libasound2-dev libespeak-ng-dev espeak-ng-data espeak-ng
+          python3 python3-pip sox ca-certificates)
+
+install_system_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    # A Python with pip counts even if Debian's python3-pip is absent (e.g. a pyenv Python).
+    if python3 -m pip --version >/dev/null 2>&1; then
+        missing=("${missing[@]/python3-pip}")
+    fi
+    missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing Debian packages: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+check_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "error: Rust is not installed; install it with rustup (Rust 1.85 or newer), then run this again" >&2
+        exit 1
+    fi
+}
+
+build_iris() {
+    say "building iris (release; the first build takes about 15 minutes on 2 cores)"
+    cargo build --release --locked -p iris
+}
+
+pull_default_pack() {
+    say "fetching the default model pack (checked by sha256)"
+    "$IRIS" models pull default
+}
+
+setup() {
+    install_system_packages
+    check_rust
+    build_iris
+    pull_default_pack
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, stage harness with fakes, real-model conformance and
+# end-to-end tests on the default pack. Same profile as the build, so nothing compiles twice.
+source "$(dirname "$0")/common.sh"
+setup
+say "running the test suite"
+cargo test --release --locked --workspace "$@"
