@@ -58,10 +58,8 @@ pub fn read_wav(path: &Path) -> Result<DecodedAudio, AudioError> {
     }
     drop(file);
 
-    let reader = hound::WavReader::new(BufReader::new(
-        File::open(path).map_err(|e| AudioError::Io { path: p(), message: e.to_string() })?,
-    ))
-    .map_err(|e| classify(path, e))?;
+    let reader = hound::WavReader::new(BufReader::new(File::open(path).map_err(|e| AudioError::Io { path: p(), message: e.to_string() })?))
+        .map_err(|e| classify(path, e))?;
     let spec = reader.spec();
     let channels = usize::from(spec.channels);
     if channels == 0 || spec.sample_rate == 0 {
@@ -89,10 +87,9 @@ fn collect(path: &Path, samples: impl Iterator<Item = hound::Result<f32>>) -> Re
     for s in samples {
         // Any read failure inside the data chunk means the file stops early.
         out.push(s.map_err(|e| match e {
-            hound::Error::IoError(_) => AudioError::Truncated {
-                path: path.to_path_buf(),
-                message: "the audio data ends before its header says it does".into(),
-            },
+            hound::Error::IoError(_) => {
+                AudioError::Truncated { path: path.to_path_buf(), message: "the audio data ends before its header says it does".into() }
+            }
             other => classify(path, other),
         })?);
     }

@@ -105,7 +105,8 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Read { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Read { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
         cfg.validate(path)?;
         Ok(cfg)
     }

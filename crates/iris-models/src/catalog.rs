@@ -89,8 +89,7 @@ impl Source {
 
 impl Catalog {
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ModelsError> {
-        let catalog: Catalog = toml::from_str(text)
-            .map_err(|e| ModelsError::Catalog(format!("{}: {}", origin.display(), e.message())))?;
+        let catalog: Catalog = toml::from_str(text).map_err(|e| ModelsError::Catalog(format!("{}: {}", origin.display(), e.message())))?;
         catalog.check().map_err(|m| ModelsError::Catalog(format!("{}: {m}", origin.display())))?;
         Ok(catalog)
     }

@@ -230,11 +230,7 @@ pub fn unpack_tgz(archive: &Path, members: &[String], dir: &Path, progress: &dyn
             found[i] = Some(dst);
         }
     }
-    members
-        .iter()
-        .zip(found)
-        .map(|(m, f)| f.ok_or_else(|| format!("{} has no {m}", archive.display())))
-        .collect()
+    members.iter().zip(found).map(|(m, f)| f.ok_or_else(|| format!("{} has no {m}", archive.display()))).collect()
 }
 
 fn copy_with_progress(src: &mut dyn Read, dst: &Path, progress: &dyn Progress) -> Result<(), String> {

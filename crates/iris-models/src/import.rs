@@ -17,7 +17,13 @@ use crate::{fetch, Catalog, ModelsError, Progress, Quiet, Store};
 /// What was imported: model id → how.
 pub type Imported = BTreeMap<String, String>;
 
-pub fn import(store: &Store, catalog: &Catalog, src: &Path, external: &dyn ExternalConverter, progress: &dyn Progress) -> Result<Imported, ModelsError> {
+pub fn import(
+    store: &Store,
+    catalog: &Catalog,
+    src: &Path,
+    external: &dyn ExternalConverter,
+    progress: &dyn Progress,
+) -> Result<Imported, ModelsError> {
     if !src.exists() {
         return Err(ModelsError::Import(format!("{}: no such file or folder", src.display())));
     }
@@ -53,7 +59,13 @@ pub fn import(store: &Store, catalog: &Catalog, src: &Path, external: &dyn Exter
     Ok(imported)
 }
 
-fn import_files(store: &Store, catalog: &Catalog, files: &[PathBuf], external: &dyn ExternalConverter, progress: &dyn Progress) -> Result<Imported, ModelsError> {
+fn import_files(
+    store: &Store,
+    catalog: &Catalog,
+    files: &[PathBuf],
+    external: &dyn ExternalConverter,
+    progress: &dyn Progress,
+) -> Result<Imported, ModelsError> {
     let mut done = Imported::new();
     let sized: Vec<(u64, &PathBuf)> = files.iter().filter_map(|f| std::fs::metadata(f).ok().map(|m| (m.len(), f))).collect();
     for model in &catalog.models {
@@ -63,9 +75,10 @@ fn import_files(store: &Store, catalog: &Catalog, files: &[PathBuf], external: &
         // 1. The final files themselves.
         let mut found = Vec::new();
         for want in &model.files {
-            let hit = sized.iter().filter(|(size, _)| *size == want.size).find_map(|(_, path)| {
-                (sha256_file(path, &Quiet).ok().as_deref() == Some(want.sha256.as_str())).then(|| (*path).clone())
-            });
+            let hit = sized
+                .iter()
+                .filter(|(size, _)| *size == want.size)
+                .find_map(|(_, path)| (sha256_file(path, &Quiet).ok().as_deref() == Some(want.sha256.as_str())).then(|| (*path).clone()));
             found.extend(hit);
         }
         if found.len() == model.files.len() {
@@ -124,8 +137,7 @@ fn unpack_all(archive: &Path, dir: &Path) -> Result<(), ModelsError> {
         fetch::unpack_zip(archive, &members, dir, &Quiet).map_err(bad)?;
     } else {
         let f = std::fs::File::open(archive).map_err(|e| bad(e.to_string()))?;
-        let reader: Box<dyn std::io::Read> =
-            if name.ends_with(".tar") { Box::new(f) } else { Box::new(flate2::read::GzDecoder::new(f)) };
+        let reader: Box<dyn std::io::Read> = if name.ends_with(".tar") { Box::new(f) } else { Box::new(flate2::read::GzDecoder::new(f)) };
         // `unpack` refuses paths that escape `dir` (absolute or with `..`).
         tar::Archive::new(reader).unpack(dir).map_err(|e| bad(e.to_string()))?;
     }

@@ -38,7 +38,13 @@ pub fn pull(store: &Store, model: &ModelEntry, external: &dyn ExternalConverter,
     Err(ModelsError::Fetch { id: model.id.clone(), attempts })
 }
 
-fn try_source(store: &Store, model: &ModelEntry, source: &Source, external: &dyn ExternalConverter, progress: &dyn Progress) -> Result<(), String> {
+fn try_source(
+    store: &Store,
+    model: &ModelEntry,
+    source: &Source,
+    external: &dyn ExternalConverter,
+    progress: &dyn Progress,
+) -> Result<(), String> {
     let inputs = fetch::fetch(source, &store.cache_dir(), progress)?;
     let result = convert_and_install(store, model, &source.convert, &inputs, external, progress);
     if result.is_err() {
@@ -74,10 +80,7 @@ pub fn convert_and_install(
             let actual = sha256_file(out, progress).map_err(|e| e.to_string())?;
             progress.finish();
             if actual != file.sha256 {
-                return Err(format!(
-                    "{}: sha256 mismatch: expected {}, got {}; the file was discarded",
-                    file.name, file.sha256, actual
-                ));
+                return Err(format!("{}: sha256 mismatch: expected {}, got {}; the file was discarded", file.name, file.sha256, actual));
             }
         }
         store.install(model, &outputs).map_err(|e| e.to_string())

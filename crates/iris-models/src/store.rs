@@ -26,7 +26,9 @@ pub enum InstallState {
     Missing,
     /// Some files are there, not all.
     Partial,
-    Installed { bytes: u64 },
+    Installed {
+        bytes: u64,
+    },
 }
 
 impl Store {
@@ -97,8 +99,7 @@ impl Store {
     fn check_file(&self, model: &ModelEntry, file: &FileEntry, force: bool, progress: &dyn Progress) -> Result<PathBuf, ModelsError> {
         let dir = self.model_dir(&model.id);
         let path = dir.join(&file.name);
-        let meta = std::fs::metadata(&path)
-            .map_err(|_| ModelsError::NotInstalled { id: model.id.clone(), path: path.clone() })?;
+        let meta = std::fs::metadata(&path).map_err(|_| ModelsError::NotInstalled { id: model.id.clone(), path: path.clone() })?;
         let key = stamp_key(&file.name, &meta);
         if !force && read_stamps(&dir).iter().any(|line| *line == format!("{key} {}", file.sha256)) {
             return Ok(path);

@@ -66,8 +66,7 @@ impl Pipeline {
     /// Starts `stages`, which must match `spec` one to one, in order.
     pub fn start(spec: &PipelineSpec, stages: Vec<Box<dyn Stage>>, turns: Arc<Turns>) -> Self {
         assert_eq!(spec.stages.len(), stages.len(), "one stage per spec entry");
-        let edges: Vec<Arc<Edge>> =
-            spec.stages.iter().map(|s| Edge::new(s.input.capacity, s.input.policy, &turns)).collect();
+        let edges: Vec<Arc<Edge>> = spec.stages.iter().map(|s| Edge::new(s.input.capacity, s.input.policy, &turns)).collect();
         let (sink_tx, events) = mpsc::sync_channel(1024);
         let timings: Timings = Arc::default();
         let stage_names = stages.iter().map(|s| s.name()).collect();
@@ -147,13 +146,7 @@ impl Pipeline {
     }
 }
 
-fn run_stage(
-    mut stage: Box<dyn Stage>,
-    input: Arc<Edge>,
-    mut out: StageOutput,
-    errors: SyncSender<PipelineEvent>,
-    timings: Timings,
-) {
+fn run_stage(mut stage: Box<dyn Stage>, input: Arc<Edge>, mut out: StageOutput, errors: SyncSender<PipelineEvent>, timings: Timings) {
     let name = stage.name();
     let accepts = stage.accepts();
     while let Some(env) = input.pop() {

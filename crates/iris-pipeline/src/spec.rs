@@ -99,13 +99,12 @@ impl PipelineSpec {
     }
 
     pub fn parse(text: &str, known: &[StageInfo]) -> Result<Self, SpecError> {
-        let raw: RawSpec = toml::from_str(text)
-            .map_err(|e| SpecError::Parse { path: PathBuf::from("<text>"), message: e.message().to_owned() })?;
+        let raw: RawSpec =
+            toml::from_str(text).map_err(|e| SpecError::Parse { path: PathBuf::from("<text>"), message: e.message().to_owned() })?;
         let kinds = |names: &[String]| -> Result<KindSet, SpecError> {
             let mut set = KindSet::EMPTY;
             for n in names {
-                let k = FrameKind::from_name(n)
-                    .ok_or_else(|| SpecError::UnknownKind { pipeline: raw.name.clone(), kind: n.clone() })?;
+                let k = FrameKind::from_name(n).ok_or_else(|| SpecError::UnknownKind { pipeline: raw.name.clone(), kind: n.clone() })?;
                 set = set.union(KindSet::of(&[k]));
             }
             Ok(set)

@@ -34,8 +34,10 @@ pub fn load_image(path: &Path) -> Result<ImageFrame, ImageError> {
     let reader = image::ImageReader::new(BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| ImageError::NotImage { path: p(), detail: e.to_string() })?;
-    if reader.format().is_none() {
-        return Err(ImageError::NotImage { path: p(), detail: "unknown format".into() });
+    let format = reader.format().ok_or_else(|| ImageError::NotImage { path: p(), detail: "unknown format".into() })?;
+    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(path) {
+        // JPEG decoders pad a cut-off file with grey instead of failing: check the end marker.
+        return Err(ImageError::Damaged { path: p(), detail: "the JPEG data stops before its end marker".into() });
     }
     let (width, height) = reader.into_dimensions().map_err(|e| ImageError::Damaged { path: p(), detail: e.to_string() })?;
     if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
@@ -53,6 +55,19 @@ pub fn load_image(path: &Path) -> Result<ImageFrame, ImageError> {
     let img = reader.decode().map_err(|e| ImageError::Damaged { path: p(), detail: e.to_string() })?;
     let rgb = img.to_rgb8();
     Ok(ImageFrame { width: rgb.width(), height: rgb.height(), rgb: Arc::from(rgb.into_raw()) })
+}
+
+/// A complete JPEG has an end-of-image marker (FF D9) at its end, give or take trailing padding.
+fn jpeg_is_complete(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let tail = len.min(4096);
+    let mut buf = vec![0u8; tail as usize];
+    if f.seek(SeekFrom::Start(len - tail)).is_err() || f.read_exact(&mut buf).is_err() {
+        return false;
+    }
+    buf.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Colour names with their sRGB centres.
@@ -81,10 +96,7 @@ pub fn pixel_facts(image: &ImageFrame) -> (f32, &'static str) {
     }
     let mean = sum.map(|s| (s / n) as f32);
     let brightness = (0.2126 * mean[0] + 0.7152 * mean[1] + 0.0722 * mean[2]) / 255.0;
-    let colour = COLOURS
-        .iter()
-        .min_by(|a, b| dist(&a.1, &mean).total_cmp(&dist(&b.1, &mean)))
-        .map_or("grey", |c| c.0);
+    let colour = COLOURS.iter().min_by(|a, b| dist(&a.1, &mean).total_cmp(&dist(&b.1, &mean))).map_or("grey", |c| c.0);
     (brightness, colour)
 }
 
@@ -139,7 +151,9 @@ mod tests {
         std::fs::write(dir.join("huge.png"), &png).unwrap();
         assert!(matches!(load_image(&dir.join("huge.png")), Err(ImageError::TooLarge { .. })));
         let mut jpg = Vec::new();
-        image::RgbImage::from_pixel(64, 64, image::Rgb([9, 99, 199])).write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg).unwrap();
+        image::RgbImage::from_pixel(64, 64, image::Rgb([9, 99, 199]))
+            .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+            .unwrap();
         std::fs::write(dir.join("cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
         assert!(matches!(load_image(&dir.join("cut.jpg")), Err(ImageError::Damaged { .. })), "{:?}", load_image(&dir.join("cut.jpg")));
     }

@@ -69,7 +69,9 @@ pub fn run(config_path: Option<&Path>, args: AskArgs) -> Result<ExitCode> {
     let turn = turns.begin();
     let asked = Instant::now();
     let feed = || -> Result<()> {
-        let send = |pts: Duration, frame: Frame| pipeline.send(Envelope::new(turn.id, pts, frame)).map_err(|_| anyhow::anyhow!("the pipeline stopped"));
+        let send = |pts: Duration, frame: Frame| {
+            pipeline.send(Envelope::new(turn.id, pts, frame)).map_err(|_| anyhow::anyhow!("the pipeline stopped"))
+        };
         if let Some(text) = &args.text {
             send(Duration::ZERO, Frame::UserText(text.clone()))?;
         }
@@ -133,7 +135,9 @@ pub fn run(config_path: Option<&Path>, args: AskArgs) -> Result<ExitCode> {
     let answer = answer.trim().to_owned();
     if answer.is_empty() {
         match &args.audio {
-            Some(p) if transcript.is_empty() => bail!("{}: Iris heard no speech in it; record the question again, closer to the microphone", p.display()),
+            Some(p) if transcript.is_empty() => {
+                bail!("{}: Iris heard no speech in it; record the question again, closer to the microphone", p.display())
+            }
             _ => bail!("the language model gave no answer; try asking again in other words"),
         }
     }

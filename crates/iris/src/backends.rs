@@ -48,7 +48,10 @@ pub struct Models<'a> {
 
 impl Models<'_> {
     fn entry(&self, id: &str, task: &str) -> Result<&ModelEntry> {
-        let m = self.catalog.get(id).with_context(|| format!("the configured {task} model `{id}` is not in the catalog (see `iris models list`)"))?;
+        let m = self
+            .catalog
+            .get(id)
+            .with_context(|| format!("the configured {task} model `{id}` is not in the catalog (see `iris models list`)"))?;
         Ok(m)
     }
 
@@ -75,7 +78,8 @@ impl Models<'_> {
                 "vad" => {
                     let env = onnx.context("ONNX Runtime")?;
                     let vad = iris_silero::SileroVad::load(env, &self.file(&cfg.models.vad, "vad")?)?;
-                    let settings = VadSettings { min_silence: std::time::Duration::from_millis(cfg.speech.endpoint_ms), ..VadSettings::default() };
+                    let settings =
+                        VadSettings { min_silence: std::time::Duration::from_millis(cfg.speech.endpoint_ms), ..VadSettings::default() };
                     Box::new(VadStage::new(Box::new(vad), settings))
                 }
                 "asr" => {
@@ -85,14 +89,20 @@ impl Models<'_> {
                 }
                 "llm" => {
                     let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;
-                    let params = GenParams { max_tokens: cfg.assistant.max_tokens, temperature: cfg.assistant.temperature, ..GenParams::default() };
-                    let settings = LlmSettings { system_prompt: cfg.assistant.system_prompt.clone(), params, history_turns: cfg.assistant.history_turns };
+                    let params =
+                        GenParams { max_tokens: cfg.assistant.max_tokens, temperature: cfg.assistant.temperature, ..GenParams::default() };
+                    let settings = LlmSettings {
+                        system_prompt: cfg.assistant.system_prompt.clone(),
+                        params,
+                        history_turns: cfg.assistant.history_turns,
+                    };
                     Box::new(LlmStage::new(Box::new(llm), Some(Box::new(iris_vision::PixelFacts)), settings))
                 }
                 "sentences" => Box::new(SentenceStage::new()),
                 "tts" => {
                     let env = onnx.context("ONNX Runtime")?;
-                    let settings = iris_piper::VoiceSettings { rate: cfg.speech.rate, volume: cfg.speech.volume, threads, ..Default::default() };
+                    let settings =
+                        iris_piper::VoiceSettings { rate: cfg.speech.rate, volume: cfg.speech.volume, threads, ..Default::default() };
                     Box::new(TtsStage::new(Box::new(iris_piper::PiperVoice::load(env, &self.file(&cfg.models.tts, "tts")?, settings)?)))
                 }
                 other => anyhow::bail!("stage `{other}` has no backend in this build"),

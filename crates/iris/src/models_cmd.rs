@@ -80,8 +80,15 @@ pub fn run(cmd: ModelsCmd) -> Result<ExitCode> {
             } else {
                 println!("{:<26} {:<8} {:<10} {:>9}  {:<24} packs", "model", "task", "installed", "size", "licence");
                 for r in rows {
-                    let installed = if r["installed"] == true { "yes" } else if r["partial"] == true { "partial" } else { "no" };
-                    let packs: Vec<String> = r["packs"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)).collect();
+                    let installed = if r["installed"] == true {
+                        "yes"
+                    } else if r["partial"] == true {
+                        "partial"
+                    } else {
+                        "no"
+                    };
+                    let packs: Vec<String> =
+                        r["packs"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)).collect();
                     println!(
                         "{:<26} {:<8} {:<10} {:>9}  {:<24} {}",
                         r["id"].as_str().unwrap_or(""),

@@ -64,9 +64,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ConvertError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            ConvertError::Invalid(format!("the file ends early (wanted {n} bytes at offset {})", self.at))
-        })?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| ConvertError::Invalid(format!("the file ends early (wanted {n} bytes at offset {})", self.at)))?;
         let out = &self.bytes[self.at..end];
         self.at = end;
         Ok(out)

@@ -107,11 +107,8 @@ fn count_layers(model: &Ct2Model, side: &str) -> usize {
 /// The vocabulary as raw bytes, undoing GPT-2's byte-to-unicode mapping.
 fn byte_vocab(path: &Path) -> Result<Vec<Vec<u8>>, ConvertError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConvertError::Io(path.into(), e))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ConvertError::Invalid(format!("{}: {e}", path.display())))?;
-    let vocab = json["model"]["vocab"]
-        .as_object()
-        .ok_or_else(|| ConvertError::Invalid(format!("{}: no model.vocab", path.display())))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ConvertError::Invalid(format!("{}: {e}", path.display())))?;
+    let vocab = json["model"]["vocab"].as_object().ok_or_else(|| ConvertError::Invalid(format!("{}: no model.vocab", path.display())))?;
     let decode = unicode_to_byte();
     let mut tokens: Vec<(u64, Vec<u8>)> = Vec::with_capacity(vocab.len());
     for (token, id) in vocab {
@@ -168,8 +165,12 @@ impl Weights<'_> {
     fn rows(&self, v: &Variable, from: usize, to: usize) -> Result<Tensor, ConvertError> {
         let row: usize = v.shape.iter().skip(1).product();
         let values: Vec<f32> = match v.dtype {
-            DType::F16 => v.data[from * row * 2..to * row * 2].chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
-            DType::F32 => v.data[from * row * 4..to * row * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            DType::F16 => {
+                v.data[from * row * 2..to * row * 2].chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect()
+            }
+            DType::F32 => {
+                v.data[from * row * 4..to * row * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            }
             other => {
                 return Err(ConvertError::Invalid(format!(
                     "{other:?} weights (a quantized CTranslate2 model); use a float16 or float32 one"

@@ -20,7 +20,11 @@ use crate::spec::StageInfo;
 pub const BUILTIN: &[StageInfo] = &[
     StageInfo { name: "vad", accepts: KindSet::of(&[K::Audio]), emits: KindSet::of(&[K::Audio, K::SpeechStarted, K::SpeechStopped]) },
     StageInfo { name: "asr", accepts: KindSet::of(&[K::Audio, K::SpeechStarted, K::SpeechStopped]), emits: KindSet::of(&[K::Transcript]) },
-    StageInfo { name: "llm", accepts: KindSet::of(&[K::Transcript, K::UserText, K::Image]), emits: KindSet::of(&[K::Transcript, K::TextDelta]) },
+    StageInfo {
+        name: "llm",
+        accepts: KindSet::of(&[K::Transcript, K::UserText, K::Image]),
+        emits: KindSet::of(&[K::Transcript, K::TextDelta]),
+    },
     StageInfo { name: "sentences", accepts: KindSet::of(&[K::TextDelta]), emits: KindSet::of(&[K::TextDelta, K::Sentence]) },
     StageInfo { name: "tts", accepts: KindSet::of(&[K::Sentence]), emits: KindSet::of(&[K::Sentence, K::Audio]) },
 ];

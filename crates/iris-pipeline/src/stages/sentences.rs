@@ -8,8 +8,7 @@ use iris_frames::{Envelope, Frame, KindSet, TurnId};
 use crate::stage::{Output, PerTurn, Stage, StageError};
 
 /// Words whose trailing period does not end a sentence.
-const ABBREVIATIONS: &[&str] =
-    &["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "approx", "fig"];
+const ABBREVIATIONS: &[&str] = &["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "approx", "fig"];
 
 /// A streaming splitter: push text, take the complete sentences.
 #[derive(Debug, Default)]
@@ -53,11 +52,7 @@ impl SentenceSplitter {
                 continue;
             }
             if c == '.' {
-                let word: String = self.buf[..at]
-                    .rsplit(|ch: char| ch.is_whitespace())
-                    .next()
-                    .unwrap_or("")
-                    .to_lowercase();
+                let word: String = self.buf[..at].rsplit(|ch: char| ch.is_whitespace()).next().unwrap_or("").to_lowercase();
                 if ABBREVIATIONS.contains(&word.as_str()) || (word.len() == 1 && word.chars().all(char::is_alphabetic)) {
                     continue;
                 }
@@ -135,7 +130,10 @@ mod tests {
 
     #[test]
     fn keeps_decimals_abbreviations_and_initials() {
-        assert_eq!(split(&["It costs 3.", "5 euros. Ask Dr. Smith or J. Doe now."]), ["It costs 3.5 euros.", "Ask Dr. Smith or J. Doe now."]);
+        assert_eq!(
+            split(&["It costs 3.", "5 euros. Ask Dr. Smith or J. Doe now."]),
+            ["It costs 3.5 euros.", "Ask Dr. Smith or J. Doe now."]
+        );
     }
 
     #[test]

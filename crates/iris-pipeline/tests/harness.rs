@@ -1,0 +1,222 @@
+//! Stages on scripted frames with fakes of every backend, and whole pipelines with cancellation.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iris_backend::fakes::{FakeAsr, FakeLlm, FakeTts, FakeVad, FakeVlm};
+use iris_backend::{AsrOptions, GenParams};
+use iris_frames::{AudioChunk, Envelope, Frame, FrameKind, ImageFrame, TurnId};
+use iris_pipeline::harness::{run_stage, run_stage_with};
+use iris_pipeline::stages::{AsrStage, LlmSettings, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage, BUILTIN};
+use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Stage, Turns};
+
+const T: TurnId = TurnId(1);
+
+fn env(frame: Frame) -> Envelope {
+    Envelope::new(T, Duration::ZERO, frame)
+}
+
+/// 20 ms chunks: `speech` of them loud, framed by `silence` quiet ones each side.
+fn utterance(silence: usize, speech: usize) -> Vec<Envelope> {
+    let mut out = Vec::new();
+    let mut pts = Duration::ZERO;
+    for i in 0..(2 * silence + speech) {
+        let level = if i >= silence && i < silence + speech { 0.5 } else { 0.0 };
+        let c = AudioChunk::new(16_000, vec![level; 320]);
+        out.push(Envelope::new(T, pts, Frame::Audio(c.clone())));
+        pts += c.duration();
+    }
+    out.push(Envelope::new(T, pts, Frame::EndOfTurn));
+    out
+}
+
+fn kinds(frames: &[Envelope]) -> Vec<FrameKind> {
+    frames.iter().map(|e| e.frame.kind()).filter(|k| *k != FrameKind::Audio).collect()
+}
+
+fn settings() -> LlmSettings {
+    LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4 }
+}
+
+#[test]
+fn vad_marks_speech_on_the_media_clock() {
+    let mut vad = VadStage::new(Box::new(FakeVad { frame_len: 512, threshold: 0.1 }), VadSettings::default());
+    let out = run_stage(&mut vad, utterance(50, 50)).unwrap();
+    assert_eq!(kinds(&out), [FrameKind::SpeechStarted, FrameKind::SpeechStopped, FrameKind::EndOfTurn]);
+    let started = out.iter().find(|e| e.frame == Frame::SpeechStarted).unwrap().pts;
+    let stopped = out.iter().find(|e| e.frame == Frame::SpeechStopped).unwrap().pts;
+    // Speech starts at 1.0 s (within one 32 ms VAD frame) and the endpoint comes 500 ms after it ends.
+    assert!((started.as_secs_f64() - 1.0).abs() < 0.04, "{started:?}");
+    assert!((stopped.as_secs_f64() - 2.5).abs() < 0.07, "{stopped:?}");
+    // Audio passes through untouched.
+    assert_eq!(out.iter().filter(|e| e.frame.kind() == FrameKind::Audio).count(), 150);
+}
+
+#[test]
+fn asr_behind_a_vad_ignores_silence() {
+    let asr = FakeAsr::new("should never be heard");
+    let mut stage = AsrStage::new(Arc::new(asr.clone()), AsrOptions::default(), true);
+    let out = run_stage(&mut stage, utterance(100, 0)).unwrap();
+    let transcripts: Vec<_> = out.iter().filter_map(|e| if let Frame::Transcript(t) = &e.frame { Some(t.clone()) } else { None }).collect();
+    assert_eq!(transcripts.len(), 1);
+    assert_eq!(transcripts[0].text, "");
+    assert!(asr.calls.lock().unwrap().is_empty(), "silence must not reach the recogniser");
+}
+
+#[test]
+fn asr_transcribes_each_utterance_with_pre_roll() {
+    let asr = FakeAsr::new("hello");
+    let mut stage = AsrStage::new(Arc::new(asr.clone()), AsrOptions::default(), true);
+    let mut frames = utterance(50, 50);
+    // What a VAD would add: started at 1.0 s, stopped after.
+    frames.insert(50, env(Frame::SpeechStarted));
+    frames.insert(101, env(Frame::SpeechStopped));
+    let out = run_stage(&mut stage, frames).unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Transcript, FrameKind::EndOfTurn]);
+    // 50 chunks of speech plus 300 ms of pre-roll.
+    assert_eq!(asr.calls.lock().unwrap().as_slice(), [50 * 320 + 4800]);
+}
+
+#[test]
+fn llm_answers_the_turn_and_remembers_it() {
+    let llm = FakeLlm::new(&["Paris", " it", " is."]);
+    let prompts = llm.prompts.clone();
+    let mut stage = LlmStage::new(Box::new(llm), Some(Box::new(FakeVlm)), settings());
+    let image = ImageFrame { width: 4, height: 3, rgb: Arc::from(vec![0u8; 36]) };
+    let input = vec![
+        env(Frame::Transcript(iris_frames::Transcript { text: "What is this?".into(), is_final: true, language: None })),
+        env(Frame::Image(image)),
+        env(Frame::EndOfTurn),
+    ];
+    let out = run_stage(&mut stage, input.clone()).unwrap();
+    let text: String = out.iter().filter_map(|e| if let Frame::TextDelta(t) = &e.frame { Some(t.as_str()) } else { None }).collect();
+    assert_eq!(text, "Paris it is.");
+    assert_eq!(kinds(&out).first(), Some(&FrameKind::Transcript), "the transcript is forwarded for displays");
+    let user = prompts.lock().unwrap()[0][1].content.clone();
+    assert!(user.contains("What is this?") && user.contains("an image of 4x3 pixels"), "{user}");
+    // A second turn sees the first in its history.
+    run_stage(&mut stage, input).unwrap();
+    assert_eq!(prompts.lock().unwrap()[1].len(), 4, "system, user, assistant, user");
+}
+
+#[test]
+fn empty_turn_gets_no_answer() {
+    let mut stage = LlmStage::new(Box::new(FakeLlm::new(&["x"])), None, settings());
+    let out = run_stage(&mut stage, vec![env(Frame::UserText("  ".into())), env(Frame::EndOfTurn)]).unwrap();
+    assert_eq!(kinds(&out), [FrameKind::EndOfTurn]);
+}
+
+#[test]
+fn sentences_then_speech() {
+    let mut split = SentenceStage::new();
+    let deltas = ["Hello the", "re. How are", " you? Fi", "ne"].map(|d| env(Frame::TextDelta(d.into())));
+    let mut input: Vec<_> = deltas.into();
+    input.push(env(Frame::EndOfTurn));
+    let out = run_stage(&mut split, input).unwrap();
+    let sentences: Vec<_> = out.iter().filter_map(|e| if let Frame::Sentence(s) = &e.frame { Some(s.clone()) } else { None }).collect();
+    assert_eq!(sentences, ["Hello there.", "How are you?", "Fine"]);
+
+    let tts = FakeTts::default();
+    let mut speak = TtsStage::new(Box::new(tts.clone()));
+    let out = run_stage(&mut speak, out).unwrap();
+    assert_eq!(tts.spoken.lock().unwrap().as_slice(), ["Hello there.", "How are you?", "Fine"]);
+    let samples: usize = out.iter().filter_map(|e| if let Frame::Audio(a) = &e.frame { Some(a.samples.len()) } else { None }).sum();
+    assert_eq!(samples, "Hello there.How are you?Fine".len());
+}
+
+#[test]
+fn harness_cancellation_drops_the_rest_of_the_turn() {
+    let turns = Turns::new();
+    let turn = turns.begin();
+    let mut stage = LlmStage::new(Box::new(FakeLlm::new(&["a", "b", "c", "d", "e"])), None, settings());
+    let input = vec![
+        Envelope::new(turn.id, Duration::ZERO, Frame::UserText("go".into())),
+        Envelope::new(turn.id, Duration::ZERO, Frame::EndOfTurn),
+    ];
+    let mut deltas = 0;
+    let mut cancel = |e: &Envelope| {
+        deltas += usize::from(matches!(e.frame, Frame::TextDelta(_)));
+        (deltas == 2).then_some(e.turn)
+    };
+    let out = run_stage_with(&mut stage, input, &turns, Some(&mut cancel)).unwrap();
+    assert_eq!(kinds(&out), [FrameKind::TextDelta, FrameKind::TextDelta], "nothing after the cancel, not even end of turn");
+    assert!(turn.token.is_cancelled());
+}
+
+fn fake_pipeline(turns: &Arc<Turns>, llm: FakeLlm, tts: FakeTts) -> Pipeline {
+    let spec = PipelineSpec::parse(include_str!("../../../pipelines/ask.toml"), BUILTIN).unwrap();
+    let stages: Vec<Box<dyn Stage>> = vec![
+        Box::new(VadStage::new(Box::new(FakeVad { frame_len: 512, threshold: 0.1 }), VadSettings::default())),
+        Box::new(AsrStage::new(Arc::new(FakeAsr::new("tell me a story")), AsrOptions::default(), true)),
+        Box::new(LlmStage::new(Box::new(llm), None, settings())),
+        Box::new(SentenceStage::new()),
+        Box::new(TtsStage::new(Box::new(tts))),
+    ];
+    Pipeline::start(&spec, stages, turns.clone())
+}
+
+fn feed(p: &Pipeline, turn: TurnId, frames: Vec<Envelope>) {
+    for mut e in frames {
+        e.turn = turn;
+        p.send(e).unwrap();
+    }
+}
+
+#[test]
+fn pipeline_cancel_mid_stream_drops_the_turn_everywhere() {
+    let turns = Turns::new();
+    let first = turns.begin();
+    let tts = FakeTts::default();
+    let spoken = tts.spoken.clone();
+    // The LLM cancels its own turn after its 4th token, as barge-in would, while sentences
+    // are already queued downstream.
+    let cancel_at = Arc::new(Mutex::new(Some((turns.clone(), first.id))));
+    let mut llm = FakeLlm::new(&["One.", " Two.", " Three.", " Four.", " Five.", " Six."]);
+    let hook = cancel_at.clone();
+    llm.before_token = Box::new(move |i| {
+        if i == 4 {
+            if let Some((turns, id)) = hook.lock().unwrap().take() {
+                turns.cancel(id);
+            }
+        }
+    });
+    let p = fake_pipeline(&turns, llm, tts);
+    feed(&p, first.id, utterance(10, 40));
+
+    // The second turn runs normally after the first was cancelled.
+    std::thread::sleep(Duration::from_millis(200));
+    let second = turns.begin();
+    feed(&p, second.id, utterance(10, 40));
+    let mut events = Vec::new();
+    loop {
+        match p.recv_timeout(Duration::from_secs(10)).expect("the second turn must finish") {
+            PipelineEvent::Frame(e) => {
+                let done = e.frame == Frame::EndOfTurn && e.turn == second.id;
+                events.push(e);
+                if done {
+                    break;
+                }
+            }
+            PipelineEvent::Error { message, .. } => panic!("{message}"),
+        }
+    }
+    assert!(first.token.is_cancelled());
+    assert!(events.iter().all(|e| e.turn == second.id), "no frame of the cancelled turn reached the exit");
+    for edge in p.edges() {
+        assert_eq!(edge.count_of(first.id), 0, "no frame of the cancelled turn is left queued");
+    }
+    let spoken = spoken.lock().unwrap().clone();
+    assert!(spoken.len() <= 4 + 6, "{spoken:?}");
+    assert!(!spoken[..spoken.len() - 6].iter().any(|s| s == "Five." || s == "Six."), "the first turn stopped at its 4th token: {spoken:?}");
+    let audio = events.iter().filter(|e| e.frame.kind() == FrameKind::Audio).count();
+    assert!(audio > 0, "the second turn was spoken");
+    p.shutdown();
+}
+
+#[test]
+fn the_shipped_pipelines_load() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        PipelineSpec::load(&path, BUILTIN).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}

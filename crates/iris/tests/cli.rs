@@ -1,0 +1,283 @@
+//! End to end on the default pack (`iris models pull default` first): real audio in, real
+//! models, real audio out, and every kind of bad input ending in one clear line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const IRIS: &str = env!("CARGO_BIN_EXE_iris");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn question() -> PathBuf {
+    root().join("tests/data/question.wav")
+}
+
+fn iris(args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(IRIS);
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run iris")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "iris failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Lower case letters, digits and single spaces: Whisper-style comparison without punctuation.
+fn normalise(s: &str) -> String {
+    let s: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Character error rate over letters and digits only (word boundaries are where a re-heard
+/// answer differs most harmlessly: "France is" → "Francis").
+fn letter_error_rate(reference: &str, heard: &str) -> f64 {
+    let a: Vec<char> = normalise(reference).chars().filter(|c| *c != ' ').collect();
+    let b: Vec<char> = normalise(heard).chars().filter(|c| *c != ' ').collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()] as f64 / a.len().max(1) as f64
+}
+
+/// A failed command: non-zero exit, one line on stderr, no panic, mentioning `needle`.
+fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` missing from: {err}");
+    }
+}
+
+#[test]
+fn answers_the_sample_question_out_loud() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("answer.wav");
+    let out = iris(&["ask", "--audio", question().to_str().unwrap(), "--out", wav.to_str().unwrap(), "--json"], &[]);
+    let v = json(&out);
+    assert_eq!(normalise(v["transcript"].as_str().unwrap()), "what is the capital of france");
+    let answer = v["answer"].as_str().unwrap();
+    assert!(normalise(answer).contains("paris"), "answer: {answer}");
+    for stage in ["load", "vad", "asr", "llm", "tts", "first_audio", "total"] {
+        assert!(v["timings_ms"][stage].is_u64(), "timing {stage} missing: {v}");
+    }
+    assert_eq!(v["answer_wav"].as_str().unwrap(), wav.to_str().unwrap());
+
+    // The answer is real speech: Whisper hears the answer's words in it.
+    let r = hound::WavReader::open(&wav).unwrap();
+    assert_eq!(r.spec().sample_rate, 22_050);
+    assert!(r.duration() > 22_050 / 2, "answer too short: {} samples", r.duration());
+    let heard = json(&iris(&["transcribe", wav.to_str().unwrap(), "--json"], &[]));
+    let heard = heard["text"].as_str().unwrap();
+    let cer = letter_error_rate(answer, heard);
+    assert!(cer <= 0.15, "answer {answer:?} was heard as {heard:?} (letter error rate {cer:.2})");
+}
+
+/// Writes the sample question at another rate / channel count / sample width.
+fn reformat(dir: &Path, name: &str, rate: u32, channels: u16, bits: u16) -> PathBuf {
+    let pcm = iris_audio_load(&question());
+    let pcm = if rate == 8_000 {
+        // Average pairs: a crude low-pass, so the test input itself does not alias.
+        pcm.chunks(2).map(|p| p.iter().sum::<f32>() / p.len() as f32).collect()
+    } else {
+        resample_linear(&pcm, 16_000, rate)
+    };
+    let path = dir.join(name);
+    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: bits, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    let max = ((1i64 << (bits - 1)) - 1) as f32;
+    for s in pcm {
+        for _ in 0..channels {
+            w.write_sample((s * max) as i32).unwrap();
+        }
+    }
+    w.finalize().unwrap();
+    path
+}
+
+fn iris_audio_load(path: &Path) -> Vec<f32> {
+    let mut r = hound::WavReader::open(path).unwrap();
+    r.samples::<i16>().map(|s| f32::from(s.unwrap()) / 32768.0).collect()
+}
+
+/// A deliberately plain resampler, independent of the one under test.
+fn resample_linear(x: &[f32], from: u32, to: u32) -> Vec<f32> {
+    let n = (x.len() as u64 * u64::from(to) / u64::from(from)) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 * f64::from(from) / f64::from(to);
+            let k = t.floor() as usize;
+            let f = (t - k as f64) as f32;
+            x[k.min(x.len() - 1)] * (1.0 - f) + x[(k + 1).min(x.len() - 1)] * f
+        })
+        .collect()
+}
+
+#[test]
+fn any_rate_and_channel_count_is_resampled() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        reformat(dir.path(), "cd.wav", 44_100, 2, 16),
+        reformat(dir.path(), "phone.wav", 8_000, 1, 16),
+        reformat(dir.path(), "eight-bit.wav", 16_000, 1, 8),
+        reformat(dir.path(), "studio.wav", 48_000, 2, 24),
+    ];
+    let args: Vec<&str> = std::iter::once("transcribe").chain(files.iter().map(|f| f.to_str().unwrap())).chain(["--json"]).collect();
+    let out = iris(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let text = normalise(v["text"].as_str().unwrap());
+        assert!(text.contains("capital") && text.contains("france"), "{}: {text}", v["file"]);
+    }
+}
+
+#[test]
+fn bad_audio_is_one_clear_line_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = std::fs::read(question()).unwrap();
+    std::fs::write(d.join("empty.wav"), b"").unwrap();
+    std::fs::write(d.join("cut.wav"), &good[..good.len() / 3]).unwrap();
+    std::fs::write(d.join("notes.wav"), "these are my notes, not audio").unwrap();
+    std::fs::write(d.join("song.wav"), b"ID3\x04\x00\x00\x00\x00\x00\x00").unwrap();
+    let cases: [(&str, &[&str]); 5] = [
+        ("missing.wav", &["missing.wav", "no such file"]),
+        ("empty.wav", &["empty.wav", "empty"]),
+        ("cut.wav", &["cut.wav", "truncated"]),
+        ("notes.wav", &["notes.wav", "not a WAV file"]),
+        ("song.wav", &["song.wav", "MP3"]),
+    ];
+    for (name, needles) in cases {
+        let out_wav = d.join(format!("answer-{name}"));
+        let out = iris(&["ask", "--audio", d.join(name).to_str().unwrap(), "--out", out_wav.to_str().unwrap()], &[]);
+        assert_one_line_error(&out, needles);
+        assert!(!out_wav.exists(), "{name}: nothing may be written");
+    }
+}
+
+#[test]
+fn bad_images_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("photo.png"), "not a picture").unwrap();
+    let mut jpg = Vec::new();
+    image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([x as u8, y as u8, 128]))
+        .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+        .unwrap();
+    std::fs::write(d.join("cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
+    let q = question();
+    for (name, needle) in [("photo.png", "not an image"), ("cut.jpg", "truncated"), ("gone.jpg", "no such file")] {
+        let out = iris(
+            &["ask", "--audio", q.to_str().unwrap(), "--image", d.join(name).to_str().unwrap(), "--out", d.join("a.wav").to_str().unwrap()],
+            &[],
+        );
+        assert_one_line_error(&out, &[name, needle]);
+        assert!(!d.join("a.wav").exists());
+    }
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("IRIS_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("iris")))
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".local/share/iris"))
+}
+
+#[test]
+fn a_missing_model_says_how_to_get_it() {
+    let home = tempfile::tempdir().unwrap();
+    let out = iris(
+        &["ask", "--audio", question().to_str().unwrap(), "--out", home.path().join("a.wav").to_str().unwrap()],
+        &[("IRIS_HOME", home.path())],
+    );
+    assert_one_line_error(&out, &["is not installed", "iris models pull"]);
+}
+
+#[test]
+fn a_damaged_model_is_refused_by_its_sha256() {
+    let home = tempfile::tempdir().unwrap();
+    let models = home.path().join("models");
+    for id in ["whisper-tiny.en", "smollm2-135m-instruct", "piper-en_US-joe-medium", "silero-vad", "onnxruntime"] {
+        let src = default_home().join("models").join(id);
+        let dst = models.join(id);
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&src).unwrap_or_else(|_| panic!("{} missing: run `iris models pull default`", src.display())) {
+            let e = e.unwrap();
+            if !e.file_name().to_string_lossy().starts_with('.') {
+                std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    // One flipped byte in the middle of the Whisper weights.
+    let model = models.join("whisper-tiny.en/ggml-tiny.en.bin");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&model, bytes).unwrap();
+    let out_wav = home.path().join("a.wav");
+    let out = iris(&["ask", "--audio", question().to_str().unwrap(), "--out", out_wav.to_str().unwrap()], &[("IRIS_HOME", home.path())]);
+    assert_one_line_error(&out, &["ggml-tiny.en.bin", "sha256", "expected 25d0eb81", "iris models pull whisper-tiny.en"]);
+    assert!(!out_wav.exists());
+    let out = iris(&["models", "verify", "whisper-tiny.en"], &[("IRIS_HOME", home.path())]);
+    assert!(!out.status.success());
+}
+
+fn alsa_config(dir: &Path, device: &str) -> PathBuf {
+    let path = dir.join("asound.conf");
+    std::fs::write(&path, format!("</usr/share/alsa/alsa.conf>\npcm.!default {{ {device} }}\n")).unwrap();
+    path
+}
+
+#[test]
+fn plays_on_the_default_device_or_says_there_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = question();
+    // A headless sink (ALSA's null device) plays the answer.
+    let null = alsa_config(dir.path(), "type null");
+    let out = iris(&["ask", "--audio", q.to_str().unwrap()], &[("ALSA_CONFIG_PATH", &null)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // No device at all: a clear line, after the answer was printed.
+    let none = alsa_config(dir.path(), "type hw card 99");
+    let out = iris(&["ask", "--audio", q.to_str().unwrap()], &[("ALSA_CONFIG_PATH", &none)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no audio output device") && err.contains("--out"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Iris says:"));
+}
+
+#[test]
+fn models_list_shows_the_default_pack() {
+    let out = iris(&["models", "list", "--json"], &[]);
+    let v = json(&out);
+    let rows = v.as_array().unwrap();
+    for id in ["whisper-tiny.en", "smollm2-135m-instruct", "piper-en_US-joe-medium", "silero-vad", "onnxruntime"] {
+        let row = rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{id} not listed"));
+        assert_eq!(row["installed"], true, "{id}");
+        assert!(row["licence"].as_str().is_some_and(|l| !l.is_empty()));
+        assert!(row["packs"].as_array().unwrap().iter().any(|p| p == "default"));
+    }
+}
+
+#[test]
+fn text_only_questions_need_no_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("a.wav");
+    let v = json(&iris(&["ask", "--text", "How many legs does a spider have?", "--out", wav.to_str().unwrap(), "--json"], &[]));
+    assert!(normalise(v["answer"].as_str().unwrap()).contains('8') || normalise(v["answer"].as_str().unwrap()).contains("eight"), "{v}");
+    assert!(wav.exists());
+}
