@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use ort::environment::Environment;
+pub use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 pub use ort::session::Session;
 

@@ -281,3 +281,42 @@ fn text_only_questions_need_no_audio() {
     assert!(normalise(v["answer"].as_str().unwrap()).contains('8') || normalise(v["answer"].as_str().unwrap()).contains("eight"), "{v}");
     assert!(wav.exists());
 }
+
+#[test]
+fn silence_noise_and_tones_give_no_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 16_000;
+    let signals: [(&str, Box<dyn Fn(usize) -> f32>); 3] = [
+        ("silence.wav", Box::new(|_| 0.0)),
+        ("tone.wav", Box::new(move |i| (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.3)),
+        (
+            "hiss.wav",
+            Box::new(|i| {
+                let v = (i as u32).wrapping_mul(2_654_435_761) >> 8;
+                (v as f32 / (1u32 << 24) as f32 - 0.5) * 0.1
+            }),
+        ),
+    ];
+    let mut paths = Vec::new();
+    for (name, f) in &signals {
+        let path = dir.path().join(name);
+        let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..2 * rate as usize {
+            w.write_sample((f(i) * 32767.0) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        paths.push(path);
+    }
+    let mut args = vec!["transcribe", "--json"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let out = iris(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["text"], "", "{} gave words", v["file"]);
+    }
+    // And through `ask`: no speech, no answer, a clear line.
+    let out = iris(&["ask", "--audio", paths[0].to_str().unwrap(), "--out", dir.path().join("a.wav").to_str().unwrap()], &[]);
+    assert_one_line_error(&out, &["silence.wav", "heard no speech"]);
+}
