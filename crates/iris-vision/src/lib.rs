@@ -135,6 +135,18 @@ mod tests {
         assert!(b < 0.3);
     }
 
+    /// PNG's chunk checksum (CRC-32, reflected, polynomial 0xEDB88320).
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
     #[test]
     fn bad_images_are_named() {
         let dir = std::env::temp_dir().join(format!("iris-vision-{}", std::process::id()));
@@ -148,6 +160,8 @@ mod tests {
         image::RgbImage::new(4, 4).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
         png[16..20].copy_from_slice(&30_000u32.to_be_bytes());
         png[20..24].copy_from_slice(&30_000u32.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
         std::fs::write(dir.join("huge.png"), &png).unwrap();
         assert!(matches!(load_image(&dir.join("huge.png")), Err(ImageError::TooLarge { .. })));
         let mut jpg = Vec::new();
