@@ -12,7 +12,7 @@ use crate::convert::ExternalConverter;
 use crate::digest::sha256_file;
 use crate::pull::convert_and_install;
 use crate::store::InstallState;
-use crate::{fetch, Catalog, ModelsError, Progress, Quiet, Store};
+use crate::{Catalog, ModelsError, Progress, Quiet, Store};
 
 /// What was imported: model id → how.
 pub type Imported = BTreeMap<String, String>;
@@ -38,15 +38,24 @@ pub fn import(
         }
         // Unpack archives found at the top or inside the folder.
         let mut unpacked = Vec::new();
+        let mut origins = Vec::new();
         for (i, f) in files.iter().enumerate() {
             if is_archive(f) {
                 let dir = scratch.join(format!("a{i}"));
                 unpack_all(f, &dir)?;
                 walk(&dir, 0, &mut unpacked);
+                origins.push((dir, f.clone()));
             }
         }
         files.extend(unpacked);
-        import_files(store, catalog, &files, external, progress)
+        let mut done = import_files(store, catalog, &files, external, progress)?;
+        // Say where things came from in the user's terms, not our scratch folder's.
+        for how in done.values_mut() {
+            for (dir, archive) in &origins {
+                *how = how.replace(&dir.display().to_string(), &archive.display().to_string());
+            }
+        }
+        Ok(done)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     let imported = result?;
@@ -132,9 +141,10 @@ fn unpack_all(archive: &Path, dir: &Path) -> Result<(), ModelsError> {
     let bad = |e: String| ModelsError::Import(format!("{}: cannot unpack ({e})", archive.display()));
     if name.ends_with(".zip") || name.ends_with(".whl") {
         let f = std::fs::File::open(archive).map_err(|e| bad(e.to_string()))?;
-        let zip = zip::ZipArchive::new(f).map_err(|e| bad(e.to_string()))?;
-        let members: Vec<String> = zip.file_names().filter(|n| !n.ends_with('/')).map(str::to_owned).collect();
-        fetch::unpack_zip(archive, &members, dir, &Quiet).map_err(bad)?;
+        let mut zip = zip::ZipArchive::new(f).map_err(|e| bad(e.to_string()))?;
+        // Keeps the folder layout (a faster-whisper folder stays one folder); refuses members
+        // whose paths would escape `dir`.
+        zip.extract(dir).map_err(|e| bad(e.to_string()))?;
     } else {
         let f = std::fs::File::open(archive).map_err(|e| bad(e.to_string()))?;
         let reader: Box<dyn std::io::Read> = if name.ends_with(".tar") { Box::new(f) } else { Box::new(flate2::read::GzDecoder::new(f)) };

@@ -256,3 +256,156 @@ impl<W: Write> TensorWriter<'_, W> {
         self.linear(w, &format!("{src}/{out}"), &format!("{dst}.out"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CTranslate2 file for a tiny Whisper: every weight's value encodes its row, so the
+    /// split of the fused matrices can be checked in the output.
+    fn tiny_ct2(d: usize, vocab: usize) -> Vec<u8> {
+        let mut vars: Vec<(String, Vec<usize>, u8, Vec<u8>)> = Vec::new();
+        let mut f16 = |name: &str, shape: &[usize]| {
+            let row: usize = shape.iter().skip(1).product();
+            let n: usize = shape.iter().product();
+            let data = (0..n).flat_map(|i| f32_to_f16((i / row.max(1)) as f32).to_le_bytes()).collect();
+            vars.push((name.to_owned(), shape.to_vec(), 4, data));
+        };
+        f16("encoder/conv1/weight", &[d, 2, 3]);
+        f16("encoder/conv1/bias", &[d]);
+        f16("encoder/conv2/weight", &[d, d, 3]);
+        f16("encoder/conv2/bias", &[d]);
+        f16("encoder/position_encodings/encodings", &[3, d]);
+        f16("decoder/position_encodings/encodings", &[2, d]);
+        f16("decoder/embeddings/weight", &[vocab, d]);
+        for side in ["encoder", "decoder"] {
+            for ln in ["layer_norm", "layer_0/self_attention/layer_norm", "layer_0/ffn/layer_norm"] {
+                f16(&format!("{side}/{ln}/gamma"), &[d]);
+                f16(&format!("{side}/{ln}/beta"), &[d]);
+            }
+            f16(&format!("{side}/layer_0/self_attention/linear_0/weight"), &[3 * d, d]);
+            f16(&format!("{side}/layer_0/self_attention/linear_0/bias"), &[3 * d]);
+            f16(&format!("{side}/layer_0/self_attention/linear_1/weight"), &[d, d]);
+            f16(&format!("{side}/layer_0/self_attention/linear_1/bias"), &[d]);
+            f16(&format!("{side}/layer_0/ffn/linear_0/weight"), &[4 * d, d]);
+            f16(&format!("{side}/layer_0/ffn/linear_0/bias"), &[4 * d]);
+            f16(&format!("{side}/layer_0/ffn/linear_1/weight"), &[d, 4 * d]);
+            f16(&format!("{side}/layer_0/ffn/linear_1/bias"), &[d]);
+        }
+        f16("decoder/layer_0/attention/layer_norm/gamma", &[d]);
+        f16("decoder/layer_0/attention/layer_norm/beta", &[d]);
+        f16("decoder/layer_0/attention/linear_0/weight", &[d, d]);
+        f16("decoder/layer_0/attention/linear_0/bias", &[d]);
+        f16("decoder/layer_0/attention/linear_1/weight", &[2 * d, d]);
+        f16("decoder/layer_0/attention/linear_1/bias", &[2 * d]);
+        f16("decoder/layer_0/attention/linear_2/weight", &[d, d]);
+        f16("decoder/layer_0/attention/linear_2/bias", &[d]);
+        for side in ["encoder", "decoder"] {
+            vars.push((format!("{side}/num_heads"), vec![], 2, 2i16.to_le_bytes().to_vec()));
+        }
+        let string = |s: &str| {
+            let mut b = ((s.len() + 1) as u16).to_le_bytes().to_vec();
+            b.extend(s.as_bytes());
+            b.push(0);
+            b
+        };
+        let mut out = 6u32.to_le_bytes().to_vec();
+        out.extend(string("WhisperSpec"));
+        out.extend(3u32.to_le_bytes());
+        out.extend((vars.len() as u32).to_le_bytes());
+        for (name, shape, dtype, data) in &vars {
+            out.extend(string(name));
+            out.push(shape.len() as u8);
+            for d in shape {
+                out.extend((*d as u32).to_le_bytes());
+            }
+            out.push(*dtype);
+            out.extend((data.len() as u32).to_le_bytes());
+            out.extend(data);
+        }
+        out.extend(0u32.to_le_bytes());
+        out
+    }
+
+    struct Reader<'a>(&'a [u8], usize);
+
+    impl Reader<'_> {
+        fn i32(&mut self) -> i32 {
+            let v = i32::from_le_bytes(self.0[self.1..self.1 + 4].try_into().unwrap());
+            self.1 += 4;
+            v
+        }
+        fn bytes(&mut self, n: usize) -> &[u8] {
+            self.1 += n;
+            &self.0[self.1 - n..self.1]
+        }
+    }
+
+    #[test]
+    fn converts_a_tiny_whisper_and_splits_the_fused_attention() {
+        let d = 4;
+        let dir = std::env::temp_dir().join(format!("iris-ct2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tok = dir.join("tokenizer.json");
+        std::fs::write(&tok, r#"{"model": {"vocab": {"!": 0, "Ġa": 1, "<|endoftext|>": 2}}}"#).unwrap();
+        let out = dir.join("ggml.bin");
+        convert(&tiny_ct2(d, 5), &tok, &out).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        let mut r = Reader(&bytes, 0);
+        assert_eq!(r.i32() as u32, GGML_MAGIC);
+        let hp: Vec<i32> = (0..11).map(|_| r.i32()).collect();
+        assert_eq!(hp, [5, 3, 4, 2, 1, 2, 4, 2, 1, 2, 1]);
+        let (n_mel, n_fft) = (r.i32(), r.i32());
+        assert_eq!((n_mel, n_fft), (2, 201));
+        r.bytes(2 * 201 * 4);
+        assert_eq!(r.i32(), 3);
+        let vocab: Vec<Vec<u8>> = (0..3)
+            .map(|_| {
+                let n = r.i32() as usize;
+                r.bytes(n).to_vec()
+            })
+            .collect();
+        assert_eq!(vocab, [b"!".to_vec(), b" a".to_vec(), b"<|endoftext|>".to_vec()]);
+        let mut tensors = Vec::new();
+        while r.1 < bytes.len() {
+            let (dims, name_len, ftype) = (r.i32() as usize, r.i32() as usize, r.i32());
+            let shape: Vec<usize> = (0..dims).map(|_| r.i32() as usize).collect();
+            let name = String::from_utf8(r.bytes(name_len).to_vec()).unwrap();
+            let n: usize = shape.iter().product();
+            let data = r.bytes(n * if ftype == 1 { 2 } else { 4 }).to_vec();
+            let first = if ftype == 1 {
+                f16_to_f32(u16::from_le_bytes([data[0], data[1]]))
+            } else {
+                f32::from_le_bytes(data[..4].try_into().unwrap())
+            };
+            tensors.push((name, shape, ftype, first));
+        }
+        let get = |n: &str| tensors.iter().find(|t| t.0 == n).unwrap_or_else(|| panic!("{n} missing"));
+        // Rows 0..d of the fused QKV are Q, d..2d K, 2d..3d V (row index encoded as the value).
+        assert_eq!(get("encoder.blocks.0.attn.query.weight").3, 0.0);
+        assert_eq!(get("encoder.blocks.0.attn.key.weight").3, d as f32);
+        assert_eq!(get("encoder.blocks.0.attn.value.weight").3, 2.0 * d as f32);
+        assert_eq!(get("encoder.blocks.0.attn.value.bias").3, 2.0 * d as f32);
+        assert_eq!(get("decoder.blocks.0.cross_attn.key.weight").3, 0.0);
+        assert_eq!(get("decoder.blocks.0.cross_attn.value.weight").3, d as f32);
+        // Biases and positions are f32; conv biases become [n, 1]; keys have no bias.
+        assert_eq!(get("encoder.conv1.bias").1, [1, d]);
+        assert_eq!(get("encoder.positional_embedding").2, 0);
+        assert_eq!(get("decoder.token_embedding.weight").1, [d, 5]);
+        assert!(tensors.iter().all(|t| !t.0.ends_with("key.bias")));
+        assert_eq!(tensors.first().unwrap().0, "encoder.positional_embedding");
+        assert_eq!(tensors.last().unwrap().0, "decoder.ln.bias");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_tokenizer_from_another_model_is_refused() {
+        let dir = std::env::temp_dir().join(format!("iris-ct2b-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tok = dir.join("tokenizer.json");
+        std::fs::write(&tok, r#"{"model": {"vocab": {"!": 0, "a": 1, "b": 2, "c": 3, "d": 4, "e": 5}}}"#).unwrap();
+        let err = convert(&tiny_ct2(4, 5), &tok, &dir.join("x.bin")).unwrap_err().to_string();
+        assert!(err.contains("do not belong together"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
