@@ -3,6 +3,7 @@
 //! A machine with no sound card is normal for a headless box: it is reported as
 //! [`PlaybackError::NoDevice`] with what to do, never a panic.
 
+use std::ffi::{c_char, c_int};
 use std::num::NonZeroU32;
 
 use rodio::buffer::SamplesBuffer;
@@ -16,8 +17,30 @@ pub enum PlaybackError {
     Input(String),
 }
 
+// libasound prints its own diagnostics to stderr (eight lines for "no sound card"); Iris
+// reports the failure itself in one line, so ALSA's handler is replaced by a silent one.
+// The C type is variadic; a handler that ignores the variadic tail is called correctly on the
+// Linux ABIs Iris targets (x86_64 SysV, AArch64), as other ALSA users in Rust do.
+type AlsaErrorHandler = unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char);
+
+#[link(name = "asound")]
+extern "C" {
+    fn snd_lib_error_set_handler(handler: Option<AlsaErrorHandler>) -> c_int;
+}
+
+unsafe extern "C" fn quiet_alsa(_file: *const c_char, _line: c_int, _func: *const c_char, _err: c_int, _fmt: *const c_char) {}
+
+fn silence_alsa() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: installs a handler that touches none of its arguments.
+    ONCE.call_once(|| unsafe {
+        snd_lib_error_set_handler(Some(quiet_alsa));
+    });
+}
+
 /// Plays mono samples and waits until they have been handed to the device.
 pub fn play_blocking(samples: &[f32], sample_rate: u32) -> Result<(), PlaybackError> {
+    silence_alsa();
     let rate = NonZeroU32::new(sample_rate).ok_or_else(|| PlaybackError::Input("sample rate 0".into()))?;
     let mut sink = DeviceSinkBuilder::open_default_sink().map_err(|e| PlaybackError::NoDevice(e.to_string()))?;
     sink.log_on_drop(false);

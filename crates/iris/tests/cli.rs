@@ -254,9 +254,7 @@ fn plays_on_the_default_device_or_says_there_is_none() {
     // No device at all: a clear line, after the answer was printed.
     let none = alsa_config(dir.path(), "type hw card 99");
     let out = iris(&["ask", "--audio", q.to_str().unwrap()], &[("ALSA_CONFIG_PATH", &none)]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no audio output device") && err.contains("--out"), "{err}");
+    assert_one_line_error(&out, &["no audio output device", "--out"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Iris says:"));
 }
 
