@@ -101,6 +101,10 @@ fn classify(path: &Path, e: hound::Error) -> AudioError {
     match e {
         // The file opened and starts with RIFF/WAVE, so a failed read means it stops early.
         hound::Error::IoError(_) => AudioError::Truncated { path: p, message: "the header is incomplete".into() },
+        // A format chunk hound cannot take is an encoding question (ADPCM, A-law, …), not damage.
+        hound::Error::FormatError(m) if m.contains("fmt") => {
+            AudioError::Unsupported { path: p, message: format!("{m}: a compressed or unusual encoding") }
+        }
         hound::Error::FormatError(m) if m.contains("data") || m.contains("chunk") => {
             AudioError::Truncated { path: p, message: m.to_owned() }
         }

@@ -105,8 +105,14 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Read { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let message = match line {
+                Some(n) => format!("line {n}: {}", e.message()),
+                None => e.message().to_owned(),
+            };
+            ConfigError::Read { path: path.into(), message }
+        })?;
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -161,7 +167,7 @@ mod tests {
     fn bad_values_name_the_field() {
         let e = Config::parse("[speech]\nrate = 9.0", Path::new("c.toml")).unwrap_err().to_string();
         assert!(e.contains("`speech.rate` is 9"), "{e}");
-        let e = Config::parse("[assistant]\nmax_tokns = 3", Path::new("c.toml")).unwrap_err().to_string();
-        assert!(e.contains("max_tokns"), "{e}");
+        let e = Config::parse("[assistant]\nmax_tokens = 3\nmax_tokns = 3", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml: line 3: unknown field `max_tokns`"), "{e}");
     }
 }
