@@ -220,3 +220,34 @@ fn the_shipped_pipelines_load() {
         PipelineSpec::load(&path, BUILTIN).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
+
+#[test]
+fn speech_starts_before_the_answer_is_written() {
+    // The LLM writes slowly; the first sentence must be spoken while it is still writing.
+    let turns = Turns::new();
+    let turn = turns.begin();
+    let written = Arc::new(Mutex::new(0usize));
+    let tokens = ["The", " first", " sentence", " is", " short.", " Then", " a", " much", " longer", " second", " one", " follows", "."];
+    let mut llm = FakeLlm::new(&tokens);
+    let w = written.clone();
+    llm.before_token = Box::new(move |i| {
+        std::thread::sleep(Duration::from_millis(30));
+        *w.lock().unwrap() = i;
+    });
+    let p = fake_pipeline(&turns, llm, FakeTts::default());
+    feed(&p, turn.id, utterance(10, 40));
+    let mut tokens_written_at_first_audio = None;
+    loop {
+        match p.recv_timeout(Duration::from_secs(10)).expect("the turn finishes") {
+            PipelineEvent::Frame(e) if e.frame.kind() == FrameKind::Audio => {
+                tokens_written_at_first_audio.get_or_insert(*written.lock().unwrap());
+            }
+            PipelineEvent::Frame(e) if e.frame == Frame::EndOfTurn => break,
+            PipelineEvent::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    let at = tokens_written_at_first_audio.expect("audio came out");
+    assert!(at < tokens.len() - 1, "first audio only after token {at} of {}", tokens.len());
+    p.shutdown();
+}

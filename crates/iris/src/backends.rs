@@ -60,6 +60,17 @@ impl Models<'_> {
         Ok(self.store.main_file(self.entry(id, task)?)?)
     }
 
+    /// A voice by catalog id.
+    pub fn voice(&self, id: &str) -> Result<Box<dyn iris_backend::Tts>> {
+        let cfg = self.config;
+        let entry = self.entry(id, "tts")?;
+        anyhow::ensure!(entry.task == "tts", "`{id}` is a {} model, not a voice (see `iris models list`)", entry.task);
+        let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&cfg.models.runtime, "runtime")?))?;
+        let settings =
+            iris_piper::VoiceSettings { rate: cfg.speech.rate, volume: cfg.speech.volume, threads: cfg.threads(), ..Default::default() };
+        Ok(Box::new(iris_piper::PiperVoice::load(env, &self.file(id, "tts")?, settings)?))
+    }
+
     /// Builds the stages of `spec` with real backends, in order.
     pub fn stages(&self, spec: &PipelineSpec) -> Result<Vec<Box<dyn Stage>>> {
         let cfg = self.config;

@@ -2,8 +2,10 @@
 
 mod ask;
 mod backends;
+mod eval;
 mod models_cmd;
 mod progress;
+mod say;
 mod transcribe;
 
 use std::path::PathBuf;
@@ -25,8 +27,13 @@ struct Cli {
 enum Command {
     /// Ask a spoken question (a WAV file), optionally with a photo or typed text, and get a spoken answer.
     Ask(ask::AskArgs),
+    /// Speak text with the configured voice.
+    Say(say::SayArgs),
     /// Transcribe WAV files with the configured speech recogniser.
     Transcribe(transcribe::TranscribeArgs),
+    /// Measure quality: `iris eval tts`.
+    #[command(subcommand)]
+    Eval(eval::EvalCmd),
     /// Get, list, check, remove and import models.
     #[command(subcommand)]
     Models(models_cmd::ModelsCmd),
@@ -36,7 +43,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ask(args) => ask::run(cli.config.as_deref(), args),
+        Command::Say(args) => say::run(cli.config.as_deref(), args),
         Command::Transcribe(args) => transcribe::run(cli.config.as_deref(), args),
+        Command::Eval(cmd) => eval::run(cli.config.as_deref(), cmd),
         Command::Models(cmd) => models_cmd::run(cmd),
     };
     match result {

@@ -318,3 +318,28 @@ fn silence_noise_and_tones_give_no_transcript() {
     let out = iris(&["ask", "--audio", paths[0].to_str().unwrap(), "--out", dir.path().join("a.wav").to_str().unwrap()], &[]);
     assert_one_line_error(&out, &["silence.wav", "heard no speech"]);
 }
+
+#[test]
+fn the_default_voice_is_intelligible() {
+    // 24 varied sentences (numbers, names, questions) through the default voice and heard back
+    // by the default recogniser: the bar is a word error rate of at most 5 %.
+    let v = json(&iris(&["eval", "tts", "--json"], &[]));
+    assert!(v["sentences"].as_array().unwrap().len() >= 20);
+    let wer = v["wer"].as_f64().unwrap();
+    assert!(wer <= 0.05, "WER {:.1} %: {v}", wer * 100.0);
+}
+
+#[test]
+fn say_speaks_long_and_odd_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("say.wav");
+    let text = "Temperatures reach 21.5 degrees at 10:30. 🙂 \u{7} Привет! ".repeat(3);
+    let out = iris(&["say", &text, "--out", wav.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(hound::WavReader::open(&wav).unwrap().duration() > 22_050 * 3);
+    // Empty text: no audio, no error.
+    let empty = dir.path().join("empty.wav");
+    let out = iris(&["say", "", "--out", empty.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(hound::WavReader::open(&empty).unwrap().duration(), 0);
+}
