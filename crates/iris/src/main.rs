@@ -2,6 +2,7 @@
 
 mod ask;
 mod backends;
+mod bench;
 mod eval;
 mod models_cmd;
 mod progress;
@@ -31,6 +32,9 @@ enum Command {
     Say(say::SayArgs),
     /// Transcribe WAV files with the configured speech recogniser.
     Transcribe(transcribe::TranscribeArgs),
+    /// Measure speed against the reference tool: `iris bench tts`.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// Measure quality: `iris eval tts`.
     #[command(subcommand)]
     Eval(eval::EvalCmd),
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Ask(args) => ask::run(cli.config.as_deref(), args),
         Command::Say(args) => say::run(cli.config.as_deref(), args),
         Command::Transcribe(args) => transcribe::run(cli.config.as_deref(), args),
+        Command::Bench(cmd) => bench::run(cli.config.as_deref(), cmd),
         Command::Eval(cmd) => eval::run(cli.config.as_deref(), cmd),
         Command::Models(cmd) => models_cmd::run(cmd),
     };
