@@ -170,6 +170,52 @@ pub fn write_wav_atomic(path: &Path, samples: &[f32], sample_rate: u32) -> Resul
     })
 }
 
+/// A WAV file written as audio arrives (16-bit mono), under a temporary name beside its
+/// destination; [`WavStream::finish`] renames it into place. Dropped unfinished, it removes
+/// itself, so a failure never leaves a half-written file where the result is expected.
+pub struct WavStream {
+    writer: Option<hound::WavWriter<std::io::BufWriter<File>>>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl WavStream {
+    pub fn create(path: &Path, sample_rate: u32) -> Result<Self, AudioError> {
+        let fail = |message: String| AudioError::Write { path: path.to_path_buf(), message };
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| fail("not a file name".into()))?;
+        let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+        let spec = hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let writer = hound::WavWriter::create(&tmp, spec).map_err(|e| fail(e.to_string()))?;
+        Ok(Self { writer: Some(writer), tmp, path: path.to_path_buf() })
+    }
+
+    pub fn write(&mut self, samples: &[f32]) -> Result<(), AudioError> {
+        let w = self.writer.as_mut().ok_or_else(|| AudioError::Write { path: self.path.clone(), message: "already finished".into() })?;
+        for &s in samples {
+            w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
+                .map_err(|e| AudioError::Write { path: self.path.clone(), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<(), AudioError> {
+        let fail = |message: String| AudioError::Write { path: self.path.clone(), message };
+        if let Some(w) = self.writer.take() {
+            w.finalize().map_err(|e| fail(e.to_string()))?;
+        }
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| fail(e.to_string()))
+    }
+}
+
+impl Drop for WavStream {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +263,21 @@ mod tests {
         assert!(matches!(read_wav(&d.join("cut.wav")), Err(AudioError::Truncated { .. })), "{:?}", read_wav(&d.join("cut.wav")));
         std::fs::write(d.join("head.wav"), &bytes[..20]).unwrap();
         assert!(matches!(read_wav(&d.join("head.wav")), Err(AudioError::Truncated { .. })));
+    }
+
+    #[test]
+    fn streamed_wav_appears_only_when_finished() {
+        let d = tmp();
+        let path = d.join("stream.wav");
+        let mut w = WavStream::create(&path, 16_000).unwrap();
+        w.write(&[0.25; 100]).unwrap();
+        assert!(!path.exists());
+        w.finish().unwrap();
+        assert_eq!(read_wav(&path).unwrap().samples.len(), 100);
+        let abandoned = d.join("abandoned.wav");
+        drop(WavStream::create(&abandoned, 16_000).unwrap());
+        assert!(!abandoned.exists());
+        assert!(std::fs::read_dir(&d).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("abandoned")));
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl Source {
         if let Some(r) = &self.hf {
             format!("Hugging Face {r}")
         } else if let Some(u) = &self.url {
-            format!("{u}")
+            u.clone()
         } else if let Some(p) = &self.pip {
             format!("pip package {p}")
         } else if let Some(n) = &self.npm {

@@ -90,7 +90,9 @@ pub fn download(agent: &ureq::Agent, url: &str, dst: &Path, progress: &dyn Progr
     if have > 0 {
         req = req.header("Range", &format!("bytes={have}-"));
     }
-    let mut resp = req.call().map_err(|e| format!("{url}: {e}"))?;
+    // The source is named by the caller; here the file is enough.
+    let file = url.rsplit('/').next().unwrap_or(url);
+    let mut resp = req.call().map_err(|e| format!("{file}: {e}"))?;
     let status = resp.status().as_u16();
     let (append, start) = match status {
         206 => (true, have),
@@ -100,7 +102,7 @@ pub fn download(agent: &ureq::Agent, url: &str, dst: &Path, progress: &dyn Progr
             std::fs::rename(&part, dst).map_err(|e| format!("{}: {e}", dst.display()))?;
             return Ok(());
         }
-        s => return Err(format!("{url}: HTTP {s}")),
+        s => return Err(format!("{file}: HTTP {s}")),
     };
     let total = resp.body().content_length().map(|n| n + start);
     let name = dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -116,7 +118,7 @@ pub fn download(agent: &ureq::Agent, url: &str, dst: &Path, progress: &dyn Progr
     let mut reader = resp.body_mut().as_reader();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = reader.read(&mut buf).map_err(|e| format!("{url}: download interrupted ({e}); run the command again to resume"))?;
+        let n = reader.read(&mut buf).map_err(|e| format!("{file}: download interrupted ({e}); run the command again to resume"))?;
         if n == 0 {
             break;
         }
@@ -128,7 +130,7 @@ pub fn download(agent: &ureq::Agent, url: &str, dst: &Path, progress: &dyn Progr
     if let Some(total) = total {
         let got = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         if got != total {
-            return Err(format!("{url}: got {got} of {total} bytes; run the command again to resume"));
+            return Err(format!("{file}: got {got} of {total} bytes; run the command again to resume"));
         }
     }
     std::fs::rename(&part, dst).map_err(|e| format!("{}: {e}", dst.display()))

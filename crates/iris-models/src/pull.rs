@@ -30,7 +30,7 @@ pub fn pull(store: &Store, model: &ModelEntry, external: &dyn ExternalConverter,
                 return Ok(Pulled::Installed { from: source.describe() });
             }
             Err(e) => {
-                progress.note(&format!("{}: {e}", source.describe()));
+                progress.note(&format!("{}: {e}; trying the next source", source.describe()));
                 attempts.push(format!("{}: {e}", source.describe()));
             }
         }

@@ -101,7 +101,7 @@ impl PiperVoice {
                 return Err(bad(format!("phoneme_id_map lacks `{needed}`")));
             }
         }
-        let session = iris_onnx::open_session(runtime, model, settings.threads)?;
+        let session = iris_onnx::open_session_with(runtime, model, settings.threads, true)?;
         Ok(Self { session, espeak_voice: raw.espeak.voice, ids, sample_rate: raw.audio.sample_rate, scales: raw.inference, settings })
     }
 

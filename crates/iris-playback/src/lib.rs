@@ -38,14 +38,39 @@ fn silence_alsa() {
     });
 }
 
+/// The default output device, playing what is queued in order.
+pub struct Speaker {
+    // Keeps the device open; dropping it stops playback.
+    _sink: rodio::MixerDeviceSink,
+    player: Player,
+}
+
+impl Speaker {
+    pub fn open() -> Result<Self, PlaybackError> {
+        silence_alsa();
+        let mut sink = DeviceSinkBuilder::open_default_sink().map_err(|e| PlaybackError::NoDevice(e.to_string()))?;
+        sink.log_on_drop(false);
+        let player = Player::connect_new(sink.mixer());
+        Ok(Self { _sink: sink, player })
+    }
+
+    /// Queues mono samples after what is already queued.
+    pub fn queue(&self, samples: Vec<f32>, sample_rate: u32) -> Result<(), PlaybackError> {
+        let rate = NonZeroU32::new(sample_rate).ok_or_else(|| PlaybackError::Input("sample rate 0".into()))?;
+        self.player.append(SamplesBuffer::new(ChannelCount::MIN, rate, samples));
+        Ok(())
+    }
+
+    /// Waits until everything queued has been handed to the device.
+    pub fn wait(&self) {
+        self.player.sleep_until_end();
+    }
+}
+
 /// Plays mono samples and waits until they have been handed to the device.
 pub fn play_blocking(samples: &[f32], sample_rate: u32) -> Result<(), PlaybackError> {
-    silence_alsa();
-    let rate = NonZeroU32::new(sample_rate).ok_or_else(|| PlaybackError::Input("sample rate 0".into()))?;
-    let mut sink = DeviceSinkBuilder::open_default_sink().map_err(|e| PlaybackError::NoDevice(e.to_string()))?;
-    sink.log_on_drop(false);
-    let player = Player::connect_new(sink.mixer());
-    player.append(SamplesBuffer::new(ChannelCount::MIN, rate, samples.to_vec()));
-    player.sleep_until_end();
+    let speaker = Speaker::open()?;
+    speaker.queue(samples.to_vec(), sample_rate)?;
+    speaker.wait();
     Ok(())
 }

@@ -29,21 +29,38 @@ pub fn run(config_path: Option<&Path>, args: SayArgs) -> Result<ExitCode> {
     let text = if args.text == "-" { std::io::read_to_string(std::io::stdin()).context("cannot read standard input")? } else { args.text };
     let models = Models { store, catalog: backends::catalog()?, config: &config };
     let mut voice = models.voice(args.voice.as_deref().unwrap_or(&config.models.tts))?;
-    let mut audio = Vec::new();
-    // Sentence by sentence, as the pipeline speaks: long texts stay in bounded memory per call.
-    let mut splitter = SentenceSplitter::default();
-    let mut sentences = splitter.push(&text);
-    sentences.extend(splitter.finish());
-    for s in sentences {
-        audio.extend(voice.synthesize(&s, &NeverStop)?);
-    }
     let rate = voice.sample_rate();
-    match &args.out {
-        Some(out) => {
-            iris_audio::write_wav_atomic(out, &audio, rate)?;
-            println!("{}", out.display());
+    // Sentence by sentence, as the pipeline speaks: each is written or queued as soon as it is
+    // made, so memory stays bounded however long the text.
+    let mut wav = args.out.as_deref().map(|p| iris_audio::WavStream::create(p, rate)).transpose()?;
+    let speaker = if wav.is_none() { Some(iris_playback::Speaker::open().context("cannot play")?) } else { None };
+    let mut splitter = SentenceSplitter::default();
+    let mut speak = |sentence: String| -> Result<()> {
+        let audio = voice.synthesize(&sentence, &NeverStop)?;
+        match (&mut wav, &speaker) {
+            (Some(w), _) => w.write(&audio)?,
+            (None, Some(s)) => s.queue(audio, rate)?,
+            (None, None) => {}
         }
-        None => iris_playback::play_blocking(&audio, rate).context("cannot play")?,
+        Ok(())
+    };
+    // Feed the splitter in pieces, as an LLM would, rather than all at once.
+    let chars: Vec<char> = text.chars().collect();
+    for piece in chars.chunks(64) {
+        for sentence in splitter.push(&piece.iter().collect::<String>()) {
+            speak(sentence)?;
+        }
+    }
+    if let Some(rest) = splitter.finish() {
+        speak(rest)?;
+    }
+    match (wav, speaker) {
+        (Some(w), _) => {
+            w.finish()?;
+            println!("{}", args.out.as_deref().unwrap_or(Path::new("")).display());
+        }
+        (None, Some(s)) => s.wait(),
+        (None, None) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,12 +8,25 @@ use iris_frames::{Envelope, Frame, KindSet, TurnId};
 use crate::stage::{Output, PerTurn, Stage, StageError};
 
 /// Words whose trailing period does not end a sentence.
-const ABBREVIATIONS: &[&str] = &["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "approx", "fig"];
+const ABBREVIATIONS: &[&str] =
+    &["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "approx", "fig", "mt", "ave", "inc", "ltd"];
+
+/// Closing quotes and brackets that may follow a sentence's final mark.
+const CLOSERS: &[char] = &['"', '\'', ')', ']', '\u{201d}', '\u{2019}', '\u{bb}'];
+
+/// The first sentence of an answer is cut at a clause break once it is this long, so speech
+/// starts sooner (time to first audio matters more than perfect prosody).
+const EARLY_FLUSH_CHARS: usize = 60;
+
+/// No sentence grows past this: text without punctuation is cut at a space, so memory stays
+/// bounded however long the input.
+const MAX_SENTENCE_CHARS: usize = 300;
 
 /// A streaming splitter: push text, take the complete sentences.
 #[derive(Debug, Default)]
 pub struct SentenceSplitter {
     buf: String,
+    emitted: usize,
 }
 
 impl SentenceSplitter {
@@ -25,6 +38,7 @@ impl SentenceSplitter {
             let sentence = std::mem::replace(&mut self.buf, rest.trim_start().to_owned());
             let sentence = sentence.trim().to_owned();
             if !sentence.is_empty() {
+                self.emitted += 1;
                 out.push(sentence);
             }
         }
@@ -38,28 +52,58 @@ impl SentenceSplitter {
         (!rest.is_empty()).then(|| rest.to_owned())
     }
 
-    /// Byte offset just past a sentence end followed by whitespace, if the buffer has one.
+    /// Byte offset just past the first sentence end in the buffer, if there is one.
     fn boundary(&self) -> Option<usize> {
         let chars: Vec<(usize, char)> = self.buf.char_indices().collect();
         for (i, &(at, c)) in chars.iter().enumerate() {
-            let next = chars.get(i + 1).map(|&(_, n)| n);
-            let ends = matches!(c, '.' | '!' | '?' | '\n') || (c == ':' && next == Some('\n'));
-            // The end is known only once whitespace follows: "3." may become "3.5".
-            if !ends || !next.is_some_and(char::is_whitespace) {
-                if c == '\n' {
-                    return Some(at + 1);
-                }
+            if c == '\n' {
+                return Some(at + 1);
+            }
+            if !matches!(c, '.' | '!' | '?' | '\u{2026}') {
                 continue;
             }
-            if c == '.' {
-                let word: String = self.buf[..at].rsplit(|ch: char| ch.is_whitespace()).next().unwrap_or("").to_lowercase();
-                if ABBREVIATIONS.contains(&word.as_str()) || (word.len() == 1 && word.chars().all(char::is_alphabetic)) {
-                    continue;
-                }
+            // Closing quotes or brackets belong to the sentence they close.
+            let mut j = i + 1;
+            while chars.get(j).is_some_and(|(_, n)| CLOSERS.contains(n)) {
+                j += 1;
             }
-            return Some(at + c.len_utf8());
+            // The end is known only once whitespace follows: "3." may become "3.5", "example." "example.com".
+            if !chars.get(j).is_some_and(|(_, n)| n.is_whitespace()) {
+                continue;
+            }
+            if c == '.' && self.is_not_an_end(at) {
+                continue;
+            }
+            return Some(chars.get(j).map_or(self.buf.len(), |(b, _)| *b));
+        }
+        let len = chars.len();
+        if self.emitted == 0 && len > EARLY_FLUSH_CHARS {
+            let clause = chars
+                .iter()
+                .skip(EARLY_FLUSH_CHARS / 2)
+                .find(|(b, ch)| matches!(ch, ',' | ';' | ':' | '\u{2014}') && self.buf[*b + ch.len_utf8()..].starts_with(' '));
+            if let Some(&(b, ch)) = clause {
+                return Some(b + ch.len_utf8());
+            }
+        }
+        if len > MAX_SENTENCE_CHARS {
+            let cut = self.buf[..chars[MAX_SENTENCE_CHARS].0].rfind(char::is_whitespace).filter(|&c| c > 0);
+            return Some(cut.unwrap_or(chars[MAX_SENTENCE_CHARS].0));
         }
         None
+    }
+
+    /// A period after an abbreviation, an initial, or a list number at the start of a line.
+    fn is_not_an_end(&self, at: usize) -> bool {
+        let before = &self.buf[..at];
+        let word_start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = before[word_start..].trim_start_matches(|c: char| CLOSERS.contains(&c) || c == '(').to_lowercase();
+        let list_marker = !word.is_empty()
+            && word.len() <= 2
+            && word.chars().all(|c| c.is_ascii_digit())
+            && before[..word_start].trim_end_matches(' ').ends_with('\n')
+            || (word_start == 0 && word.chars().all(|c| c.is_ascii_digit()) && !word.is_empty());
+        ABBREVIATIONS.contains(&word.as_str()) || (word.chars().count() == 1 && word.chars().all(char::is_alphabetic)) || list_marker
     }
 }
 
@@ -134,6 +178,38 @@ mod tests {
             split(&["It costs 3.", "5 euros. Ask Dr. Smith or J. Doe now."]),
             ["It costs 3.5 euros.", "Ask Dr. Smith or J. Doe now."]
         );
+    }
+
+    #[test]
+    fn times_lists_quotes_and_urls() {
+        assert_eq!(split(&["Meet me at 10:30. Bring the map."]), ["Meet me at 10:30.", "Bring the map."]);
+        assert_eq!(split(&["Steps:\n1. Open the door.\n2. Go in."]), ["Steps:", "1. Open the door.", "2. Go in."]);
+        assert_eq!(split(&["He said \"Stop.\" Then he left."]), ["He said \"Stop.\"", "Then he left."]);
+        assert_eq!(split(&["See example.com/a.b for more. Thanks."]), ["See example.com/a.b for more.", "Thanks."]);
+        assert_eq!(split(&["He was born in 1879. He died in 1955."]), ["He was born in 1879.", "He died in 1955."]);
+    }
+
+    #[test]
+    fn a_long_first_sentence_is_cut_at_a_clause() {
+        let long = "When you arrive at the station after the long journey from the north, take the second exit and walk on.";
+        let out = split(&[long]);
+        assert_eq!(out[0], "When you arrive at the station after the long journey from the north,");
+        // Only the first sentence is cut early.
+        let out = split(&["Hi. ", long]);
+        assert_eq!(out, ["Hi.", long]);
+    }
+
+    #[test]
+    fn text_without_punctuation_stays_bounded() {
+        let mut s = SentenceSplitter::default();
+        let mut longest = 0;
+        for _ in 0..5_000 {
+            for piece in s.push("word ") {
+                longest = longest.max(piece.len());
+            }
+            assert!(s.buf.len() <= MAX_SENTENCE_CHARS + 8);
+        }
+        assert!(longest <= MAX_SENTENCE_CHARS);
     }
 
     #[test]
