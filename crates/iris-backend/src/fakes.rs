@@ -85,10 +85,12 @@ impl crate::Llm for FakeLlm {
     }
 }
 
-/// One sample of value 0.5 per character, at 16 kHz; records each sentence it spoke.
+/// One sample of value 0.5 per character, at 16 kHz; records each sentence it spoke and each
+/// language it was switched to.
 #[derive(Clone, Default)]
 pub struct FakeTts {
     pub spoken: Arc<Mutex<Vec<String>>>,
+    pub languages: Arc<Mutex<Vec<String>>>,
 }
 
 impl crate::Tts for FakeTts {
@@ -102,6 +104,11 @@ impl crate::Tts for FakeTts {
         }
         self.spoken.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(text.to_owned());
         Ok(vec![0.5; text.chars().count()])
+    }
+
+    fn select_language(&mut self, language: &str) -> Result<String, BackendError> {
+        self.languages.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(language.to_owned());
+        Ok(format!("fake {language}"))
     }
 }
 

@@ -169,6 +169,16 @@ pub trait Llm: Send {
 pub trait Tts: Send {
     fn sample_rate(&self) -> u32;
     fn synthesize(&mut self, text: &str, stop: &dyn StopFlag) -> Result<Vec<f32>, BackendError>;
+
+    /// Which voice speaks now, for status lines.
+    fn voice_name(&self) -> String {
+        "default".to_owned()
+    }
+
+    /// Switches to the best voice for `language` (ISO 639-1); returns the voice that will speak.
+    fn select_language(&mut self, _language: &str) -> Result<String, BackendError> {
+        Ok(self.voice_name())
+    }
 }
 
 /// What a vision backend can say about an image, in words the LLM or the user can take.

@@ -186,7 +186,7 @@ mod tests {
         assert!(err.contains("stage `asr` takes"), "{err}");
         let text = "name = \"x\"\ninput = [\"text_delta\"]\noutput = []\n[[stage]]\nuse = \"tts\"\n";
         let err = PipelineSpec::parse(text, BUILTIN).unwrap_err().to_string();
-        assert_eq!(err, "pipeline x: stage `tts` takes [sentence] but receives only [text_delta]");
+        assert_eq!(err, "pipeline x: stage `tts` takes [transcript, sentence] but receives only [text_delta]");
     }
 
     #[test]

@@ -125,6 +125,17 @@ fn sentences_then_speech() {
 }
 
 #[test]
+fn the_voice_follows_the_language_heard() {
+    let tts = FakeTts::default();
+    let mut speak = TtsStage::new(Box::new(tts.clone()));
+    let heard =
+        |lang: &str| env(Frame::Transcript(iris_frames::Transcript { text: "x".into(), is_final: true, language: Some(lang.into()) }));
+    let out = run_stage(&mut speak, vec![heard("de"), env(Frame::Sentence("Hallo.".into())), heard("de"), heard("fr")]).unwrap();
+    assert_eq!(tts.languages.lock().unwrap().as_slice(), ["de", "fr"], "switched once per change");
+    assert_eq!(kinds(&out).iter().filter(|k| **k == FrameKind::Transcript).count(), 3, "transcripts pass on");
+}
+
+#[test]
 fn harness_cancellation_drops_the_rest_of_the_turn() {
     let turns = Turns::new();
     let turn = turns.begin();

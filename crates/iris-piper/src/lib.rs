@@ -5,6 +5,9 @@
 //! once per [`PiperVoice`]; synthesis is one ONNX run per sentence.
 
 pub mod espeak;
+mod router;
+
+pub use router::VoiceRouter;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,13 @@ struct RawConfig {
     espeak: EspeakConfig,
     inference: InferenceConfig,
     phoneme_id_map: HashMap<String, Vec<i64>>,
+    #[serde(default)]
+    language: Option<LanguageConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LanguageConfig {
+    family: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +82,7 @@ impl Default for VoiceSettings {
 pub struct PiperVoice {
     session: Session,
     espeak_voice: String,
+    language: String,
     ids: HashMap<char, Vec<i64>>,
     sample_rate: u32,
     scales: InferenceConfig,
@@ -102,11 +113,26 @@ impl PiperVoice {
             }
         }
         let session = iris_onnx::open_session_with(runtime, model, settings.threads, true)?;
-        Ok(Self { session, espeak_voice: raw.espeak.voice, ids, sample_rate: raw.audio.sample_rate, scales: raw.inference, settings })
+        // The language family ("en"), from the config or the espeak voice ("en-us").
+        let language = raw.language.map(|l| l.family).unwrap_or_else(|| raw.espeak.voice.split('-').next().unwrap_or("").to_owned());
+        Ok(Self {
+            session,
+            espeak_voice: raw.espeak.voice,
+            language,
+            ids,
+            sample_rate: raw.audio.sample_rate,
+            scales: raw.inference,
+            settings,
+        })
     }
 
     pub fn espeak_voice(&self) -> &str {
         &self.espeak_voice
+    }
+
+    /// ISO 639-1 language family, e.g. "en".
+    pub fn language(&self) -> &str {
+        &self.language
     }
 
     /// Phoneme ids as Piper builds them: BOS, then each phoneme followed by PAD, then EOS.

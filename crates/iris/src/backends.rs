@@ -60,7 +60,8 @@ impl Models<'_> {
         Ok(self.store.main_file(self.entry(id, task)?)?)
     }
 
-    /// A voice by catalog id.
+    /// The voice `id` first, then every other installed Piper voice, with espeak-ng behind
+    /// them for languages none of them speaks.
     pub fn voice(&self, id: &str) -> Result<Box<dyn iris_backend::Tts>> {
         let cfg = self.config;
         let entry = self.entry(id, "tts")?;
@@ -68,7 +69,14 @@ impl Models<'_> {
         let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&cfg.models.runtime, "runtime")?))?;
         let settings =
             iris_piper::VoiceSettings { rate: cfg.speech.rate, volume: cfg.speech.volume, threads: cfg.threads(), ..Default::default() };
-        Ok(Box::new(iris_piper::PiperVoice::load(env, &self.file(id, "tts")?, settings)?))
+        let mut voices = vec![(id.to_owned(), iris_piper::PiperVoice::load(env, &self.file(id, "tts")?, settings)?)];
+        for other in self.catalog.models.iter().filter(|m| m.task == "tts" && m.id != id) {
+            // Other voices are optional: one that is not installed (or fails its check) is skipped.
+            if let Ok(path) = self.store.main_file(other) {
+                voices.push((other.id.clone(), iris_piper::PiperVoice::load(env, &path, settings)?));
+            }
+        }
+        Ok(Box::new(iris_piper::VoiceRouter::new(voices)))
     }
 
     /// Builds the stages of `spec` with real backends, in order.

@@ -18,6 +18,9 @@ pub struct SayArgs {
     /// A voice model id from the catalog (default: the configured one).
     #[arg(long)]
     voice: Option<String>,
+    /// The language of the text (ISO 639-1); a language with no Piper voice is spoken by espeak-ng.
+    #[arg(long)]
+    language: Option<String>,
     /// Write a WAV file instead of playing.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -29,6 +32,10 @@ pub fn run(config_path: Option<&Path>, args: SayArgs) -> Result<ExitCode> {
     let text = if args.text == "-" { std::io::read_to_string(std::io::stdin()).context("cannot read standard input")? } else { args.text };
     let models = Models { store, catalog: backends::catalog()?, config: &config };
     let mut voice = models.voice(args.voice.as_deref().unwrap_or(&config.models.tts))?;
+    if let Some(lang) = &args.language {
+        voice.select_language(lang)?;
+    }
+    eprintln!("voice: {}", voice.voice_name());
     let rate = voice.sample_rate();
     // Sentence by sentence, as the pipeline speaks: each is written or queued as soon as it is
     // made, so memory stays bounded however long the text.

@@ -343,3 +343,20 @@ fn say_speaks_long_and_odd_text() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(hound::WavReader::open(&empty).unwrap().duration(), 0);
 }
+
+#[test]
+fn a_language_without_a_neural_voice_is_spoken_by_espeak() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("de.wav");
+    let out = iris(&["say", "--language", "de", "Guten Tag. Wie geht es Ihnen?", "--out", wav.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("voice: espeak-ng de"), "the voice in use is reported");
+    let r = hound::WavReader::open(&wav).unwrap();
+    assert_eq!(r.spec().sample_rate, 22_050, "one output rate whatever the voice");
+    assert!(r.duration() > 22_050, "{} samples", r.duration());
+    let out = iris(&["say", "--language", "en", "Hello.", "--out", wav.to_str().unwrap()], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("voice: piper piper-en_US-joe-medium"));
+    let out = iris(&["say", "--language", "xx", "Hello.", "--out", dir.path().join("xx.wav").to_str().unwrap()], &[]);
+    assert_one_line_error(&out, &["no voice speaks `xx`"]);
+    assert!(!dir.path().join("xx.wav").exists());
+}

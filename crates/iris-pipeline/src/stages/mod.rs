@@ -26,7 +26,11 @@ pub const BUILTIN: &[StageInfo] = &[
         emits: KindSet::of(&[K::Transcript, K::TextDelta]),
     },
     StageInfo { name: "sentences", accepts: KindSet::of(&[K::TextDelta]), emits: KindSet::of(&[K::TextDelta, K::Sentence]) },
-    StageInfo { name: "tts", accepts: KindSet::of(&[K::Sentence]), emits: KindSet::of(&[K::Sentence, K::Audio]) },
+    StageInfo {
+        name: "tts",
+        accepts: KindSet::of(&[K::Sentence, K::Transcript]),
+        emits: KindSet::of(&[K::Sentence, K::Audio, K::Transcript]),
+    },
 ];
 
 pub(crate) fn info(name: &str) -> StageInfo {

@@ -1,4 +1,5 @@
-//! Speech synthesis, one sentence at a time, as 20 ms audio chunks.
+//! Speech synthesis, one sentence at a time, as 20 ms audio chunks. The voice follows the
+//! language the recogniser heard (transcript frames carry it).
 
 use std::time::Duration;
 
@@ -9,11 +10,12 @@ use crate::stage::{Output, Stage, StageError};
 
 pub struct TtsStage {
     tts: Box<dyn Tts>,
+    language: Option<String>,
 }
 
 impl TtsStage {
     pub fn new(tts: Box<dyn Tts>) -> Self {
-        Self { tts }
+        Self { tts, language: None }
     }
 }
 
@@ -32,6 +34,13 @@ impl Stage for TtsStage {
 
     fn process(&mut self, env: Envelope, out: &mut dyn Output) -> Result<(), StageError> {
         let turn = env.turn;
+        if let Frame::Transcript(t) = &env.frame {
+            if let Some(lang) = t.language.as_deref().filter(|l| self.language.as_deref() != Some(*l)) {
+                self.tts.select_language(lang)?;
+                self.language = Some(lang.to_owned());
+            }
+            return out.send(env);
+        }
         let Frame::Sentence(text) = &env.frame else { return Ok(()) };
         let stop = || out.is_cancelled(turn);
         let samples = self.tts.synthesize(text, &stop)?;
