@@ -54,26 +54,12 @@ pub fn library_path(default: &Path) -> PathBuf {
 
 /// Opens a model on the CPU with `threads` intra-op threads.
 pub fn open_session(env: &Environment, model: &Path, threads: usize) -> Result<Session, OnnxError> {
-    open_session_with(env, model, threads, false)
-}
-
-/// As [`open_session`]; `variable_shapes` is for models fed a new input length on every call
-/// (a TTS voice): ONNX Runtime's memory-pattern cache and CPU arena would keep a plan and a
-/// block for each length seen, so memory would grow with the length of the text spoken.
-pub fn open_session_with(env: &Environment, model: &Path, threads: usize, variable_shapes: bool) -> Result<Session, OnnxError> {
     let fail = |message: String| OnnxError::Model { path: model.into(), message };
     if !model.is_file() {
         return Err(fail("no such file".into()));
     }
-    let mut builder = Session::builder(env).map_err(|e| fail(e.to_string()))?;
-    if variable_shapes {
-        builder = builder
-            .with_memory_pattern(false)
-            .map_err(|e| fail(e.to_string()))?
-            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    builder
+    Session::builder(env)
+        .map_err(|e| fail(e.to_string()))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| fail(e.to_string()))?
         .with_intra_threads(threads.max(1))

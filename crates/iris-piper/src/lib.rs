@@ -112,7 +112,7 @@ impl PiperVoice {
                 return Err(bad(format!("phoneme_id_map lacks `{needed}`")));
             }
         }
-        let session = iris_onnx::open_session_with(runtime, model, settings.threads, true)?;
+        let session = iris_onnx::open_session(runtime, model, settings.threads)?;
         // The language family ("en"), from the config or the espeak voice ("en-us").
         let language = raw.language.map(|l| l.family).unwrap_or_else(|| raw.espeak.voice.split('-').next().unwrap_or("").to_owned());
         Ok(Self {
