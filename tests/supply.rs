@@ -99,6 +99,39 @@ fn pull_resumes_a_partial_download() {
 }
 
 #[test]
+fn part_files_are_joined_in_order() {
+    // Registries cap package sizes, so big models ship in parts (gemma3, Whisper base).
+    let body = blob();
+    let (url, seen) = serve(body.clone(), 2);
+    let joined = [body.clone(), body.clone()].concat();
+    let text = format!(
+        r#"
+        [[model]]
+        id = "parts"
+        task = "test"
+        format = "bytes"
+        licence = "CC0-1.0"
+        [[model.file]]
+        name = "whole.bin"
+        size = {}
+        sha256 = "{}"
+        [[model.source]]
+        url = "{url}/repo"
+        files = ["whole.bin.part1", "whole.bin.part2"]
+        convert = "concat"
+        "#,
+        joined.len(),
+        sha(&joined)
+    );
+    let cat = Catalog::parse(&text, Path::new("parts.toml")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::new(home.path());
+    pull(&store, cat.get("parts").unwrap(), &NoExternal, &Quiet).unwrap();
+    assert_eq!(std::fs::read(home.path().join("models/parts/whole.bin")).unwrap(), joined);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
 fn a_wrong_sha256_is_named_and_nothing_is_installed() {
     let body = blob();
     let (url, _) = serve(body.clone(), 1);
