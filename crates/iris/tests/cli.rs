@@ -360,3 +360,22 @@ fn a_language_without_a_neural_voice_is_spoken_by_espeak() {
     assert_one_line_error(&out, &["no voice speaks `xx`"]);
     assert!(!dir.path().join("xx.wav").exists());
 }
+
+#[test]
+fn the_multilingual_model_detects_the_language() {
+    // Needs `iris models pull whisper-base` (deploy/test.sh does it).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[models]\nasr = \"whisper-base\"\n[speech]\nlanguage = \"auto\"\n").unwrap();
+    let german = dir.path().join("de.wav");
+    let out = iris(&["say", "--language", "de", "Wie spät ist es in Berlin?", "--out", german.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        iris(&["--config", config.to_str().unwrap(), "transcribe", "--json", german.to_str().unwrap(), question().to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let langs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["language"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(langs, ["de", "en"]);
+}

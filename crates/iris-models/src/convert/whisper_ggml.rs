@@ -13,6 +13,7 @@ use super::ct2::{self, f16_to_f32, f32_to_f16, Ct2Model, DType, Variable};
 use super::{mel, ConvertError};
 
 const GGML_MAGIC: u32 = 0x6767_6d6c;
+const BPE_RANKS: usize = 50_257;
 
 /// Converts `model.bin` (given as its bytes) and `tokenizer.json` to a ggml file at `out`.
 pub fn convert(model_bin: &[u8], tokenizer_json: &Path, out: &Path) -> Result<(), ConvertError> {
@@ -124,6 +125,10 @@ fn byte_vocab(path: &Path) -> Result<Vec<Vec<u8>>, ConvertError> {
     if tokens.iter().enumerate().any(|(i, (id, _))| *id != i as u64) {
         return Err(ConvertError::Invalid(format!("{}: token ids are not contiguous", path.display())));
     }
+    // The ggml file holds OpenAI's BPE ranks (gpt2.tiktoken / multilingual.tiktoken: 50,257 of
+    // them); whisper.cpp numbers the special tokens itself from the model's vocabulary size.
+    // The multilingual tokenizer.json lists <|endoftext|> one id later than gpt2's does.
+    tokens.truncate(BPE_RANKS);
     Ok(tokens.into_iter().map(|(_, b)| b).collect())
 }
 
