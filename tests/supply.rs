@@ -235,7 +235,7 @@ fn the_shipped_catalog_is_complete() {
     for m in &cat.models {
         assert!(m.sources.len() >= 1 && !m.licence.is_empty(), "{}", m.id);
         // Upstream first where there is one, then a package source.
-        assert!(m.sources.iter().any(|s| s.pip.is_some() || s.npm.is_some()), "{} has no package source", m.id);
+        assert!(m.sources.iter().any(|s| !s.pip.is_empty() || s.npm.is_some()), "{} has no package source", m.id);
         assert!(m.files.iter().all(|f| f.size > 0), "{}", m.id);
     }
 }
