@@ -20,7 +20,7 @@ const EARLY_FLUSH_CHARS: usize = 60;
 
 /// No sentence grows past this: text without punctuation is cut at a space, so memory stays
 /// bounded however long the input.
-const MAX_SENTENCE_CHARS: usize = 300;
+const MAX_SENTENCE_CHARS: usize = 200;
 
 /// A streaming splitter: push text, take the complete sentences.
 #[derive(Debug, Default)]
