@@ -125,3 +125,56 @@ fn smollm2_stops_when_cancelled() {
     });
     assert!(matches!(r, Err(BackendError::Cancelled)));
 }
+
+#[test]
+fn a_conversation_prefills_only_its_new_tokens() {
+    let mut llm = iris_llm_candle::LlamaChat::load(&model("smollm2-135m-instruct")).unwrap();
+    let mut history = vec![ChatMessage::new(Role::System, "You are a helpful AI assistant named Iris. Give short, correct answers.")];
+    let turns = ["Hi, I am Tom. Nice to meet you.", "What is two plus two?", "Name a colour of the sky.", "What is my name?"];
+    let mut stats = Vec::new();
+    let mut cached_after = 0;
+    for (i, user) in turns.iter().enumerate() {
+        history.push(ChatMessage::new(Role::User, *user));
+        let mut answer = String::new();
+        let s = llm
+            .generate(&history, &GenParams { max_tokens: 40, ..GenParams::default() }, &NeverStop, &mut |d| {
+                answer.push_str(d);
+                iris_backend::Flow::Continue
+            })
+            .unwrap();
+        if i > 0 {
+            // Everything up to the end of the previous answer came from the cache.
+            assert_eq!(s.reused_tokens, cached_after, "turn {}: {s:?}", i + 1);
+            assert_eq!(s.prefill_tokens, s.prompt_tokens - s.reused_tokens);
+        }
+        cached_after = s.prompt_tokens + s.generated_tokens;
+        history.push(ChatMessage::new(Role::Assistant, answer.clone()));
+        stats.push((s, answer));
+    }
+    let (last, answer) = stats.last().unwrap();
+    assert!(last.prefill_tokens < 30 && last.reused_tokens > 60, "turn 4 should pre-fill only its own words: {last:?}");
+    // SmolLM2-135M does not reliably recall a name three turns later (it answered "Sarah" and
+    // "Emily" here): the recall half of the issue needs a larger model, so it is printed, not
+    // asserted.
+    eprintln!("turn 4 answer: {answer:?}");
+}
+
+#[test]
+fn prefill_on_a_cache_agrees() {
+    // Cache reuse runs a turn's new tokens on top of the cache. candle's Q8_0 matmuls quantise
+    // activations, so the logits depend a little on the schedule (measured: up to 0.7 of a
+    // 41-wide range, whether the rest is run as one chunk or token by token); the next token
+    // must agree and the difference stay small.
+    let mut llm = iris_llm_candle::LlamaChat::load(&model("smollm2-135m-instruct")).unwrap();
+    let text = "<|im_start|>user\nThe quick brown fox jumps over the lazy dog. What does the fox do?<|im_end|>\n<|im_start|>assistant\n";
+    let ids = llm.tokenizer().encode(text, false).unwrap().get_ids().to_vec();
+    let whole = llm.logits_after(&ids, 0).unwrap();
+    let half = ids.len() / 2;
+    llm.logits_after(&ids[..half], 0).unwrap();
+    let chunked = llm.logits_after(&ids[half..], half).unwrap();
+    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+    assert_eq!(argmax(&whole), argmax(&chunked));
+    let spread = whole.iter().fold(f32::MIN, |m, v| m.max(*v)) - whole.iter().fold(f32::MAX, |m, v| m.min(*v));
+    let max_diff = whole.iter().zip(&chunked).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max_diff < 0.05 * spread, "chunked prefill differs by {max_diff} of {spread}");
+}

@@ -81,7 +81,7 @@ impl crate::Llm for FakeLlm {
                 break;
             }
         }
-        Ok(GenStats { prompt_tokens: messages.len(), generated_tokens: generated })
+        Ok(GenStats { prompt_tokens: messages.len(), prefill_tokens: messages.len(), generated_tokens: generated, ..GenStats::default() })
     }
 }
 

@@ -140,6 +140,10 @@ impl Default for GenParams {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GenStats {
     pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were already cached from earlier turns.
+    pub reused_tokens: usize,
+    /// Prompt tokens computed this call (`prompt_tokens - reused_tokens`).
+    pub prefill_tokens: usize,
     pub generated_tokens: usize,
 }
 

@@ -15,6 +15,10 @@ use crate::{tokenizer, LlmError};
 
 pub struct LlamaChat {
     model: ModelWeights,
+    /// The tokens whose keys and values the model's cache holds, positions 0.. in order, and
+    /// the text they stand for (the last prompt and the answer as decoded).
+    cached: Vec<u32>,
+    cached_text: String,
     tokenizer: Tokenizer,
     template: ChatTemplate,
     stop_tokens: Vec<u32>,
@@ -48,11 +52,19 @@ impl LlamaChat {
         let context_len = md.get("llama.context_length").and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize;
         let device = Device::Cpu;
         let model = ModelWeights::from_gguf(content, &mut f, &device).map_err(|e| fail(format!("cannot load the weights ({e})")))?;
-        Ok(Self { model, tokenizer, template, stop_tokens, context_len, device })
+        Ok(Self { model, cached: Vec::new(), cached_text: String::new(), tokenizer, template, stop_tokens, context_len, device })
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// Next-token logits after running `tokens` at positions `pos..` on top of the cache (which
+    /// `pos == 0` resets). For checks that chunked and whole prefills agree.
+    pub fn logits_after(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, BackendError> {
+        self.cached.clear();
+        self.cached_text.clear();
+        self.step(tokens, pos)?.to_vec1::<f32>().map_err(infer)
     }
 
     fn step(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor, BackendError> {
@@ -74,8 +86,16 @@ impl Llm for LlamaChat {
         on_text: &mut dyn FnMut(&str) -> Flow,
     ) -> Result<GenStats, BackendError> {
         let prompt = self.template.render(messages).map_err(|e| BackendError::Inference(e.to_string()))?;
-        let encoded = self.tokenizer.encode(prompt, false).map_err(infer)?;
-        let prompt_tokens = encoded.get_ids().to_vec();
+        // A growing conversation renders to the cached text plus a new suffix. Only the suffix is
+        // tokenised: re-tokenising an earlier answer need not give back the tokens generated, and
+        // the cache must hold exactly what the model saw. Anything else starts afresh.
+        let reusable = !self.cached.is_empty() && prompt.len() > self.cached_text.len() && prompt.starts_with(&self.cached_text);
+        let (prompt_tokens, reused) = if reusable {
+            let suffix = self.tokenizer.encode(&prompt[self.cached_text.len()..], false).map_err(infer)?;
+            ([self.cached.as_slice(), suffix.get_ids()].concat(), self.cached.len())
+        } else {
+            (self.tokenizer.encode(prompt.as_str(), false).map_err(infer)?.get_ids().to_vec(), 0)
+        };
         if prompt_tokens.len() + params.max_tokens > self.context_len {
             return Err(BackendError::Inference(format!(
                 "the conversation ({} tokens) does not fit the model's context of {}",
@@ -91,8 +111,14 @@ impl Llm for LlamaChat {
             Sampling::All { temperature: params.temperature }
         };
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
-        // A fresh prefill at position 0 resets the model's KV cache.
-        let mut logits = self.step(&prompt_tokens, 0)?;
+        // candle's cache can only grow or restart (position 0 resets it). Until this call
+        // finishes the cache is in flux: a failure or a cancel leaves it unknown.
+        self.cached.clear();
+        self.cached_text.clear();
+        // Logits depend slightly on how the prompt is scheduled (whole, chunked on a cache, or
+        // token by token: up to 0.7 of a 41-wide logit range in candle 0.11, as Q8_0 matmuls
+        // quantise activations); see the conformance test `prefill_on_a_cache_agrees`.
+        let mut logits = self.step(&prompt_tokens[reused..], reused)?;
         let mut generated: Vec<u32> = Vec::new();
         let mut printed = 0usize;
         let mut all = prompt_tokens.clone();
@@ -116,11 +142,23 @@ impl Llm for LlamaChat {
                 let delta = text[printed..].to_owned();
                 printed = text.len();
                 if on_text(&delta) == Flow::Stop {
+                    // `next` was never run through the model: it is not in the cache.
+                    all.pop();
                     break;
                 }
             }
             logits = self.step(&[next], all.len() - 1)?;
         }
-        Ok(GenStats { prompt_tokens: prompt_tokens.len(), generated_tokens: generated.len() })
+        // Every token in `all` has been through the model: the cache holds exactly these.
+        let answer_len = all.len() - prompt_tokens.len();
+        let answer = self.tokenizer.decode(&all[prompt_tokens.len()..], true).map_err(infer)?;
+        self.cached = all;
+        self.cached_text = if answer_len > 0 { prompt + &answer } else { prompt };
+        Ok(GenStats {
+            prompt_tokens: prompt_tokens.len(),
+            reused_tokens: reused,
+            prefill_tokens: prompt_tokens.len() - reused,
+            generated_tokens: generated.len(),
+        })
     }
 }

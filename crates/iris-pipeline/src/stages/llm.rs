@@ -118,7 +118,8 @@ impl Stage for LlmStage {
             Err(e) => return Err(e.into()),
         }
         self.history.push(ChatMessage::new(Role::User, user));
-        self.history.push(ChatMessage::new(Role::Assistant, answer.trim().to_owned()));
+        // Stored exactly as generated, so the next prompt extends the model's cached text.
+        self.history.push(ChatMessage::new(Role::Assistant, answer));
         Ok(())
     }
 }
