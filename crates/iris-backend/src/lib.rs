@@ -185,6 +185,13 @@ pub trait Tts: Send {
     }
 }
 
+/// Deterministic skills tried before the language model, as Home Assistant matches intents
+/// before its LLM: small models call tools badly, and "set a timer" must just work.
+pub trait Skills: Send {
+    /// The answer if `text` is a request this handles; `None` passes it to the language model.
+    fn handle(&mut self, text: &str) -> Option<String>;
+}
+
 /// What a vision backend can say about an image, in words the LLM or the user can take.
 pub trait Vlm: Send {
     fn describe(&mut self, image: &iris_frames::ImageFrame, question: &str) -> Result<String, BackendError>;

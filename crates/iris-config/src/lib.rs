@@ -20,6 +20,7 @@ pub struct Config {
     pub assistant: Assistant,
     pub models: Models,
     pub speech: Speech,
+    pub tools: Tools,
     /// Worker threads for inference; 0 means all cores.
     pub threads: usize,
 }
@@ -44,6 +45,14 @@ pub struct Models {
     pub runtime: String,
 }
 
+/// The home-action webhook (e.g. a Home Assistant service URL); empty means none.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tools {
+    pub webhook_url: String,
+    pub webhook_token: String,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Speech {
@@ -59,7 +68,7 @@ pub struct Speech {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { assistant: Assistant::default(), models: Models::default(), speech: Speech::default(), threads: 0 }
+        Self { assistant: Assistant::default(), models: Models::default(), speech: Speech::default(), tools: Tools::default(), threads: 0 }
     }
 }
 
@@ -136,6 +145,10 @@ impl Config {
         }
         if !(100..=5_000).contains(&self.speech.endpoint_ms) {
             return bad("speech.endpoint_ms", format!("is {}; use 100 to 5000", self.speech.endpoint_ms));
+        }
+        let url = &self.tools.webhook_url;
+        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            return bad("tools.webhook_url", format!("is {url:?}; use an http:// or https:// URL"));
         }
         let lang = &self.speech.language;
         if lang != "auto" && !(lang.len() == 2 && lang.chars().all(|c| c.is_ascii_lowercase())) {

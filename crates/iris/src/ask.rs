@@ -61,7 +61,10 @@ pub fn run(config_path: Option<&Path>, args: AskArgs) -> Result<ExitCode> {
 
     let models = Models { store, catalog: backends::catalog()?, config: &config };
     let load_started = Instant::now();
-    let stages = models.stages(&spec)?;
+    // A timer the user sets fires here; `ask` waits for it before exiting (the live voice loop
+    // will speak it).
+    let timers = iris_tools::Timers::new(std::sync::Arc::new(|label: &str| println!("Timer:      your {label} is done.")));
+    let stages = models.stages(&spec, &timers)?;
     let load_ms = load_started.elapsed();
 
     let turns = Turns::new();
@@ -179,6 +182,8 @@ pub fn run(config_path: Option<&Path>, args: AskArgs) -> Result<ExitCode> {
     if wav_path.is_none() {
         iris_playback::play_blocking(&audio, rate).context("cannot play the answer")?;
     }
+    // Timers longer than a day are not something a one-shot command should sit through.
+    timers.wait_all(Duration::from_secs(24 * 3600));
     Ok(ExitCode::SUCCESS)
 }
 

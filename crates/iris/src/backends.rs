@@ -79,8 +79,9 @@ impl Models<'_> {
         Ok(Box::new(iris_piper::VoiceRouter::new(voices)))
     }
 
-    /// Builds the stages of `spec` with real backends, in order.
-    pub fn stages(&self, spec: &PipelineSpec) -> Result<Vec<Box<dyn Stage>>> {
+    /// Builds the stages of `spec` with real backends, in order. Timers set by the tools fire
+    /// through `timers`.
+    pub fn stages(&self, spec: &PipelineSpec, timers: &iris_tools::Timers) -> Result<Vec<Box<dyn Stage>>> {
         let cfg = self.config;
         let threads = cfg.threads();
         let needs = |name: &str| spec.stages.iter().any(|s| s.info.name == name);
@@ -115,7 +116,12 @@ impl Models<'_> {
                         params,
                         history_turns: cfg.assistant.history_turns,
                     };
-                    Box::new(LlmStage::new(Box::new(llm), Some(Box::new(iris_vision::PixelFacts)), settings))
+                    let hook = (!cfg.tools.webhook_url.is_empty()).then(|| iris_tools::Webhook {
+                        url: cfg.tools.webhook_url.clone(),
+                        token: (!cfg.tools.webhook_token.is_empty()).then(|| cfg.tools.webhook_token.clone()),
+                    });
+                    let tools = iris_tools::Tools::new(timers.clone(), hook);
+                    Box::new(LlmStage::new(Box::new(llm), Some(Box::new(iris_vision::PixelFacts)), settings).with_skills(Box::new(tools)))
                 }
                 "sentences" => Box::new(SentenceStage::new()),
                 "tts" => {

@@ -379,3 +379,21 @@ fn the_multilingual_model_detects_the_language() {
         .collect();
     assert_eq!(langs, ["de", "en"]);
 }
+
+#[test]
+fn tools_answer_before_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("t.wav");
+    let v = json(&iris(&["ask", "--text", "What time is it?", "--out", wav.to_str().unwrap(), "--json"], &[]));
+    let answer = v["answer"].as_str().unwrap();
+    let now = std::process::Command::new("date").arg("+%H:%M").output().unwrap();
+    let now = String::from_utf8_lossy(&now.stdout).trim().to_owned();
+    // The minute may turn between the two readings; the hour:minute prefix is what a user checks.
+    assert!(answer.starts_with("It is ") && answer.contains(&now[..3]), "{answer} vs {now}");
+    let out = iris(&["ask", "--text", "Set a timer for 1 second", "--out", wav.to_str().unwrap()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("Timer set for 1 second.") && stdout.contains("your timer for 1 second is done"),
+        "{stdout}"
+    );
+}

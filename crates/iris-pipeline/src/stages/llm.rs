@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use iris_backend::{BackendError, ChatMessage, Flow, GenParams, Llm, Role, Vlm};
+use iris_backend::{BackendError, ChatMessage, Flow, GenParams, Llm, Role, Skills, Vlm};
 use iris_frames::{Envelope, Frame, KindSet, TurnId};
 
 use crate::stage::{Output, PerTurn, Stage, StageError};
@@ -25,6 +25,7 @@ struct State {
 pub struct LlmStage {
     llm: Box<dyn Llm>,
     vision: Option<Box<dyn Vlm>>,
+    skills: Option<Box<dyn Skills>>,
     settings: LlmSettings,
     history: Vec<ChatMessage>,
     state: PerTurn<State>,
@@ -32,7 +33,13 @@ pub struct LlmStage {
 
 impl LlmStage {
     pub fn new(llm: Box<dyn Llm>, vision: Option<Box<dyn Vlm>>, settings: LlmSettings) -> Self {
-        Self { llm, vision, settings, history: Vec::new(), state: PerTurn::default() }
+        Self { llm, vision, skills: None, settings, history: Vec::new(), state: PerTurn::default() }
+    }
+
+    /// Deterministic skills answered before the model (time, timers, …).
+    pub fn with_skills(mut self, skills: Box<dyn Skills>) -> Self {
+        self.skills = Some(skills);
+        self
     }
 
     fn user_message(state: &State) -> String {
@@ -86,6 +93,14 @@ impl Stage for LlmStage {
         let user = Self::user_message(&state);
         if user.is_empty() {
             return Ok(());
+        }
+        if state.images.is_empty() {
+            if let Some(answer) = self.skills.as_mut().and_then(|s| s.handle(&user)) {
+                out.emit(turn, pts, Frame::TextDelta(answer.clone()))?;
+                self.history.push(ChatMessage::new(Role::User, user));
+                self.history.push(ChatMessage::new(Role::Assistant, answer));
+                return Ok(());
+            }
         }
         let mut messages = vec![ChatMessage::new(Role::System, self.settings.system_prompt.clone())];
         let keep = self.settings.history_turns * 2;

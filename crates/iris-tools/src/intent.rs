@@ -1,0 +1,148 @@
+//! The deterministic intent matcher: the common phrasings of the built-in tools, in English.
+//! Anything it does not recognise goes to the language model.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Intent {
+    Time,
+    Date,
+    Timer(Duration),
+    Calculate(String),
+    Home { service: String, target: String },
+}
+
+const SMALL: [&str; 21] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+];
+const TENS: [(&str, u64); 4] = [("thirty", 30), ("forty", 40), ("fifty", 50), ("sixty", 60)];
+
+/// Lower case, punctuation removed except what arithmetic needs.
+fn normalise(text: &str) -> String {
+    let t: String = text.to_lowercase().chars().map(|c| if c.is_alphanumeric() || " +-*/^().'".contains(c) { c } else { ' ' }).collect();
+    t.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches(['.', ' ']).to_owned()
+}
+
+fn number(word: &str) -> Option<u64> {
+    if let Ok(n) = word.parse() {
+        return Some(n);
+    }
+    if matches!(word, "a" | "an") {
+        return Some(1);
+    }
+    SMALL.iter().position(|w| *w == word).map(|n| n as u64).or_else(|| TENS.iter().find(|(w, _)| *w == word).map(|(_, n)| *n))
+}
+
+fn unit(word: &str) -> Option<u64> {
+    match word.trim_end_matches('s') {
+        "second" | "sec" => Some(1),
+        "minute" | "min" => Some(60),
+        "hour" => Some(3600),
+        _ => None,
+    }
+}
+
+pub fn parse(text: &str) -> Option<Intent> {
+    let t = normalise(text);
+    let has = |phrases: &[&str]| phrases.iter().any(|p| t.contains(p));
+    if has(&["what time is it", "what's the time", "whats the time", "what is the time", "tell me the time", "current time"]) {
+        return Some(Intent::Time);
+    }
+    if has(&["what's the date", "what is the date", "what day is it", "what is today", "today's date", "what's today"]) {
+        return Some(Intent::Date);
+    }
+    if t.contains("timer") || t.contains("remind me in") || t.contains("alarm in") {
+        // "set a timer for 2 seconds", "a five minute timer", "timer for 1 hour 30 minutes"
+        let words: Vec<&str> = t.split(' ').collect();
+        let mut total = 0;
+        for (i, w) in words.iter().enumerate() {
+            if let Some(u) = unit(w.trim_end_matches('-')) {
+                let n = i.checked_sub(1).and_then(|j| number(words[j]));
+                if let Some(n) = n {
+                    total += n * u;
+                }
+            } else if let Some((n, u)) = w.split_once('-').and_then(|(n, u)| Some((number(n)?, unit(u)?))) {
+                total += n * u;
+            }
+        }
+        if total > 0 {
+            return Some(Intent::Timer(Duration::from_secs(total)));
+        }
+    }
+    for prefix in ["what is ", "what's ", "calculate ", "compute ", "how much is "] {
+        if let Some(rest) = t.strip_prefix(prefix) {
+            let expr = rest
+                .replace("multiplied by", "*")
+                .replace("divided by", "/")
+                .replace(" plus ", " + ")
+                .replace(" minus ", " - ")
+                .replace(" times ", " * ")
+                .replace(" over ", " / ")
+                .replace(" to the power of ", " ^ ");
+            let words_as_numbers: Vec<String> = expr
+                .split(' ')
+                .map(|w| number(w).filter(|_| !matches!(w, "a" | "an")).map_or_else(|| w.to_owned(), |n| n.to_string()))
+                .collect();
+            let expr = words_as_numbers.join(" ");
+            let arithmetic = expr.chars().all(|c| c.is_ascii_digit() || " .+-*/^()".contains(c));
+            if arithmetic && expr.chars().any(|c| "+-*/^".contains(c)) && expr.chars().any(|c| c.is_ascii_digit()) {
+                return Some(Intent::Calculate(expr));
+            }
+        }
+    }
+    for (phrase, service) in [("turn on ", "turn_on"), ("switch on ", "turn_on"), ("turn off ", "turn_off"), ("switch off ", "turn_off")] {
+        if let Some(pos) = t.find(phrase) {
+            let target = t[pos + phrase.len()..].trim_start_matches("the ").trim();
+            if !target.is_empty() {
+                return Some(Intent::Home { service: service.into(), target: target.into() });
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_phrasings() {
+        assert_eq!(parse("What time is it?"), Some(Intent::Time));
+        assert_eq!(parse("Hey, what's the time"), Some(Intent::Time));
+        assert_eq!(parse("What day is it today?"), Some(Intent::Date));
+        assert_eq!(parse("Set a timer for 2 seconds."), Some(Intent::Timer(Duration::from_secs(2))));
+        assert_eq!(parse("set a five minute timer"), Some(Intent::Timer(Duration::from_secs(300))));
+        assert_eq!(parse("Timer for 1 hour and 30 minutes"), Some(Intent::Timer(Duration::from_secs(5400))));
+        assert_eq!(parse("Start a 10-minute timer"), Some(Intent::Timer(Duration::from_secs(600))));
+        assert_eq!(parse("What is 12 times 7?"), Some(Intent::Calculate("12 * 7".into())));
+        assert_eq!(parse("what's two plus two"), Some(Intent::Calculate("2 + 2".into())));
+        assert_eq!(parse("Turn on the kitchen lights"), Some(Intent::Home { service: "turn_on".into(), target: "kitchen lights".into() }));
+    }
+
+    #[test]
+    fn everything_else_goes_to_the_model() {
+        for t in ["What is the capital of France?", "Tell me a story", "what is love", "How many legs does a spider have?", "timer"] {
+            assert_eq!(parse(t), None, "{t}");
+        }
+    }
+}
