@@ -59,6 +59,11 @@ impl LlamaChat {
         &self.tokenizer
     }
 
+    /// The prompt the chat template makes of `messages` (with the generation prompt).
+    pub fn render(&self, messages: &[ChatMessage]) -> Result<String, LlmError> {
+        self.template.render(messages)
+    }
+
     /// Next-token logits after running `tokens` at positions `pos..` on top of the cache (which
     /// `pos == 0` resets). For checks that chunked and whole prefills agree.
     pub fn logits_after(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, BackendError> {
