@@ -178,3 +178,22 @@ fn prefill_on_a_cache_agrees() {
     let max_diff = whole.iter().zip(&chunked).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(max_diff < 0.05 * spread, "chunked prefill differs by {max_diff} of {spread}");
 }
+
+#[test]
+fn memory_is_planned_before_loading() {
+    let path = model("smollm2-135m-instruct");
+    // Fits comfortably: loads.
+    iris_llm_candle::LlamaChat::load_with(&path, 2048, Some(4 << 30)).unwrap();
+    // Does not fit: refused before loading, with what to change.
+    let err = match iris_llm_candle::LlamaChat::load_with(&path, 8192, Some(400 << 20)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("should not fit in 400 MiB"),
+    };
+    assert!(err.contains("MiB of weights") && err.contains("KV cache for 8192 tokens"), "{err}");
+    assert!(err.contains("a context of at most") && err.contains("smaller quantisation"), "{err}");
+    let err = match iris_llm_candle::LlamaChat::load_with(&path, 2048, Some(100 << 20)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("should not fit in 100 MiB"),
+    };
+    assert!(!err.contains("a context of at most") && err.contains("a smaller model"), "{err}");
+}

@@ -5,6 +5,7 @@
 //! import, where candle lacks fast kernels for the shipped format).
 
 pub mod llama;
+pub mod plan;
 pub mod requant;
 pub mod template;
 pub mod tokenizer;

@@ -27,7 +27,13 @@ pub struct LlamaChat {
 }
 
 impl LlamaChat {
+    /// Loads with a context of up to 4096 tokens (or the model's own, if smaller), after
+    /// checking that weights and KV cache fit in the memory available.
     pub fn load(path: &Path) -> Result<Self, LlmError> {
+        Self::load_with(path, 4096, crate::plan::available_memory())
+    }
+
+    pub fn load_with(path: &Path, max_context: usize, available: Option<u64>) -> Result<Self, LlmError> {
         let fail = |message: String| LlmError::Load { path: path.into(), message };
         let mut f = File::open(path).map_err(|e| fail(e.to_string()))?;
         let content = gguf_file::Content::read(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
@@ -49,7 +55,11 @@ impl LlamaChat {
             text_of(token("tokenizer.ggml.bos_token_id")),
             text_of(eos),
         )?;
-        let context_len = md.get("llama.context_length").and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize;
+        let context_len = (md.get("llama.context_length").and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize).min(max_context);
+        let plan = crate::plan::MemoryPlan::from_gguf(&content, context_len);
+        if let Some(available) = available {
+            plan.check(available).map_err(fail)?;
+        }
         let device = Device::Cpu;
         let model = ModelWeights::from_gguf(content, &mut f, &device).map_err(|e| fail(format!("cannot load the weights ({e})")))?;
         Ok(Self { model, cached: Vec::new(), cached_text: String::new(), tokenizer, template, stop_tokens, context_len, device })
