@@ -43,6 +43,12 @@ fn normalise(text: &str) -> String {
     t.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches(['.', ' ']).to_owned()
 }
 
+/// A number word ("seven", "forty") as a number.
+pub fn number_word(word: &str) -> Option<u64> {
+    SMALL.iter().position(|w| *w == word).map(|n| n as u64).or_else(|| TENS.iter().find(|(w, _)| *w == word).map(|(_, n)| *n))
+}
+
+/// Digits, a number word, or "a"/"an" (one).
 fn number(word: &str) -> Option<u64> {
     if let Ok(n) = word.parse() {
         return Some(n);
@@ -50,7 +56,7 @@ fn number(word: &str) -> Option<u64> {
     if matches!(word, "a" | "an") {
         return Some(1);
     }
-    SMALL.iter().position(|w| *w == word).map(|n| n as u64).or_else(|| TENS.iter().find(|(w, _)| *w == word).map(|(_, n)| *n))
+    number_word(word)
 }
 
 fn unit(word: &str) -> Option<u64> {

@@ -78,35 +78,12 @@ pub fn run(config_path: Option<&Path>, cmd: EvalCmd) -> Result<ExitCode> {
 /// Words for scoring, as Whisper's English normaliser would compare them: lower case, no
 /// punctuation ("7:45" and "7.45" both become "7 45"), small number words as digits.
 pub fn normalise_words(s: &str) -> Vec<String> {
-    const NUMBERS: [&str; 21] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-    ];
     let cleaned: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' }).collect();
     cleaned
         .split_whitespace()
         .map(|w| w.trim_matches('\''))
         .filter(|w| !w.is_empty())
-        .map(|w| NUMBERS.iter().position(|n| *n == w).map_or_else(|| w.to_owned(), |i| i.to_string()))
+        .map(|w| iris_tools::intent::number_word(w).map_or_else(|| w.to_owned(), |n| n.to_string()))
         .collect()
 }
 
