@@ -33,6 +33,8 @@ pub struct Assistant {
     pub max_tokens: usize,
     pub temperature: f64,
     pub history_turns: usize,
+    /// Stop an answer after this many sentences (0: no limit).
+    pub max_sentences: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -81,6 +83,7 @@ impl Default for Assistant {
             max_tokens: 80,
             temperature: 0.0,
             history_turns: 4,
+            max_sentences: 2,
         }
     }
 }

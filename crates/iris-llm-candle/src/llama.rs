@@ -157,8 +157,9 @@ impl Llm for LlamaChat {
                 let delta = text[printed..].to_owned();
                 printed = text.len();
                 if on_text(&delta) == Flow::Stop {
-                    // `next` was never run through the model: it is not in the cache.
-                    all.pop();
+                    // Run the last token through the model too, so the cache holds all of the
+                    // answer the conversation will contain.
+                    self.step(&[next], all.len() - 1)?;
                     break;
                 }
             }

@@ -35,7 +35,7 @@ fn kinds(frames: &[Envelope]) -> Vec<FrameKind> {
 }
 
 fn settings() -> LlmSettings {
-    LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4 }
+    LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0 }
 }
 
 #[test]
@@ -97,6 +97,16 @@ fn llm_answers_the_turn_and_remembers_it() {
     // A second turn sees the first in its history.
     run_stage(&mut stage, input).unwrap();
     assert_eq!(prompts.lock().unwrap()[1].len(), 4, "system, user, assistant, user");
+}
+
+#[test]
+fn answers_stop_after_the_configured_sentences() {
+    let llm = FakeLlm::new(&["One", " two.", " Three", " four!", " Five", " six.", " Seven."]);
+    let mut stage = LlmStage::new(Box::new(llm), None, LlmSettings { max_sentences: 2, ..settings() });
+    let out = run_stage(&mut stage, vec![env(Frame::UserText("count".into())), env(Frame::EndOfTurn)]).unwrap();
+    let text: String = out.iter().filter_map(|e| if let Frame::TextDelta(t) = &e.frame { Some(t.as_str()) } else { None }).collect();
+    // The second sentence is known to be complete once the next word begins.
+    assert_eq!(text, "One two. Three four! ");
 }
 
 #[test]

@@ -115,6 +115,7 @@ impl Models<'_> {
                         system_prompt: cfg.assistant.system_prompt.clone(),
                         params,
                         history_turns: cfg.assistant.history_turns,
+                        max_sentences: cfg.assistant.max_sentences,
                     };
                     let hook = (!cfg.tools.webhook_url.is_empty()).then(|| iris_tools::Webhook {
                         url: cfg.tools.webhook_url.clone(),

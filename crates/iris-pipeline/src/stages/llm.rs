@@ -14,6 +14,9 @@ pub struct LlmSettings {
     pub params: GenParams,
     /// Conversation turns kept (user + assistant pairs); older ones are dropped first.
     pub history_turns: usize,
+    /// Stop after this many complete sentences (0: no limit). Spoken answers should be short,
+    /// and a small model rambles past "be brief".
+    pub max_sentences: usize,
 }
 
 #[derive(Default)]
@@ -113,10 +116,18 @@ impl Stage for LlmStage {
         let out = std::cell::RefCell::new(out);
         let mut answer = String::new();
         let mut send_error = None;
+        let mut sentences = super::SentenceSplitter::whole_sentences();
+        let mut said = 0;
+        let max_sentences = self.settings.max_sentences;
         let stop = || out.borrow().is_cancelled(turn);
         let result = self.llm.generate(&messages, &self.settings.params, &stop, &mut |delta: &str| {
+            said += sentences.push(delta).len();
+            let done = max_sentences > 0 && said >= max_sentences;
+            // The last sentence's end is seen only when the next word starts: hold that word back.
+            let delta = if done { delta.strip_suffix(sentences.pending()).unwrap_or(delta) } else { delta };
             answer.push_str(delta);
             match out.borrow_mut().emit(turn, pts, Frame::TextDelta(delta.to_owned())) {
+                Ok(()) if done => Flow::Stop,
                 Ok(()) => Flow::Continue,
                 Err(e) => {
                     send_error = Some(e);

@@ -27,9 +27,16 @@ const MAX_SENTENCE_CHARS: usize = 200;
 pub struct SentenceSplitter {
     buf: String,
     emitted: usize,
+    /// Only whole sentences: no early cut of a long first one (for counting, not speaking).
+    whole_only: bool,
 }
 
 impl SentenceSplitter {
+    /// A splitter that never cuts a long first sentence early.
+    pub fn whole_sentences() -> Self {
+        Self { whole_only: true, ..Self::default() }
+    }
+
     pub fn push(&mut self, text: &str) -> Vec<String> {
         self.buf.push_str(text);
         let mut out = Vec::new();
@@ -43,6 +50,11 @@ impl SentenceSplitter {
             }
         }
         out
+    }
+
+    /// Text pushed but not yet part of a complete sentence.
+    pub fn pending(&self) -> &str {
+        &self.buf
     }
 
     /// What is left when the text ends.
@@ -77,7 +89,7 @@ impl SentenceSplitter {
             return Some(chars.get(j).map_or(self.buf.len(), |(b, _)| *b));
         }
         let len = chars.len();
-        if self.emitted == 0 && len > EARLY_FLUSH_CHARS {
+        if self.emitted == 0 && !self.whole_only && len > EARLY_FLUSH_CHARS {
             let clause = chars
                 .iter()
                 .skip(EARLY_FLUSH_CHARS / 2)
