@@ -148,26 +148,9 @@ fn describe_magic(bytes: &[u8]) -> String {
 /// Writes 16-bit mono PCM to a temporary file beside `path`, then renames it into place, so a
 /// failure never leaves a half-written WAV where the answer is expected.
 pub fn write_wav_atomic(path: &Path, samples: &[f32], sample_rate: u32) -> Result<(), AudioError> {
-    let fail = |message: String| AudioError::Write { path: path.to_path_buf(), message };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| fail("not a file name".into()))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let spec = hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let result = (|| -> Result<(), hound::Error> {
-        let mut w = hound::WavWriter::create(&tmp, spec)?;
-        for &s in samples {
-            w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
-        }
-        w.finalize()
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(e.to_string()));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e.to_string())
-    })
+    let mut w = WavStream::create(path, sample_rate)?;
+    w.write(samples)?;
+    w.finish()
 }
 
 /// A WAV file written as audio arrives (16-bit mono), under a temporary name beside its

@@ -137,19 +137,9 @@ pub fn download(agent: &ureq::Agent, url: &str, dst: &Path, progress: &dyn Progr
 }
 
 fn stderr_sink() -> Stdio {
+    use std::os::fd::AsFd;
     // The tools' own progress goes to our stderr, keeping stdout for results (`--json`).
-    std::io::stderr().try_clone_fd().map(Stdio::from).unwrap_or_else(|_| Stdio::null())
-}
-
-trait CloneFd {
-    fn try_clone_fd(&self) -> std::io::Result<std::os::fd::OwnedFd>;
-}
-
-impl CloneFd for std::io::Stderr {
-    fn try_clone_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
-        use std::os::fd::AsFd;
-        self.as_fd().try_clone_to_owned()
-    }
+    std::io::stderr().as_fd().try_clone_to_owned().map(Stdio::from).unwrap_or_else(|_| Stdio::null())
 }
 
 fn pip_download(spec: &str, extra: &[String], dir: &Path) -> Result<PathBuf, String> {

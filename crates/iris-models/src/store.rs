@@ -101,7 +101,8 @@ impl Store {
         let path = dir.join(&file.name);
         let meta = std::fs::metadata(&path).map_err(|_| ModelsError::NotInstalled { id: model.id.clone(), path: path.clone() })?;
         let key = stamp_key(&file.name, &meta);
-        if !force && read_stamps(&dir).iter().any(|line| *line == format!("{key} {}", file.sha256)) {
+        let stamps = read_stamps(&dir);
+        if !force && stamps.iter().any(|line| *line == format!("{key} {}", file.sha256)) {
             return Ok(path);
         }
         progress.start(&format!("verify {}", file.name), Some(meta.len()));
@@ -110,7 +111,7 @@ impl Store {
         if actual != file.sha256 {
             return Err(ModelsError::Corrupt { id: model.id.clone(), path, expected: file.sha256.clone(), actual });
         }
-        let mut stamps: Vec<String> = read_stamps(&dir).into_iter().filter(|l| !l.starts_with(&format!("{} ", file.name))).collect();
+        let mut stamps: Vec<String> = stamps.into_iter().filter(|l| !l.starts_with(&format!("{} ", file.name))).collect();
         stamps.push(format!("{key} {}", file.sha256));
         // A stamp is only a cache: failing to write it costs a re-hash next time, nothing more.
         let _ = write_atomic(&dir.join(STAMP), stamps.join("\n").as_bytes());

@@ -6,6 +6,8 @@
 //! the main colour, and says plainly that it cannot recognise objects.
 
 use std::io::BufReader;
+
+use image::ImageDecoder;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,20 +41,18 @@ pub fn load_image(path: &Path) -> Result<ImageFrame, ImageError> {
         // JPEG decoders pad a cut-off file with grey instead of failing: check the end marker.
         return Err(ImageError::Damaged { path: p(), detail: "the JPEG data stops before its end marker".into() });
     }
-    let (width, height) = reader.into_dimensions().map_err(|e| ImageError::Damaged { path: p(), detail: e.to_string() })?;
+    // One decoder: its header gives the size, checked before any pixel is allocated.
+    let mut decoder = reader.into_decoder().map_err(|e| ImageError::Damaged { path: p(), detail: e.to_string() })?;
+    let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(ImageError::TooLarge { path: p(), width, height });
     }
-    let file = std::fs::File::open(path).map_err(|_| ImageError::Missing { path: p() })?;
-    let mut reader = image::ImageReader::new(BufReader::new(file))
-        .with_guessed_format()
-        .map_err(|e| ImageError::NotImage { path: p(), detail: e.to_string() })?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_PIXELS * 4);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| ImageError::Damaged { path: p(), detail: e.to_string() })?;
+    decoder.set_limits(limits).map_err(|_| ImageError::TooLarge { path: p(), width, height })?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Damaged { path: p(), detail: e.to_string() })?;
     let rgb = img.to_rgb8();
     Ok(ImageFrame { width: rgb.width(), height: rgb.height(), rgb: Arc::from(rgb.into_raw()) })
 }

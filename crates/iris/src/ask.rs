@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use iris_config::Config;
 use iris_frames::{AudioChunk, Envelope, Frame};
 use iris_pipeline::stages::BUILTIN;
 use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Turns};
@@ -41,9 +40,7 @@ pub fn run(config_path: Option<&Path>, args: AskArgs) -> Result<ExitCode> {
     if args.audio.is_none() && args.text.as_deref().is_none_or(|t| t.trim().is_empty()) {
         bail!("nothing to ask: give --audio question.wav and/or --text \"...\"");
     }
-    let store = iris_models::Store::from_env()?;
-    let config_path = config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml"));
-    let config = Config::load(&config_path)?;
+    let models = Models::open(config_path)?;
 
     // Check every input before loading any model: a bad file should fail in milliseconds.
     let speech = args.audio.as_deref().map(iris_audio::load_speech).transpose()?;
@@ -59,7 +56,6 @@ pub fn run(config_path: Option<&Path>, args: AskArgs) -> Result<ExitCode> {
         None => PipelineSpec::parse(backends::ASK_PIPELINE, BUILTIN)?,
     };
 
-    let models = Models { store, catalog: backends::catalog()?, config: &config };
     let load_started = Instant::now();
     // A timer the user sets fires here; `ask` waits for it before exiting (the live voice loop
     // will speak it).

@@ -40,13 +40,22 @@ impl ExternalConverter for Converters {
     }
 }
 
-pub struct Models<'a> {
+/// What every command starts from: the model store, the catalog and the settings.
+pub struct Models {
     pub store: Store,
     pub catalog: Catalog,
-    pub config: &'a Config,
+    pub config: Config,
 }
 
-impl Models<'_> {
+impl Models {
+    /// Opens the store, the catalog and the settings (`config_path`, else `$IRIS_HOME/config.toml`).
+    pub fn open(config_path: Option<&Path>) -> Result<Self> {
+        let store = Store::from_env()?;
+        let path = config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml"));
+        let config = Config::load(&path)?;
+        Ok(Self { store, catalog: catalog()?, config })
+    }
+
     fn entry(&self, id: &str, task: &str) -> Result<&ModelEntry> {
         let m = self
             .catalog
@@ -63,7 +72,7 @@ impl Models<'_> {
     /// The voice `id` first, then every other installed Piper voice, with espeak-ng behind
     /// them for languages none of them speaks.
     pub fn voice(&self, id: &str) -> Result<Box<dyn iris_backend::Tts>> {
-        let cfg = self.config;
+        let cfg = &self.config;
         let entry = self.entry(id, "tts")?;
         anyhow::ensure!(entry.task == "tts", "`{id}` is a {} model, not a voice (see `iris models list`)", entry.task);
         let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&cfg.models.runtime, "runtime")?))?;
@@ -82,7 +91,7 @@ impl Models<'_> {
     /// Builds the stages of `spec` with real backends, in order. Timers set by the tools fire
     /// through `timers`.
     pub fn stages(&self, spec: &PipelineSpec, timers: &iris_tools::Timers) -> Result<Vec<Box<dyn Stage>>> {
-        let cfg = self.config;
+        let cfg = &self.config;
         let threads = cfg.threads();
         let needs = |name: &str| spec.stages.iter().any(|s| s.info.name == name);
         let onnx = if needs("vad") || needs("tts") {

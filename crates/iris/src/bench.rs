@@ -8,11 +8,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use iris_backend::NeverStop;
-use iris_config::Config;
 use iris_pipeline::stages::SentenceSplitter;
 use serde_json::json;
 
-use crate::backends::{self, Models};
+use crate::backends::Models;
 
 const DEFAULT_TEXT: &str = "Good morning! It is a quarter past seven, and the sky is clear. \
 Today will be sunny with a high of twenty four degrees. Don't forget your appointment with the dentist at three.";
@@ -108,9 +107,8 @@ pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
         BenchCmd::Llm(args) => return run_llm(config_path, args),
     };
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
-    let store = iris_models::Store::from_env()?;
-    let config = Config::load(&config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml")))?;
-    let models = Models { store, catalog: backends::catalog()?, config: &config };
+    let models = Models::open(config_path)?;
+    let config = &models.config;
     let model = models.file(&config.models.tts, "tts")?;
 
     let t = Instant::now();
@@ -208,9 +206,8 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 fn run_llm(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
     use iris_backend::{ChatMessage, Role};
     anyhow::ensure!(args.runs > 0 && args.tokens > 0, "--runs and --tokens must be at least 1");
-    let store = iris_models::Store::from_env()?;
-    let config = Config::load(&config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml")))?;
-    let models = Models { store, catalog: backends::catalog()?, config: &config };
+    let models = Models::open(config_path)?;
+    let config = &models.config;
     let path = if Path::new(&args.model).is_file() { PathBuf::from(&args.model) } else { models.file(&args.model, "llm")? };
     let mut llm = iris_llm_candle::LlamaChat::load(&path)?;
     let text = llm.render(&[

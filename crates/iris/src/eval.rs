@@ -8,10 +8,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use iris_backend::{Asr, AsrOptions, NeverStop};
-use iris_config::Config;
 use serde_json::json;
 
-use crate::backends::{self, Models};
+use crate::backends::Models;
 
 const SENTENCES: &str = include_str!("../../../tests/data/tts_sentences.txt");
 
@@ -35,14 +34,13 @@ pub struct TtsArgs {
 
 pub fn run(config_path: Option<&Path>, cmd: EvalCmd) -> Result<ExitCode> {
     let EvalCmd::Tts(args) = cmd;
-    let store = iris_models::Store::from_env()?;
-    let config = Config::load(&config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml")))?;
+    let models = Models::open(config_path)?;
+    let config = &models.config;
     let text = match &args.sentences {
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
         None => SENTENCES.to_owned(),
     };
     let sentences: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let models = Models { store, catalog: backends::catalog()?, config: &config };
     let voice_id = args.voice.clone().unwrap_or_else(|| config.models.tts.clone());
     let mut voice = models.voice(&voice_id)?;
     let asr = iris_whisper::WhisperAsr::load(&models.file(&config.models.asr, "asr")?, config.threads())?;

@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use iris_backend::NeverStop;
-use iris_config::Config;
 use iris_pipeline::stages::SentenceSplitter;
 
-use crate::backends::{self, Models};
+use crate::backends::Models;
 
 #[derive(Args)]
 pub struct SayArgs {
@@ -27,10 +26,9 @@ pub struct SayArgs {
 }
 
 pub fn run(config_path: Option<&Path>, args: SayArgs) -> Result<ExitCode> {
-    let store = iris_models::Store::from_env()?;
-    let config = Config::load(&config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml")))?;
+    let models = Models::open(config_path)?;
+    let config = &models.config;
     let text = if args.text == "-" { std::io::read_to_string(std::io::stdin()).context("cannot read standard input")? } else { args.text };
-    let models = Models { store, catalog: backends::catalog()?, config: &config };
     let mut voice = models.voice(args.voice.as_deref().unwrap_or(&config.models.tts))?;
     if let Some(lang) = &args.language {
         voice.select_language(lang)?;

@@ -11,10 +11,9 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use iris_backend::{Asr, AsrOptions, NeverStop, Vad};
-use iris_config::Config;
 use serde_json::json;
 
-use crate::backends::{self, Models};
+use crate::backends::Models;
 
 #[derive(Args)]
 pub struct TranscribeArgs {
@@ -27,11 +26,10 @@ pub struct TranscribeArgs {
 }
 
 pub fn run(config_path: Option<&Path>, args: TranscribeArgs) -> Result<ExitCode> {
-    let store = iris_models::Store::from_env()?;
-    let config = Config::load(&config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml")))?;
+    let models = Models::open(config_path)?;
+    let config = &models.config;
     // Decode everything first: one bad file fails fast, before the model loads.
     let audio: Vec<Vec<f32>> = args.files.iter().map(|f| iris_audio::load_speech(f)).collect::<Result<_, _>>()?;
-    let models = Models { store, catalog: backends::catalog()?, config: &config };
     let asr: Arc<dyn Asr> = Arc::new(iris_whisper::WhisperAsr::load(&models.file(&config.models.asr, "asr")?, config.threads())?);
     let language = (config.speech.language != "auto").then(|| config.speech.language.clone());
     let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&config.models.runtime, "runtime")?))?;
