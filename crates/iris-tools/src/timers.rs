@@ -8,6 +8,8 @@ type OnFire = Arc<dyn Fn(&str) + Send + Sync>;
 #[derive(Default)]
 struct State {
     due: Vec<(Instant, String)>,
+    /// Timers taken off `due` whose callback has not returned yet.
+    firing: usize,
 }
 
 /// Shared handle; when the last one is dropped the thread notices and ends.
@@ -30,9 +32,12 @@ impl Timers {
                 let now = Instant::now();
                 if let Some(i) = st.due.iter().position(|(at, _)| *at <= now) {
                     let (_, label) = st.due.remove(i);
-                    cv.notify_all();
+                    st.firing += 1;
                     drop(st);
                     on_fire(&label);
+                    // Only now is the timer done: `wait_all` must not return before its callback.
+                    lock.lock().unwrap_or_else(|p| p.into_inner()).firing -= 1;
+                    cv.notify_all();
                     continue;
                 }
                 let wait = st.due.iter().map(|(at, _)| *at - now).min().unwrap_or(Duration::from_millis(200));
@@ -51,15 +56,16 @@ impl Timers {
     }
 
     pub fn pending(&self) -> usize {
-        self.inner.0.lock().unwrap_or_else(|p| p.into_inner()).due.len()
+        let st = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.due.len() + st.firing
     }
 
-    /// Waits until no timer is pending, at most `max`; true if all fired.
+    /// Waits until every timer has fired and its callback returned, at most `max`; true if so.
     pub fn wait_all(&self, max: Duration) -> bool {
         let deadline = Instant::now() + max;
         let (lock, cv) = &*self.inner;
         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while !st.due.is_empty() {
+        while !st.due.is_empty() || st.firing > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
