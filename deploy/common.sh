@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 IRIS="$ROOT/target/release/iris"
+# Test data and reference tools live beside the models, outside the checkout.
+IRIS_DATA="${IRIS_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/iris}/data"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Debian packages Iris builds and runs with.
 PACKAGES=(pkg-config cmake libclang-dev libasound2-dev libespeak-ng-dev espeak-ng-data espeak-ng
-          python3 python3-pip sox ca-certificates)
+          python3 python3-pip python3-venv sox ca-certificates)
 
 install_system_packages() {
     local missing=()
@@ -46,6 +48,21 @@ build_iris() {
 pull_default_pack() {
     say "fetching the default model pack (checked by sha256)"
     "$IRIS" models pull default
+}
+
+# whisper.cpp for the comparisons in `iris eval asr --reference` and `iris bench asr`: the
+# pywhispercpp package compiled from source (a few minutes, once), so it uses this CPU's
+# instructions as Iris's own whisper.cpp does. Prints the Python to use.
+reference_whisper_cpp() {
+    local venv="$IRIS_DATA/reference/whisper-cpp"
+    if ! "$venv/bin/python" -c "import pywhispercpp, numpy" >/dev/null 2>&1; then
+        say "building the reference whisper.cpp (pywhispercpp from source; once)"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install -q numpy >&2
+        "$venv/bin/python" -m pip install -q --no-binary pywhispercpp pywhispercpp==1.5.1 >&2
+    fi
+    echo "$venv/bin/python"
 }
 
 setup() {

@@ -5,5 +5,10 @@ source "$(dirname "$0")/common.sh"
 setup
 # The multilingual model for the language-detection tests (not part of the default pack).
 "$IRIS" models pull whisper-base
+# Real human speech with transcripts, and whisper.cpp to compare against (see README).
+"$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-en"
+export IRIS_SPEECH_DIR="$IRIS_DATA/speech-en"
+IRIS_REFERENCE_PYTHON=$(reference_whisper_cpp)
+export IRIS_REFERENCE_PYTHON
 say "running the test suite"
 cargo test --release --locked --workspace "$@"

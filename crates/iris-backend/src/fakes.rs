@@ -24,26 +24,34 @@ impl crate::Vad for FakeVad {
     fn reset(&mut self) {}
 }
 
-/// Returns `text` for any audio; records how many samples each call received.
+/// Hears `text`. A partial decode hears one word per 500 ms of audio, so partials grow as an
+/// utterance does. Records the sample count of each final (`calls`) and partial decode.
 #[derive(Clone)]
 pub struct FakeAsr {
     pub text: String,
     pub calls: Arc<Mutex<Vec<usize>>>,
+    pub partial_calls: Arc<Mutex<Vec<usize>>>,
 }
 
 impl FakeAsr {
     pub fn new(text: &str) -> Self {
-        Self { text: text.to_owned(), calls: Arc::default() }
+        Self { text: text.to_owned(), calls: Arc::default(), partial_calls: Arc::default() }
     }
 }
 
 impl crate::Asr for FakeAsr {
-    fn transcribe(&self, pcm: &[f32], _: &AsrOptions, stop: &dyn StopFlag) -> Result<AsrOutput, BackendError> {
+    fn transcribe(&self, pcm: &[f32], opts: &AsrOptions, stop: &dyn StopFlag) -> Result<AsrOutput, BackendError> {
         if stop.should_stop() {
             return Err(BackendError::Cancelled);
         }
-        self.calls.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(pcm.len());
-        Ok(AsrOutput { text: self.text.clone(), language: Some("en".into()) })
+        let log = if opts.partial { &self.partial_calls } else { &self.calls };
+        log.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(pcm.len());
+        let text = if opts.partial {
+            self.text.split_whitespace().take(pcm.len() / 8_000).collect::<Vec<_>>().join(" ")
+        } else {
+            self.text.clone()
+        };
+        Ok(AsrOutput { text, language: Some("en".into()) })
     }
 }
 

@@ -5,6 +5,7 @@
 //! the implementations; per-stream state (a VAD's recurrent state, an LLM's KV cache) lives in
 //! the value that implements the trait. Every trait has a scripted fake in [`fakes`].
 
+pub mod asr_text;
 pub mod fakes;
 
 use std::fmt;
@@ -74,6 +75,9 @@ pub trait Vad: Send {
 pub struct AsrOptions {
     /// ISO 639-1 code, or `None` to detect (multilingual models) / English (`.en` models).
     pub language: Option<String>,
+    /// A provisional decode for a partial transcript while the person is still speaking: the
+    /// backend may trade accuracy for speed (a short encoder window, few tokens, no fallback).
+    pub partial: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -45,6 +45,10 @@ pub struct Models {
     pub tts: String,
     pub vad: String,
     pub runtime: String,
+    /// Which engine runs Whisper: "whisper.cpp" (CPU) or "candle" (CPU, or CUDA in a CUDA build).
+    pub asr_engine: String,
+    /// Where candle runs: "cpu", "cuda", or "auto" (CUDA if this build has it and a GPU answers).
+    pub device: String,
 }
 
 /// The home-action webhook (e.g. a Home Assistant service URL); empty means none.
@@ -66,6 +70,8 @@ pub struct Speech {
     pub volume: f32,
     /// Trailing silence that ends an utterance, in ms.
     pub endpoint_ms: u64,
+    /// Media time between partial transcripts while someone speaks, in ms; 0 turns them off.
+    pub partial_ms: u64,
 }
 
 impl Default for Config {
@@ -96,13 +102,15 @@ impl Default for Models {
             tts: "piper-en_US-joe-medium".into(),
             vad: "silero-vad".into(),
             runtime: "onnxruntime".into(),
+            asr_engine: "whisper.cpp".into(),
+            device: "auto".into(),
         }
     }
 }
 
 impl Default for Speech {
     fn default() -> Self {
-        Self { language: "en".into(), rate: 1.0, volume: 0.9, endpoint_ms: 500 }
+        Self { language: "en".into(), rate: 1.0, volume: 0.9, endpoint_ms: 500, partial_ms: 500 }
     }
 }
 
@@ -148,6 +156,15 @@ impl Config {
         }
         if !(100..=5_000).contains(&self.speech.endpoint_ms) {
             return bad("speech.endpoint_ms", format!("is {}; use 100 to 5000", self.speech.endpoint_ms));
+        }
+        if !["whisper.cpp", "candle"].contains(&self.models.asr_engine.as_str()) {
+            return bad("models.asr_engine", format!("is \"{}\"; use \"whisper.cpp\" or \"candle\"", self.models.asr_engine));
+        }
+        if !["auto", "cpu", "cuda"].contains(&self.models.device.as_str()) {
+            return bad("models.device", format!("is \"{}\"; use \"auto\", \"cpu\" or \"cuda\"", self.models.device));
+        }
+        if self.speech.partial_ms != 0 && !(200..=5_000).contains(&self.speech.partial_ms) {
+            return bad("speech.partial_ms", format!("is {}; use 200 to 5000, or 0 for no partials", self.speech.partial_ms));
         }
         let url = &self.tools.webhook_url;
         if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {

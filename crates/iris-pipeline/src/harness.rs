@@ -11,10 +11,14 @@ use iris_frames::{Envelope, Frame, TurnId};
 use crate::stage::{Output, Stage, StageError};
 use crate::turn::Turns;
 
+/// Looks at each output frame; returns a turn to cancel at that point.
+pub type CancelWhen<'a> = &'a mut dyn FnMut(&Envelope) -> Option<TurnId>;
+
 pub struct Collect<'a> {
     pub frames: Vec<Envelope>,
     turns: Arc<Turns>,
-    cancel_when: Option<&'a mut dyn FnMut(&Envelope) -> Option<TurnId>>,
+    cancel_when: Option<CancelWhen<'a>>,
+    backlog: usize,
 }
 
 impl Output for Collect<'_> {
@@ -33,11 +37,21 @@ impl Output for Collect<'_> {
     fn is_cancelled(&self, turn: TurnId) -> bool {
         self.turns.is_cancelled(turn)
     }
+
+    fn backlog(&self) -> usize {
+        self.backlog
+    }
 }
 
 /// Runs `stage` over `input`; returns its output frames, or the first error.
+/// Frames arrive one at a time, as from a live source that the stage keeps up with.
 pub fn run_stage(stage: &mut dyn Stage, input: Vec<Envelope>) -> Result<Vec<Envelope>, StageError> {
     run_stage_with(stage, input, &Turns::new(), None)
+}
+
+/// As [`run_stage`], but all of `input` is queued at once: the stage sees the rest as backlog.
+pub fn run_stage_queued(stage: &mut dyn Stage, input: Vec<Envelope>) -> Result<Vec<Envelope>, StageError> {
+    run(stage, input, &Turns::new(), None, true)
 }
 
 /// As [`run_stage`], with a turn registry and a hook that may cancel a turn after any output.
@@ -45,10 +59,22 @@ pub fn run_stage_with(
     stage: &mut dyn Stage,
     input: Vec<Envelope>,
     turns: &Arc<Turns>,
-    cancel_when: Option<&mut dyn FnMut(&Envelope) -> Option<TurnId>>,
+    cancel_when: Option<CancelWhen<'_>>,
 ) -> Result<Vec<Envelope>, StageError> {
-    let mut out = Collect { frames: Vec::new(), turns: turns.clone(), cancel_when };
-    for env in input {
+    run(stage, input, turns, cancel_when, false)
+}
+
+fn run(
+    stage: &mut dyn Stage,
+    input: Vec<Envelope>,
+    turns: &Arc<Turns>,
+    cancel_when: Option<CancelWhen<'_>>,
+    queued: bool,
+) -> Result<Vec<Envelope>, StageError> {
+    let mut out = Collect { frames: Vec::new(), turns: turns.clone(), cancel_when, backlog: 0 };
+    let total = input.len();
+    for (i, env) in input.into_iter().enumerate() {
+        out.backlog = if queued { total - i - 1 } else { 0 };
         if turns.is_cancelled(env.turn) {
             continue;
         }

@@ -44,6 +44,7 @@ enum Target {
 struct StageOutput {
     target: Target,
     turns: Arc<Turns>,
+    input: Arc<Edge>,
 }
 
 impl Output for StageOutput {
@@ -60,6 +61,10 @@ impl Output for StageOutput {
     fn is_cancelled(&self, turn: TurnId) -> bool {
         self.turns.is_cancelled(turn)
     }
+
+    fn backlog(&self) -> usize {
+        self.input.len()
+    }
 }
 
 impl Pipeline {
@@ -75,7 +80,7 @@ impl Pipeline {
         for (i, stage) in stages.into_iter().enumerate() {
             let input = edges[i].clone();
             let target = if i + 1 < count { Target::Edge(edges[i + 1].clone()) } else { Target::Sink(sink_tx.clone()) };
-            let out = StageOutput { target, turns: turns.clone() };
+            let out = StageOutput { target, turns: turns.clone(), input: input.clone() };
             let errors = sink_tx.clone();
             let timings = timings.clone();
             let handle = std::thread::Builder::new()

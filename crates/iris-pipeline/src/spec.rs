@@ -180,10 +180,10 @@ mod tests {
 
     #[test]
     fn a_kind_mismatch_is_named() {
-        // tts takes sentences; without the splitter it receives only text deltas.
-        let text = GOOD.replace("use = \"sentences\"", "use = \"asr\"");
+        // The splitter takes text deltas; first in line it receives only audio.
+        let text = GOOD.replace("use = \"vad\"", "use = \"sentences\"");
         let err = PipelineSpec::parse(&text, BUILTIN).unwrap_err().to_string();
-        assert!(err.contains("stage `asr` takes"), "{err}");
+        assert!(err.contains("stage `sentences` takes"), "{err}");
         let text = "name = \"x\"\ninput = [\"text_delta\"]\noutput = []\n[[stage]]\nuse = \"tts\"\n";
         let err = PipelineSpec::parse(text, BUILTIN).unwrap_err().to_string();
         assert_eq!(err, "pipeline x: stage `tts` takes [transcript, sentence] but receives only [text_delta]");

@@ -32,6 +32,12 @@ pub trait Output {
     fn send(&mut self, env: Envelope) -> Result<(), StageError>;
     fn is_cancelled(&self, turn: TurnId) -> bool;
 
+    /// Frames already waiting at this stage's input. A stage with optional work (a partial
+    /// transcript) skips it while behind, so it catches up with live input instead of lagging.
+    fn backlog(&self) -> usize {
+        0
+    }
+
     fn emit(&mut self, turn: TurnId, pts: Duration, frame: Frame) -> Result<(), StageError> {
         self.send(Envelope::new(turn, pts, frame))
     }

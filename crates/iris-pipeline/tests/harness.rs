@@ -6,8 +6,8 @@ use std::time::Duration;
 use iris_backend::fakes::{FakeAsr, FakeLlm, FakeTts, FakeVad, FakeVlm};
 use iris_backend::{AsrOptions, GenParams};
 use iris_frames::{AudioChunk, Envelope, Frame, FrameKind, ImageFrame, TurnId};
-use iris_pipeline::harness::{run_stage, run_stage_with};
-use iris_pipeline::stages::{AsrStage, LlmSettings, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage, BUILTIN};
+use iris_pipeline::harness::{run_stage, run_stage_queued, run_stage_with};
+use iris_pipeline::stages::{AsrSettings, AsrStage, LlmSettings, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage, BUILTIN};
 use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Stage, Turns};
 
 const T: TurnId = TurnId(1);
@@ -38,6 +38,55 @@ fn settings() -> LlmSettings {
     LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0 }
 }
 
+const FINALS_ONLY: AsrSettings = AsrSettings { gated: true, partial_every: None };
+
+fn transcripts(frames: &[Envelope]) -> Vec<(Duration, iris_frames::Transcript)> {
+    frames.iter().filter_map(|e| if let Frame::Transcript(t) = &e.frame { Some((e.pts, t.clone())) } else { None }).collect()
+}
+
+/// 1 s of silence, 2 s of speech with a VAD's marks: started at 1.0 s, and stopped 500 ms after
+/// it, before the chunk that completed the silence (a VAD stage sends its marks first).
+fn marked_utterance() -> Vec<Envelope> {
+    let mut frames = utterance(50, 100);
+    frames.insert(50, Envelope::new(T, Duration::from_secs(1), Frame::SpeechStarted));
+    frames.insert(175, Envelope::new(T, Duration::from_millis(3500), Frame::SpeechStopped));
+    frames
+}
+
+#[test]
+fn asr_gives_partials_every_half_second_of_speech_then_one_final() {
+    let asr = FakeAsr::new("one two three four five six seven eight");
+    let settings = AsrSettings { gated: true, partial_every: Some(Duration::from_millis(500)) };
+    let mut stage = AsrStage::new(Arc::new(asr.clone()), AsrOptions::default(), settings);
+    let out = transcripts(&run_stage(&mut stage, marked_utterance()).unwrap());
+    let partials: Vec<_> = out.iter().filter(|(_, t)| !t.is_final).collect();
+    // A partial at each 500 ms of speech, on the media clock: 1.5, 2.0, 2.5, 3.0 s.
+    let at: Vec<f64> = partials.iter().map(|(pts, _)| pts.as_secs_f64()).collect();
+    assert_eq!(at.len(), 4, "{at:?}");
+    for (i, t) in at.iter().enumerate() {
+        assert!((t - (1.5 + 0.5 * i as f64)).abs() < 0.021, "{at:?}");
+    }
+    // Each re-decodes the whole utterance so far (with pre-roll), so the text grows.
+    assert_eq!(partials[0].1.text, "one");
+    assert_eq!(partials[3].1.text, "one two three four");
+    let finals: Vec<_> = out.iter().filter(|(_, t)| t.is_final).collect();
+    assert_eq!(finals.len(), 1);
+    assert_eq!(finals[0].1.text, "one two three four five six seven eight");
+    assert!(out.last().unwrap().1.is_final, "the final comes last");
+}
+
+#[test]
+fn asr_skips_partials_while_input_is_waiting() {
+    let asr = FakeAsr::new("one two three");
+    let settings = AsrSettings { gated: true, partial_every: Some(Duration::from_millis(500)) };
+    let mut stage = AsrStage::new(Arc::new(asr.clone()), AsrOptions::default(), settings);
+    let out = transcripts(&run_stage_queued(&mut stage, marked_utterance()).unwrap());
+    assert!(asr.partial_calls.lock().unwrap().is_empty(), "a stage that is behind must not decode partials");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.text, "one two three");
+    assert_eq!(asr.calls.lock().unwrap().as_slice(), [100 * 320 + 4800 + 24 * 320]);
+}
+
 #[test]
 fn vad_marks_speech_on_the_media_clock() {
     let mut vad = VadStage::new(Box::new(FakeVad { frame_len: 512, threshold: 0.1 }), VadSettings::default());
@@ -55,7 +104,7 @@ fn vad_marks_speech_on_the_media_clock() {
 #[test]
 fn asr_behind_a_vad_ignores_silence() {
     let asr = FakeAsr::new("should never be heard");
-    let mut stage = AsrStage::new(Arc::new(asr.clone()), AsrOptions::default(), true);
+    let mut stage = AsrStage::new(Arc::new(asr.clone()), AsrOptions::default(), FINALS_ONLY);
     let out = run_stage(&mut stage, utterance(100, 0)).unwrap();
     let transcripts: Vec<_> = out.iter().filter_map(|e| if let Frame::Transcript(t) = &e.frame { Some(t.clone()) } else { None }).collect();
     assert_eq!(transcripts.len(), 1);
@@ -66,13 +115,13 @@ fn asr_behind_a_vad_ignores_silence() {
 #[test]
 fn asr_transcribes_each_utterance_with_pre_roll() {
     let asr = FakeAsr::new("hello");
-    let mut stage = AsrStage::new(Arc::new(asr.clone()), AsrOptions::default(), true);
+    let mut stage = AsrStage::new(Arc::new(asr.clone()), AsrOptions::default(), FINALS_ONLY);
     let mut frames = utterance(50, 50);
     // What a VAD would add: started at 1.0 s, stopped after.
     frames.insert(50, env(Frame::SpeechStarted));
     frames.insert(101, env(Frame::SpeechStopped));
     let out = run_stage(&mut stage, frames).unwrap();
-    assert_eq!(kinds(&out), [FrameKind::Transcript, FrameKind::EndOfTurn]);
+    assert_eq!(kinds(&out), [FrameKind::SpeechStarted, FrameKind::SpeechStopped, FrameKind::Transcript, FrameKind::EndOfTurn]);
     // 50 chunks of speech plus 300 ms of pre-roll.
     assert_eq!(asr.calls.lock().unwrap().as_slice(), [50 * 320 + 4800]);
 }
@@ -168,7 +217,7 @@ fn fake_pipeline(turns: &Arc<Turns>, llm: FakeLlm, tts: FakeTts) -> Pipeline {
     let spec = PipelineSpec::parse(include_str!("../../../pipelines/ask.toml"), BUILTIN).unwrap();
     let stages: Vec<Box<dyn Stage>> = vec![
         Box::new(VadStage::new(Box::new(FakeVad { frame_len: 512, threshold: 0.1 }), VadSettings::default())),
-        Box::new(AsrStage::new(Arc::new(FakeAsr::new("tell me a story")), AsrOptions::default(), true)),
+        Box::new(AsrStage::new(Arc::new(FakeAsr::new("tell me a story")), AsrOptions::default(), FINALS_ONLY)),
         Box::new(LlmStage::new(Box::new(llm), None, settings())),
         Box::new(SentenceStage::new()),
         Box::new(TtsStage::new(Box::new(tts))),

@@ -35,7 +35,8 @@ const SMALL: [&str; 21] = [
     "nineteen",
     "twenty",
 ];
-const TENS: [(&str, u64); 4] = [("thirty", 30), ("forty", 40), ("fifty", 50), ("sixty", 60)];
+const TENS: [(&str, u64); 7] =
+    [("thirty", 30), ("forty", 40), ("fifty", 50), ("sixty", 60), ("seventy", 70), ("eighty", 80), ("ninety", 90)];
 
 /// Lower case, punctuation removed except what arithmetic needs.
 fn normalise(text: &str) -> String {

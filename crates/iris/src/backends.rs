@@ -8,7 +8,7 @@ use iris_backend::{AsrOptions, GenParams};
 use iris_config::Config;
 use iris_models::convert::{ConvertError, ExternalConverter};
 use iris_models::{Catalog, ModelEntry, Store};
-use iris_pipeline::stages::{AsrStage, LlmSettings, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage};
+use iris_pipeline::stages::{AsrSettings, AsrStage, LlmSettings, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage};
 use iris_pipeline::{PipelineSpec, Stage};
 
 pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
@@ -90,6 +90,19 @@ impl Models {
 
     /// Builds the stages of `spec` with real backends, in order. Timers set by the tools fire
     /// through `timers`.
+    /// The configured speech recogniser on its configured engine and device.
+    pub fn asr(&self) -> Result<Arc<dyn iris_backend::Asr>> {
+        let cfg = &self.config;
+        let file = self.file(&cfg.models.asr, "asr")?;
+        Ok(match cfg.models.asr_engine.as_str() {
+            "candle" => {
+                let device = iris_whisper_candle::device(&cfg.models.device)?;
+                Arc::new(iris_whisper_candle::CandleWhisper::load(&file, &device)?)
+            }
+            _ => Arc::new(iris_whisper::WhisperAsr::load(&file, cfg.threads())?),
+        })
+    }
+
     pub fn stages(&self, spec: &PipelineSpec, timers: &iris_tools::Timers) -> Result<Vec<Box<dyn Stage>>> {
         let cfg = &self.config;
         let threads = cfg.threads();
@@ -112,9 +125,10 @@ impl Models {
                     Box::new(VadStage::new(Box::new(vad), settings))
                 }
                 "asr" => {
-                    let asr = iris_whisper::WhisperAsr::load(&self.file(&cfg.models.asr, "asr")?, threads)?;
+                    let asr = self.asr()?;
                     let language = (cfg.speech.language != "auto").then(|| cfg.speech.language.clone());
-                    Box::new(AsrStage::new(Arc::new(asr), AsrOptions { language }, gated))
+                    let partial_every = (cfg.speech.partial_ms > 0).then(|| std::time::Duration::from_millis(cfg.speech.partial_ms));
+                    Box::new(AsrStage::new(asr, AsrOptions { language, partial: false }, AsrSettings { gated, partial_every }))
                 }
                 "llm" => {
                     let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;

@@ -4,6 +4,7 @@ mod ask;
 mod backends;
 mod bench;
 mod eval;
+mod listen;
 mod models_cmd;
 mod progress;
 mod say;

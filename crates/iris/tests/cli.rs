@@ -281,10 +281,22 @@ fn text_only_questions_need_no_audio() {
 }
 
 #[test]
-fn silence_noise_and_tones_give_no_transcript() {
+fn silence_noise_tones_and_music_give_no_transcript() {
     let dir = tempfile::tempdir().unwrap();
     let rate = 16_000;
-    let signals: [(&str, Box<dyn Fn(usize) -> f32>); 3] = [
+    // Music: a C-major arpeggio of plucked notes (three harmonics, decaying) over a bass drone.
+    let music = move |i: usize| {
+        let t = i as f32 / rate as f32;
+        let notes = [261.63f32, 329.63, 392.0, 523.25, 392.0, 329.63];
+        let step = (t * 4.0) as usize;
+        let (f, local) = (notes[step % notes.len()], t * 4.0 - step as f32);
+        let env = (-local * 3.0).exp();
+        let tau = std::f32::consts::TAU;
+        let pluck: f32 = (1..=3).map(|h| (t * f * h as f32 * tau).sin() / h as f32).sum();
+        0.25 * env * pluck + 0.08 * (t * 65.41 * tau).sin()
+    };
+    let signals: [(&str, Box<dyn Fn(usize) -> f32>); 4] = [
+        ("music.wav", Box::new(music)),
         ("silence.wav", Box::new(|_| 0.0)),
         ("tone.wav", Box::new(move |i| (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.3)),
         (
@@ -300,7 +312,7 @@ fn silence_noise_and_tones_give_no_transcript() {
         let path = dir.path().join(name);
         let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
         let mut w = hound::WavWriter::create(&path, spec).unwrap();
-        for i in 0..2 * rate as usize {
+        for i in 0..3 * rate as usize {
             w.write_sample((f(i) * 32767.0) as i16).unwrap();
         }
         w.finalize().unwrap();
@@ -315,7 +327,7 @@ fn silence_noise_and_tones_give_no_transcript() {
         assert_eq!(v["text"], "", "{} gave words", v["file"]);
     }
     // And through `ask`: no speech, no answer, a clear line.
-    let out = iris(&["ask", "--audio", paths[0].to_str().unwrap(), "--out", dir.path().join("a.wav").to_str().unwrap()], &[]);
+    let out = iris(&["ask", "--audio", paths[1].to_str().unwrap(), "--out", dir.path().join("a.wav").to_str().unwrap()], &[]);
     assert_one_line_error(&out, &["silence.wav", "heard no speech"]);
 }
 
@@ -396,4 +408,33 @@ fn tools_answer_before_the_model() {
         out.status.success() && stdout.contains("Timer set for 1 second.") && stdout.contains("your timer for 1 second is done"),
         "{stdout}"
     );
+}
+
+/// Real human speech (Debian's Asterisk prompts, fetched by deploy/test.sh into
+/// `IRIS_SPEECH_DIR`) scored against whisper.cpp on the same model file and samples
+/// (`IRIS_REFERENCE_PYTHON`: a Python with pywhispercpp built from source).
+#[test]
+fn recognition_of_real_speech_is_as_accurate_as_whisper_cpp() {
+    let Some(dir) = std::env::var_os("IRIS_SPEECH_DIR") else {
+        eprintln!("IRIS_SPEECH_DIR is not set: run deploy/test.sh, which fetches the recordings");
+        return;
+    };
+    let mut args = vec!["eval".to_owned(), "asr".into(), Path::new(&dir).display().to_string(), "--json".into()];
+    let reference = std::env::var_os("IRIS_REFERENCE_PYTHON");
+    if let Some(py) = &reference {
+        args.extend(["--reference".to_owned(), Path::new(py).display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = json(&iris(&args, &[]));
+    let wer = v["iris"]["wer"].as_f64().unwrap();
+    assert!(v["files"].as_u64().unwrap() >= 40, "{v}");
+    // tiny.en on 8 kHz telephone prompts: about 6 %.
+    assert!(wer < 10.0, "WER {wer:.2} %");
+    match reference {
+        Some(_) => {
+            let ref_wer = v["whisper_cpp"]["wer"].as_f64().unwrap();
+            assert!((wer - ref_wer).abs() <= 0.5, "iris {wer:.2} % vs whisper.cpp {ref_wer:.2} %");
+        }
+        None => eprintln!("IRIS_REFERENCE_PYTHON is not set: no whisper.cpp comparison (deploy/test.sh sets it)"),
+    }
 }

@@ -1,9 +1,15 @@
-//! Speech recognition of whole utterances.
+//! Speech recognition: partial transcripts while a person speaks, a final one at the endpoint.
 //!
 //! With a VAD before it (`gated`), the stage keeps a short pre-roll while nobody speaks, so the
 //! first syllable is not lost, and transcribes each utterance at its endpoint; a turn with no
 //! speech gives an empty final transcript, never Whisper's inventions on silence. Without a
 //! VAD it transcribes everything it heard when the turn ends.
+//!
+//! Partials re-decode the whole utterance so far (the backend's quick mode) each time another
+//! `partial_every` of it has arrived. Re-decoding the growing utterance rather than a sliding
+//! window keeps each partial a prefix-consistent guess of the same sentence; its cost grows with
+//! the utterance, so a partial is skipped whenever input is already waiting: the stage catches up
+//! with live audio instead of falling behind it, and the final is never delayed by stale partials.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,33 +22,58 @@ use crate::stage::{Output, PerTurn, Stage, StageError};
 const RATE: usize = 16_000;
 const PRE_ROLL: usize = RATE * 3 / 10;
 
+#[derive(Clone, Copy, Debug)]
+pub struct AsrSettings {
+    /// A VAD stage runs before this one: recognise only between its speech marks.
+    pub gated: bool,
+    /// Media time of speech between partial transcripts; `None` gives finals only.
+    pub partial_every: Option<Duration>,
+}
+
 #[derive(Default)]
 struct State {
     audio: Vec<f32>,
     in_speech: bool,
-    heard_speech: bool,
     emitted: bool,
+    since_partial: usize,
+    last_partial: String,
 }
 
 pub struct AsrStage {
     asr: Arc<dyn Asr>,
     options: AsrOptions,
-    gated: bool,
+    settings: AsrSettings,
     state: PerTurn<State>,
 }
 
 impl AsrStage {
-    pub fn new(asr: Arc<dyn Asr>, options: AsrOptions, gated: bool) -> Self {
-        Self { asr, options, gated, state: PerTurn::default() }
+    pub fn new(asr: Arc<dyn Asr>, options: AsrOptions, settings: AsrSettings) -> Self {
+        Self { asr, options: AsrOptions { partial: false, ..options }, settings, state: PerTurn::default() }
     }
 
     fn transcribe(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
         let audio = std::mem::take(&mut self.state.get(turn).audio);
         let stop = || out.is_cancelled(turn);
         let result = self.asr.transcribe(&audio, &self.options, &stop)?;
-        self.state.get(turn).emitted = true;
+        let st = self.state.get(turn);
+        st.emitted = true;
+        st.since_partial = 0;
+        st.last_partial.clear();
         let frame = Frame::Transcript(Transcript { text: result.text.trim().to_owned(), is_final: true, language: result.language });
         out.emit(turn, pts, frame)
+    }
+
+    fn partial(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
+        let opts = AsrOptions { partial: true, ..self.options.clone() };
+        let stop = || out.is_cancelled(turn);
+        let result = self.asr.transcribe(&self.state.get(turn).audio, &opts, &stop)?;
+        let text = result.text.trim().to_owned();
+        let st = self.state.get(turn);
+        if text.is_empty() || text == st.last_partial {
+            return Ok(());
+        }
+        st.last_partial.clone_from(&text);
+        out.emit(turn, pts, Frame::Transcript(Transcript { text, is_final: false, language: result.language }))
     }
 }
 
@@ -66,24 +97,38 @@ impl Stage for AsrStage {
                 if chunk.sample_rate as usize != RATE {
                     return Err(StageError::Input(format!("asr needs 16 kHz audio, got {} Hz", chunk.sample_rate)));
                 }
-                let gated = self.gated;
+                let AsrSettings { gated, partial_every } = self.settings;
+                let end = env.pts + Duration::from_secs_f64(chunk.samples.len() as f64 / RATE as f64);
                 let st = self.state.get(turn);
                 st.audio.extend_from_slice(&chunk.samples);
                 if gated && !st.in_speech && st.audio.len() > PRE_ROLL {
                     let excess = st.audio.len() - PRE_ROLL;
                     st.audio.drain(..excess);
                 }
-                Ok(())
+                if st.in_speech || !gated {
+                    st.since_partial += chunk.samples.len();
+                }
+                let every = partial_every.map(|d| (d.as_secs_f64() * RATE as f64) as usize);
+                match every {
+                    Some(every) if st.since_partial >= every && out.backlog() == 0 => {
+                        st.since_partial = 0;
+                        self.partial(turn, end, out)
+                    }
+                    _ => Ok(()),
+                }
             }
+            // The marks go on downstream (a display shows "listening", playback stops for barge-in).
             Frame::SpeechStarted => {
                 let st = self.state.get(turn);
                 st.in_speech = true;
-                st.heard_speech = true;
-                Ok(())
+                st.since_partial = 0;
+                out.send(env)
             }
             Frame::SpeechStopped => {
                 self.state.get(turn).in_speech = false;
-                self.transcribe(turn, env.pts, out)
+                let pts = env.pts;
+                out.send(env)?;
+                self.transcribe(turn, pts, out)
             }
             _ => Ok(()),
         }
@@ -91,7 +136,7 @@ impl Stage for AsrStage {
 
     fn end_turn(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
         let st = self.state.get(turn);
-        let result = if !self.gated && !st.audio.is_empty() {
+        let result = if !self.settings.gated && !st.audio.is_empty() {
             self.transcribe(turn, pts, out)
         } else if !st.emitted {
             // Nothing worth recognising: say so with an empty final transcript.

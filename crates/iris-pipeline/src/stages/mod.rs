@@ -6,7 +6,7 @@ mod sentences;
 mod tts;
 mod vad;
 
-pub use asr::AsrStage;
+pub use asr::{AsrSettings, AsrStage};
 pub use llm::{LlmSettings, LlmStage};
 pub use sentences::{SentenceSplitter, SentenceStage};
 pub use tts::TtsStage;
@@ -19,7 +19,11 @@ use crate::spec::StageInfo;
 /// The stage kinds this build knows, with the kinds each takes and gives.
 pub const BUILTIN: &[StageInfo] = &[
     StageInfo { name: "vad", accepts: KindSet::of(&[K::Audio]), emits: KindSet::of(&[K::Audio, K::SpeechStarted, K::SpeechStopped]) },
-    StageInfo { name: "asr", accepts: KindSet::of(&[K::Audio, K::SpeechStarted, K::SpeechStopped]), emits: KindSet::of(&[K::Transcript]) },
+    StageInfo {
+        name: "asr",
+        accepts: KindSet::of(&[K::Audio, K::SpeechStarted, K::SpeechStopped]),
+        emits: KindSet::of(&[K::Transcript, K::SpeechStarted, K::SpeechStopped]),
+    },
     StageInfo {
         name: "llm",
         accepts: KindSet::of(&[K::Transcript, K::UserText, K::Image]),

@@ -35,7 +35,7 @@ impl Stage for TtsStage {
     fn process(&mut self, env: Envelope, out: &mut dyn Output) -> Result<(), StageError> {
         let turn = env.turn;
         if let Frame::Transcript(t) = &env.frame {
-            if let Some(lang) = t.language.as_deref().filter(|l| self.language.as_deref() != Some(*l)) {
+            if let Some(lang) = t.language.as_deref().filter(|l| t.is_final && self.language.as_deref() != Some(*l)) {
                 self.tts.select_language(lang)?;
                 self.language = Some(lang.to_owned());
             }

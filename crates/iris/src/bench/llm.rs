@@ -1,0 +1,134 @@
+//! `iris bench llm`: Iris's candle engine and llama.cpp (the `llama-cpp-python` pip package,
+//! which compiles it) on the same GGUF, token ids, thread count and machine, in one run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::median;
+use crate::backends::Models;
+
+#[derive(Args)]
+pub struct LlmArgs {
+    /// A catalog model id or a path to a GGUF file.
+    #[arg(default_value = "smollm2-135m-instruct")]
+    model: String,
+    /// Tokens decoded per run (greedy).
+    #[arg(long, default_value_t = 32)]
+    tokens: usize,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// The Python that has `llama-cpp-python` installed (it compiles llama.cpp from source).
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+}
+
+/// llama.cpp through llama-cpp-python, on the same token ids; greedy from the raw logits.
+const LLAMA_CPP: &str = r#"
+import json, statistics, sys, time
+import numpy as np
+from llama_cpp import Llama
+path, threads, runs, n_gen, text = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+ids = json.loads(sys.stdin.read())
+llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+nv = llm.n_vocab()
+def logits(): return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(nv,))
+def run():
+    llm.reset()
+    t0 = time.perf_counter(); llm.eval(ids); pp = time.perf_counter() - t0
+    out = []; t1 = time.perf_counter()
+    for _ in range(n_gen):
+        tok = int(np.argmax(logits())); out.append(tok); llm.eval([tok])
+    return pp, time.perf_counter() - t1, out
+run()
+res = [run() for _ in range(runs)]
+print(json.dumps({"pp_s": statistics.median(r[0] for r in res), "tg_s": statistics.median(r[1] for r in res),
+                  "tokens": res[0][2], "tokenized": llm.tokenize(text.encode(), add_bos=False, special=True)}))
+"#;
+
+pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
+    use iris_backend::{ChatMessage, Role};
+    anyhow::ensure!(args.runs > 0 && args.tokens > 0, "--runs and --tokens must be at least 1");
+    let models = Models::open(config_path)?;
+    let config = &models.config;
+    let path = if Path::new(&args.model).is_file() { PathBuf::from(&args.model) } else { models.file(&args.model, "llm")? };
+    let mut llm = iris_llm_candle::LlamaChat::load(&path)?;
+    let text = llm.render(&[
+        ChatMessage::new(Role::System, "You are a helpful AI assistant named Iris. Give short, correct answers."),
+        ChatMessage::new(Role::User, "Explain in a few sentences why the sky is blue, and what happens at sunset."),
+    ])?;
+    let ids: Vec<u32> = llm.tokenizer().encode(text.as_str(), false).map_err(|e| anyhow::anyhow!("{e}"))?.get_ids().to_vec();
+    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
+    let mut once = || -> Result<(f64, f64, Vec<u32>)> {
+        let t0 = Instant::now();
+        let mut logits = llm.logits_after(&ids, 0)?;
+        let pp = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let mut out = Vec::new();
+        for i in 0..args.tokens {
+            let t = argmax(&logits);
+            out.push(t);
+            logits = llm.logits_after(&[t], ids.len() + i)?;
+        }
+        Ok((pp, t1.elapsed().as_secs_f64(), out))
+    };
+    once()?;
+    let runs: Vec<_> = (0..args.runs).map(|_| once()).collect::<Result<_>>()?;
+    let (iris_pp, iris_tg) = (median(runs.iter().map(|r| r.0)), median(runs.iter().map(|r| r.1)));
+    let iris_tokens = runs[0].2.clone();
+
+    let threads = config.threads();
+    let mut child = Command::new(&args.python)
+        .args(["-c", LLAMA_CPP])
+        .arg(&path)
+        .args([threads.to_string(), args.runs.to_string(), args.tokens.to_string(), text.clone()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", args.python.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(serde_json::to_string(&ids)?.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No module named 'llama_cpp'") {
+            bail!("the reference needs llama.cpp: `{} -m pip install llama-cpp-python` (it compiles llama.cpp), or --python with one that has it", args.python.display());
+        }
+        bail!("llama.cpp failed: {}", err.lines().last().unwrap_or("").trim());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("llama.cpp printed no timings")?;
+    let (ref_pp, ref_tg) = (v["pp_s"].as_f64().unwrap_or(f64::NAN), v["tg_s"].as_f64().unwrap_or(f64::NAN));
+    let ref_tokens: Vec<u32> = v["tokens"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
+    let ref_ids: Vec<u32> = v["tokenized"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
+
+    let n = ids.len() as f64;
+    let g = args.tokens as f64;
+    println!(
+        "{} ({} threads, {} prompt tokens, {} decoded, median of {} runs)",
+        path.display(),
+        threads,
+        ids.len(),
+        args.tokens,
+        args.runs
+    );
+    println!("{:<10} {:>16} {:>14}", "", "prompt tok/s", "decode tok/s");
+    println!("{:<10} {:>16.1} {:>14.1}", "iris", n / iris_pp, g / iris_tg);
+    println!("{:<10} {:>16.1} {:>14.1}", "llama.cpp", n / ref_pp, g / ref_tg);
+    println!("ratio iris/llama.cpp (>1 is faster): prompt x{:.2}, decode x{:.2}", ref_pp / iris_pp, ref_tg / iris_tg);
+    println!(
+        "tokenizer: {}",
+        if ref_ids == ids { "same token ids as llama.cpp".to_owned() } else { format!("differs ({} vs {} ids)", ids.len(), ref_ids.len()) }
+    );
+    let k = 16.min(args.tokens);
+    let agree = iris_tokens.iter().zip(&ref_tokens).take(k).take_while(|(a, b)| a == b).count();
+    println!("greedy: first {agree} of {k} tokens identical to llama.cpp{}", if agree == k { "" } else { " (then they diverge)" });
+    println!("iris:      {:?}", llm.tokenizer().decode(&iris_tokens[..k], false).unwrap_or_default());
+    println!("llama.cpp: {:?}", llm.tokenizer().decode(&ref_tokens[..k.min(ref_tokens.len())], false).unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,37 @@
+//! `iris bench …`: Iris and the reference tool on the same input, model, thread count and
+//! machine, in one run, reported as ratios (>1 means Iris is faster).
+
+mod asr;
+mod llm;
+mod tts;
+pub mod whisper_cpp;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Time to first audio and real-time factor: Iris vs Piper's runtime.
+    Tts(tts::TtsArgs),
+    /// Prompt processing and decode speed, and greedy agreement: Iris vs llama.cpp.
+    Llm(llm::LlmArgs),
+    /// Recognition time and real-time factor: Iris vs whisper.cpp, same model and samples.
+    Asr(asr::AsrArgs),
+}
+
+pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
+    match cmd {
+        BenchCmd::Tts(args) => tts::run(config_path, args),
+        BenchCmd::Llm(args) => llm::run(config_path, args),
+        BenchCmd::Asr(args) => asr::run(config_path, args),
+    }
+}
+
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
