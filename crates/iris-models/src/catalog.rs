@@ -12,7 +12,7 @@ use crate::ModelsError;
 pub struct Catalog {
     #[serde(default)]
     pub packs: std::collections::BTreeMap<String, Vec<String>>,
-    #[serde(rename = "model")]
+    #[serde(rename = "model", default)]
     pub models: Vec<ModelEntry>,
 }
 
@@ -28,7 +28,7 @@ pub struct ModelEntry {
     pub description: String,
     #[serde(rename = "file")]
     pub files: Vec<FileEntry>,
-    #[serde(rename = "source")]
+    #[serde(rename = "source", default)]
     pub sources: Vec<Source>,
 }
 
@@ -105,12 +105,21 @@ impl Source {
 
 impl Catalog {
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ModelsError> {
+        Self::parse_with(text, origin, false)
+    }
+
+    /// The user's own models (`crate::own`): converted from a folder, so they have no source.
+    pub fn parse_local(text: &str, origin: &Path) -> Result<Self, ModelsError> {
+        Self::parse_with(text, origin, true)
+    }
+
+    fn parse_with(text: &str, origin: &Path, local: bool) -> Result<Self, ModelsError> {
         let catalog: Catalog = toml::from_str(text).map_err(|e| ModelsError::Catalog(format!("{}: {}", origin.display(), e.message())))?;
-        catalog.check().map_err(|m| ModelsError::Catalog(format!("{}: {m}", origin.display())))?;
+        catalog.check(local).map_err(|m| ModelsError::Catalog(format!("{}: {m}", origin.display())))?;
         Ok(catalog)
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self, local: bool) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
             if !seen.insert(&m.id) {
@@ -127,7 +136,7 @@ impl Catalog {
                     return Err(format!("{}: `{}` needs a 64-digit sha256", m.id, f.name));
                 }
             }
-            if m.sources.is_empty() || m.files.is_empty() {
+            if (m.sources.is_empty() && !local) || m.files.is_empty() {
                 return Err(format!("{}: needs at least one file and one source", m.id));
             }
             for s in &m.sources {

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod digest;
 pub mod fetch;
 pub mod import;
+pub mod own;
 pub mod pull;
 pub mod store;
 

@@ -20,6 +20,12 @@ pub fn pull(store: &Store, model: &ModelEntry, external: &dyn ExternalConverter,
             Err(e) => progress.note(&format!("{e}; fetching it again")),
         }
     }
+    if crate::own::is_own(model) {
+        return Err(ModelsError::Import(format!(
+            "`{}` is your own model, converted from a folder: import it again with `iris models import DIR --as {}`",
+            model.id, model.id
+        )));
+    }
     let mut attempts = Vec::new();
     for source in &model.sources {
         match try_source(store, model, source, external, progress) {

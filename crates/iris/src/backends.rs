@@ -14,16 +14,17 @@ use iris_pipeline::{PipelineSpec, Stage};
 pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
 pub const ASK_PIPELINE: &str = include_str!("../../../pipelines/ask.toml");
 
-/// The catalog: `IRIS_CATALOG` if set, else the one built in.
-pub fn catalog() -> Result<Catalog> {
-    match std::env::var_os("IRIS_CATALOG") {
+/// The catalog (`IRIS_CATALOG` if set, else the one built in) and the user's own models.
+pub fn catalog(store: &Store) -> Result<Catalog> {
+    let base = match std::env::var_os("IRIS_CATALOG") {
         Some(p) => {
             let path = PathBuf::from(p);
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read catalog {}", path.display()))?;
-            Ok(Catalog::parse(&text, &path)?)
+            Catalog::parse(&text, &path)?
         }
-        None => Ok(Catalog::parse(CATALOG, Path::new("models/catalog.toml"))?),
-    }
+        None => Catalog::parse(CATALOG, Path::new("models/catalog.toml"))?,
+    };
+    Ok(iris_models::own::with_local(base, store)?)
 }
 
 /// Conversions that need a model library.
@@ -53,7 +54,8 @@ impl Models {
         let store = Store::from_env()?;
         let path = config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml"));
         let config = Config::load(&path)?;
-        Ok(Self { store, catalog: catalog()?, config })
+        let catalog = catalog(&store)?;
+        Ok(Self { store, catalog, config })
     }
 
     fn entry(&self, id: &str, task: &str) -> Result<&ModelEntry> {

@@ -32,13 +32,19 @@ pub enum ModelsCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Install models from a folder or archive (e.g. a USB stick), with no network.
-    Import { path: PathBuf },
+    /// Install models from a folder or archive (e.g. a USB stick), with no network; with --as,
+    /// convert your own faster-whisper model folder (any size) and list it under that name.
+    Import {
+        path: PathBuf,
+        /// The name for your own faster-whisper model (then `[models] asr = "NAME"`).
+        #[arg(long = "as", value_name = "NAME")]
+        as_id: Option<String>,
+    },
 }
 
 pub fn run(cmd: ModelsCmd) -> Result<ExitCode> {
     let store = Store::from_env()?;
-    let catalog = catalog()?;
+    let catalog = catalog(&store)?;
     let bars = Bars::new();
     match cmd {
         ModelsCmd::Pull { names } => {
@@ -130,11 +136,18 @@ pub fn run(cmd: ModelsCmd) -> Result<ExitCode> {
             for n in &names {
                 for m in catalog.resolve(n)? {
                     let freed = store.remove(m)?;
+                    if iris_models::own::is_own(m) {
+                        iris_models::own::forget(&store, &m.id)?;
+                    }
                     eprintln!("{}: removed ({})", m.id, human(freed));
                 }
             }
         }
-        ModelsCmd::Import { path } => {
+        ModelsCmd::Import { path, as_id: Some(id) } => {
+            let entry = iris_models::own::import_whisper(&store, &catalog, &path, &id, &bars)?;
+            eprintln!("{id}: converted and installed ({}); use it with `[models] asr = \"{id}\"`", human(entry.files[0].size));
+        }
+        ModelsCmd::Import { path, as_id: None } => {
             let imported = iris_models::import::import(&store, &catalog, &path, &Converters, &Quiet)?;
             for (id, how) in imported {
                 eprintln!("{id}: imported ({how})");

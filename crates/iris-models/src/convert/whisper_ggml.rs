@@ -38,6 +38,7 @@ pub fn convert(model_bin: &[u8], tokenizer_json: &Path, out: &Path) -> Result<()
         )));
     }
     let d = n_text_state;
+    check_shapes(&w, d, n_mels, n_audio_layer, n_text_layer)?;
     let hparams = [
         n_vocab,
         enc_pos.shape[0],
@@ -98,6 +99,46 @@ pub fn convert(model_bin: &[u8], tokenizer_json: &Path, out: &Path) -> Result<()
     t.layer_norm(&w, "decoder/layer_norm", "decoder.ln")?;
     f.flush().map_err(io)?;
     f.into_inner().map_err(|e| ConvertError::Io(out.into(), e.into_error()))?.sync_all().map_err(io)?;
+    Ok(())
+}
+
+/// Every matrix has the shape Whisper's hyper-parameters imply, so a damaged or foreign file is
+/// refused by name here instead of converting into a model that fails later.
+fn check_shapes(w: &Weights, d: usize, n_mels: usize, enc_layers: usize, dec_layers: usize) -> Result<(), ConvertError> {
+    let expect = |name: &str, want: &[Option<usize>]| -> Result<(), ConvertError> {
+        let got = &w.get(name)?.shape;
+        let fits = got.len() == want.len() && got.iter().zip(want).all(|(g, w)| w.is_none_or(|w| *g == w));
+        if fits {
+            return Ok(());
+        }
+        let want: Vec<String> = want.iter().map(|x| x.map_or("*".to_owned(), |v| v.to_string())).collect();
+        Err(ConvertError::Invalid(format!(
+            "{name} has shape {got:?} where Whisper needs [{}]: the model file is damaged or not a Whisper model",
+            want.join(", ")
+        )))
+    };
+    expect("encoder/conv1/weight", &[Some(d), Some(n_mels), Some(3)])?;
+    expect("encoder/conv2/weight", &[Some(d), Some(d), Some(3)])?;
+    expect("encoder/position_encodings/encodings", &[None, Some(d)])?;
+    expect("decoder/position_encodings/encodings", &[None, Some(d)])?;
+    if enc_layers == 0 || dec_layers == 0 {
+        return Err(ConvertError::Invalid("the model has no encoder or decoder layers".into()));
+    }
+    for (side, layers) in [("encoder", enc_layers), ("decoder", dec_layers)] {
+        for i in 0..layers {
+            let l = format!("{side}/layer_{i}");
+            expect(&format!("{l}/self_attention/linear_0/weight"), &[Some(3 * d), Some(d)])?;
+            expect(&format!("{l}/self_attention/linear_1/weight"), &[Some(d), Some(d)])?;
+            let mlp = w.get(&format!("{l}/ffn/linear_0/weight"))?.shape.first().copied();
+            expect(&format!("{l}/ffn/linear_0/weight"), &[mlp, Some(d)])?;
+            expect(&format!("{l}/ffn/linear_1/weight"), &[Some(d), mlp])?;
+            if side == "decoder" {
+                expect(&format!("{l}/attention/linear_0/weight"), &[Some(d), Some(d)])?;
+                expect(&format!("{l}/attention/linear_1/weight"), &[Some(2 * d), Some(d)])?;
+                expect(&format!("{l}/attention/linear_2/weight"), &[Some(d), Some(d)])?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -263,14 +304,24 @@ impl<W: Write> TensorWriter<'_, W> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A CTranslate2 file for a tiny Whisper: every weight's value encodes its row, so the
     /// split of the fused matrices can be checked in the output.
-    fn tiny_ct2(d: usize, vocab: usize) -> Vec<u8> {
+    pub(crate) fn tiny_ct2(d: usize, vocab: usize) -> Vec<u8> {
+        tiny_ct2_broken(d, vocab, "")
+    }
+
+    /// As [`tiny_ct2`], with one more row in the tensor named `broken`.
+    pub(crate) fn tiny_ct2_broken(d: usize, vocab: usize, broken: &str) -> Vec<u8> {
         let mut vars: Vec<(String, Vec<usize>, u8, Vec<u8>)> = Vec::new();
         let mut f16 = |name: &str, shape: &[usize]| {
+            let mut shape = shape.to_vec();
+            if name == broken {
+                shape[0] += 1;
+            }
+            let shape = shape.as_slice();
             let row: usize = shape.iter().skip(1).product();
             let n: usize = shape.iter().product();
             let data = (0..n).flat_map(|i| f32_to_f16((i / row.max(1)) as f32).to_le_bytes()).collect();
@@ -400,6 +451,19 @@ mod tests {
         assert!(tensors.iter().all(|t| !t.0.ends_with("key.bias")));
         assert_eq!(tensors.first().unwrap().0, "encoder.positional_embedding");
         assert_eq!(tensors.last().unwrap().0, "decoder.ln.bias");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_matrix_of_the_wrong_shape_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("iris-ct2c-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tok = dir.join("tokenizer.json");
+        std::fs::write(&tok, r#"{"model": {"vocab": {"!": 0, "a": 1}}}"#).unwrap();
+        let name = "decoder/layer_0/attention/linear_1/weight";
+        let err = convert(&tiny_ct2_broken(4, 5, name), &tok, &dir.join("x.bin")).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains("[9, 4]") && err.contains("[8, 4]"), "{err}");
+        assert!(!dir.join("x.bin").exists() || std::fs::metadata(dir.join("x.bin")).unwrap().len() == 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
