@@ -27,6 +27,10 @@ pub struct AsrArgs {
     /// The Python that has pywhispercpp, built from source.
     #[arg(long, default_value = "python3")]
     python: PathBuf,
+    /// Only the two Iris engines (whisper.cpp and candle on the configured device): no VAD,
+    /// no reference. For a machine that has only the Whisper model, such as a lent GPU box.
+    #[arg(long)]
+    engines_only: bool,
     #[arg(long)]
     json: bool,
 }
@@ -69,6 +73,9 @@ pub fn run(config_path: Option<&Path>, args: AsrArgs) -> Result<ExitCode> {
         candle_runs.push(time(&mut || Ok(candle.transcribe(pcm, &opts, &NeverStop)?.text))?);
     }
     drop(candle);
+    if args.engines_only {
+        return engines_table(&args, &model_id, threads, &inputs, &engine_runs, &candle_runs, &candle_device);
+    }
     let listener = Listener::new(&mut models, false)?;
     let mut rows = Vec::new();
     for ((file, pcm), (engine_text, engine_s)) in args.files.iter().zip(&inputs).zip(engine_runs) {
@@ -125,6 +132,48 @@ pub fn run(config_path: Option<&Path>, args: AsrArgs) -> Result<ExitCode> {
         println!("RTF: iris engine {:.3}, iris pipeline {:.3}, whisper.cpp {:.3}", engine / audio, pipeline / audio, refr / audio);
         println!("ratio whisper.cpp time / iris time (>1 is faster): engine x{:.2}, pipeline x{:.2}", refr / engine, refr / pipeline);
         println!("candle backend on {candle_device}: RTF {:.3}, ratio against whisper.cpp x{:.2}", candle_s / audio, refr / candle_s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn engines_table(
+    args: &AsrArgs,
+    model_id: &str,
+    threads: usize,
+    inputs: &[Vec<f32>],
+    cpp: &[(String, f64)],
+    candle: &[(String, f64)],
+    device: &str,
+) -> Result<ExitCode> {
+    let audio: f64 = inputs.iter().map(|p| p.len() as f64 / 16_000.0).sum();
+    let (cpp_s, candle_s): (f64, f64) = (cpp.iter().map(|r| r.1).sum(), candle.iter().map(|r| r.1).sum());
+    let same = cpp.iter().zip(candle).filter(|(a, b)| a.0 == b.0).count();
+    if args.json {
+        println!(
+            "{}",
+            json!({"model": model_id, "threads": threads, "runs": args.runs, "candle_device": device,
+                   "rtf": {"whisper_cpp_engine": cpp_s / audio, "candle": candle_s / audio},
+                   "files": args.files.iter().zip(cpp.iter().zip(candle)).map(|(f, (a, b))| json!({
+                       "file": f.display().to_string(), "whisper_cpp_engine_s": a.1, "candle_s": b.1, "same_text": a.0 == b.0,
+                       "whisper_cpp_engine": a.0, "candle": b.0})).collect::<Vec<_>>()})
+        );
+    } else {
+        println!("{model_id}, median of {} runs; whisper.cpp on {threads} CPU threads, candle on {device}", args.runs);
+        for (f, (a, b)) in args.files.iter().zip(cpp.iter().zip(candle)) {
+            println!(
+                "{:<28} whisper.cpp {:>7.0} ms  candle {:>7.0} ms  {}",
+                f.display(),
+                a.1 * 1e3,
+                b.1 * 1e3,
+                if a.0 == b.0 { "same text" } else { "texts differ" }
+            );
+        }
+        println!(
+            "RTF: whisper.cpp engine {:.4}, candle {:.4}; same text on {same} of {} files",
+            cpp_s / audio,
+            candle_s / audio,
+            cpp.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
