@@ -12,7 +12,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Debian packages Iris builds and runs with.
 PACKAGES=(pkg-config cmake libclang-dev libasound2-dev libespeak-ng-dev espeak-ng-data espeak-ng
-          python3 python3-pip python3-venv sox ca-certificates)
+          python3 python3-pip python3-venv sox ca-certificates fonts-dejavu-core)
 
 install_system_packages() {
     local missing=()

@@ -5,11 +5,16 @@ source "$(dirname "$0")/common.sh"
 setup
 # The multilingual model for the language-detection tests (not part of the default pack).
 "$IRIS" models pull whisper-base
-# Real human speech with transcripts, and whisper.cpp to compare against (see README).
+# Real human speech with transcripts, real photos, and whisper.cpp to compare against (see README).
 if "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-en"; then
     export IRIS_SPEECH_DIR="$IRIS_DATA/speech-en"
 else
     echo "warning: no human recordings; the recognition tests run on the synthetic sample only" >&2
+fi
+if "$ROOT/deploy/sample-images.sh" "$IRIS_DATA/images"; then
+    export IRIS_IMAGES_DIR="$IRIS_DATA/images"
+else
+    echo "warning: no sample photos; the vision tests on photos are skipped" >&2
 fi
 IRIS_REFERENCE_PYTHON=$(reference_whisper_cpp)
 [ -n "$IRIS_REFERENCE_PYTHON" ] && export IRIS_REFERENCE_PYTHON

@@ -121,10 +121,22 @@ impl crate::Tts for FakeTts {
 }
 
 /// Describes every image by its size.
-pub struct FakeVlm;
+/// Describes an image by its size; with `direct`, for the question it was asked, as an answer
+/// to speak as it is.
+#[derive(Default)]
+pub struct FakeVlm {
+    pub direct: bool,
+}
 
 impl crate::Vlm for FakeVlm {
-    fn describe(&mut self, image: &iris_frames::ImageFrame, _question: &str) -> Result<String, BackendError> {
+    fn describe(&mut self, image: &iris_frames::ImageFrame, question: &str) -> Result<String, BackendError> {
+        if self.direct {
+            return Ok(format!("You asked \"{question}\": it is {}x{} pixels.", image.width, image.height));
+        }
         Ok(format!("an image of {}x{} pixels", image.width, image.height))
+    }
+
+    fn answers_directly(&self, _question: &str) -> bool {
+        self.direct
     }
 }

@@ -199,4 +199,10 @@ pub trait Skills: Send {
 /// What a vision backend can say about an image, in words the LLM or the user can take.
 pub trait Vlm: Send {
     fn describe(&mut self, image: &iris_frames::ImageFrame, question: &str) -> Result<String, BackendError>;
+
+    /// The description already answers `question` in words to be spoken as they are (text read
+    /// aloud, a colour): the LLM must not rephrase it, since a small one invents details.
+    fn answers_directly(&self, _question: &str) -> bool {
+        false
+    }
 }

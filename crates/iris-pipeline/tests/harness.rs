@@ -88,6 +88,24 @@ fn asr_skips_partials_while_input_is_waiting() {
 }
 
 #[test]
+fn an_image_answer_that_needs_no_rephrasing_is_spoken_as_it_is() {
+    let llm = FakeLlm::new(&["Something", " invented."]);
+    let prompts = llm.prompts.clone();
+    let mut stage = LlmStage::new(Box::new(llm), Some(Box::new(FakeVlm { direct: true })), settings());
+    let image = ImageFrame { width: 4, height: 3, rgb: Arc::from(vec![0u8; 36]) };
+    // The photo arrives first; the spoken question after it is what the picture is read for.
+    let frames = vec![
+        env(Frame::Image(image)),
+        env(Frame::Transcript(iris_frames::Transcript { text: "Read this".into(), is_final: true, language: None })),
+        env(Frame::EndOfTurn),
+    ];
+    let out = run_stage(&mut stage, frames).unwrap();
+    let text: String = out.iter().filter_map(|e| if let Frame::TextDelta(d) = &e.frame { Some(d.clone()) } else { None }).collect();
+    assert_eq!(text, "You asked \"Read this\": it is 4x3 pixels.");
+    assert!(prompts.lock().unwrap().is_empty(), "the language model must not rephrase it");
+}
+
+#[test]
 fn vad_marks_speech_on_the_media_clock() {
     let mut vad = VadStage::new(Box::new(FakeVad { frame_len: 512, threshold: 0.1 }), VadSettings::default());
     let out = run_stage(&mut vad, utterance(50, 50)).unwrap();
@@ -130,7 +148,7 @@ fn asr_transcribes_each_utterance_with_pre_roll() {
 fn llm_answers_the_turn_and_remembers_it() {
     let llm = FakeLlm::new(&["Paris", " it", " is."]);
     let prompts = llm.prompts.clone();
-    let mut stage = LlmStage::new(Box::new(llm), Some(Box::new(FakeVlm)), settings());
+    let mut stage = LlmStage::new(Box::new(llm), Some(Box::new(FakeVlm::default())), settings());
     let image = ImageFrame { width: 4, height: 3, rgb: Arc::from(vec![0u8; 36]) };
     let input = vec![
         env(Frame::Transcript(iris_frames::Transcript { text: "What is this?".into(), is_final: true, language: None })),

@@ -1,9 +1,14 @@
 //! Images from files: decoding with limits, and what can honestly be said from pixels alone.
 //!
 //! Decoding refuses a decompression bomb before it allocates (dimension and allocation limits
-//! are checked from the header), and names a truncated or non-image file. [`PixelFacts`] is the
-//! vision backend used until a vision-language model is loaded: it reports size, brightness and
-//! the main colour, and says plainly that it cannot recognise objects.
+//! are checked from the header), and names a truncated or non-image file; a photo is turned
+//! upright by its EXIF orientation. [`VisionAid`] is the vision backend used until a
+//! vision-language model is loaded: it reads text (OCR), reports brightness and the main colour,
+//! and says plainly that it cannot recognise objects.
+
+mod aid;
+
+pub use aid::{ask_of, Ask, Look, VisionAid};
 
 use std::io::BufReader;
 
@@ -11,7 +16,6 @@ use image::ImageDecoder;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use iris_backend::{BackendError, Vlm};
 use iris_frames::ImageFrame;
 
 /// Larger images are refused, not scaled: 64 megapixels is beyond any phone camera's JPEG.
@@ -52,7 +56,10 @@ pub fn load_image(path: &Path) -> Result<ImageFrame, ImageError> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_PIXELS * 4);
     decoder.set_limits(limits).map_err(|_| ImageError::TooLarge { path: p(), width, height })?;
-    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Damaged { path: p(), detail: e.to_string() })?;
+    // Phones store photos sideways and say so in EXIF; turn them upright before anyone reads them.
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Damaged { path: p(), detail: e.to_string() })?;
+    img.apply_orientation(orientation);
     let rgb = img.to_rgb8();
     Ok(ImageFrame { width: rgb.width(), height: rgb.height(), rgb: Arc::from(rgb.into_raw()) })
 }
@@ -70,57 +77,80 @@ fn jpeg_is_complete(path: &Path) -> bool {
     buf.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
-/// Colour names with their sRGB centres.
-const COLOURS: &[(&str, [f32; 3])] = &[
-    ("black", [0.0, 0.0, 0.0]),
-    ("white", [255.0, 255.0, 255.0]),
-    ("grey", [128.0, 128.0, 128.0]),
-    ("red", [200.0, 30.0, 30.0]),
-    ("orange", [240.0, 140.0, 20.0]),
-    ("yellow", [230.0, 220.0, 40.0]),
-    ("green", [40.0, 160.0, 50.0]),
-    ("blue", [30.0, 60.0, 200.0]),
-    ("purple", [130.0, 40.0, 160.0]),
-    ("pink", [240.0, 150.0, 180.0]),
-    ("brown", [120.0, 75.0, 40.0]),
-];
+/// The everyday name of one sRGB colour: neutrals by lightness when there is little colour in
+/// it, else by hue (with brown for dark oranges and reds).
+pub fn colour_name(r: u8, g: u8, b: u8) -> &'static str {
+    let (r, g, b) = (f32::from(r) / 255.0, f32::from(g) / 255.0, f32::from(b) / 255.0);
+    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+    let (v, s) = (max, if max > 0.0 { (max - min) / max } else { 0.0 });
+    if v < 0.16 {
+        return "black";
+    }
+    if s < 0.18 || (max - min) < 0.08 {
+        return match v {
+            v if v < 0.4 => "dark grey",
+            v if v < 0.7 => "grey",
+            v if v < 0.86 => "light grey",
+            _ => "white",
+        };
+    }
+    let hue = if max == r {
+        60.0 * ((g - b) / (max - min)).rem_euclid(6.0)
+    } else if max == g {
+        60.0 * ((b - r) / (max - min) + 2.0)
+    } else {
+        60.0 * ((r - g) / (max - min) + 4.0)
+    };
+    match hue {
+        h if !(15.0..345.0).contains(&h) => {
+            if v < 0.45 {
+                "brown"
+            } else if s < 0.45 && v > 0.75 {
+                "pink"
+            } else {
+                "red"
+            }
+        }
+        h if h < 45.0 => {
+            if v < 0.6 {
+                "brown"
+            } else {
+                "orange"
+            }
+        }
+        h if h < 70.0 => "yellow",
+        h if h < 165.0 => "green",
+        h if h < 200.0 => "turquoise",
+        h if h < 260.0 => "blue",
+        h if h < 295.0 => "purple",
+        _ => "pink",
+    }
+}
 
-/// Mean brightness (0..1) and the nearest colour name of the mean colour.
+/// Mean brightness (0..1) of the whole picture, and the most common colour name in its middle
+/// half (what the camera is pointed at), counted over at most about 40,000 pixels.
 pub fn pixel_facts(image: &ImageFrame) -> (f32, &'static str) {
-    let n = (image.rgb.len() / 3).max(1) as f64;
-    let mut sum = [0f64; 3];
+    let (w, h) = (image.width as usize, image.height as usize);
+    let n = (w * h).max(1) as f64;
+    let mut luma = 0f64;
     for px in image.rgb.chunks_exact(3) {
-        for c in 0..3 {
-            sum[c] += f64::from(px[c]);
+        luma += 0.2126 * f64::from(px[0]) + 0.7152 * f64::from(px[1]) + 0.0722 * f64::from(px[2]);
+    }
+    let step = ((w * h / 4) as f64 / 40_000.0).sqrt().ceil().max(1.0) as usize;
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for y in (h / 4..(3 * h / 4).max(h / 4 + 1)).step_by(step) {
+        for x in (w / 4..(3 * w / 4).max(w / 4 + 1)).step_by(step) {
+            let i = (y * w + x) * 3;
+            let Some(px) = image.rgb.get(i..i + 3) else { continue };
+            let name = colour_name(px[0], px[1], px[2]);
+            match counts.iter_mut().find(|c| c.0 == name) {
+                Some(c) => c.1 += 1,
+                None => counts.push((name, 1)),
+            }
         }
     }
-    let mean = sum.map(|s| (s / n) as f32);
-    let brightness = (0.2126 * mean[0] + 0.7152 * mean[1] + 0.0722 * mean[2]) / 255.0;
-    let colour = COLOURS.iter().min_by(|a, b| dist(&a.1, &mean).total_cmp(&dist(&b.1, &mean))).map_or("grey", |c| c.0);
-    (brightness, colour)
-}
-
-fn dist(a: &[f32; 3], b: &[f32; 3]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum()
-}
-
-/// The vision backend with no model: only what pixels say.
-pub struct PixelFacts;
-
-impl Vlm for PixelFacts {
-    fn describe(&mut self, image: &ImageFrame, _question: &str) -> Result<String, BackendError> {
-        let (brightness, colour) = pixel_facts(image);
-        let light = match brightness {
-            b if b < 0.2 => "very dark",
-            b if b < 0.4 => "dark",
-            b if b < 0.7 => "moderately lit",
-            _ => "bright",
-        };
-        Ok(format!(
-            "Iris has no object-recognition model loaded, so it can only say that the picture is {}x{} pixels, {light}, and mostly {colour} overall.",
-            image.width, image.height
-        ))
-    }
+    let colour = counts.iter().max_by_key(|c| c.1).map_or("grey", |c| c.0);
+    ((luma / n / 255.0) as f32, colour)
 }
 
 #[cfg(test)]
@@ -135,6 +165,20 @@ mod tests {
         assert!(b < 0.3);
     }
 
+    #[test]
+    fn everyday_colour_names() {
+        assert_eq!(colour_name(190, 190, 190), "light grey");
+        assert_eq!(colour_name(200, 196, 205), "light grey");
+        assert_eq!(colour_name(250, 250, 250), "white");
+        assert_eq!(colour_name(10, 10, 12), "black");
+        assert_eq!(colour_name(20, 60, 200), "blue");
+        assert_eq!(colour_name(30, 140, 40), "green");
+        assert_eq!(colour_name(120, 70, 30), "brown");
+        assert_eq!(colour_name(240, 140, 20), "orange");
+        assert_eq!(colour_name(240, 160, 190), "pink");
+        assert_eq!(colour_name(230, 220, 40), "yellow");
+    }
+
     /// PNG's chunk checksum (CRC-32, reflected, polynomial 0xEDB88320).
     fn crc32(bytes: &[u8]) -> u32 {
         let mut crc = !0u32;
@@ -145,6 +189,32 @@ mod tests {
             }
         }
         !crc
+    }
+
+    #[test]
+    fn a_sideways_phone_photo_is_turned_upright() {
+        // A 40x20 JPEG whose EXIF says "rotate 90° clockwise to view" (orientation 6).
+        let mut jpg = Vec::new();
+        image::RgbImage::from_fn(40, 20, |x, _| if x < 20 { image::Rgb([250, 0, 0]) } else { image::Rgb([0, 0, 250]) })
+            .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let mut tiff = b"II*\0\x08\0\0\0\x01\0".to_vec();
+        tiff.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+        tiff.extend([0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(tiff);
+        let mut with_exif = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        with_exif.extend(((app1.len() + 2) as u16).to_be_bytes());
+        with_exif.extend(app1);
+        with_exif.extend(&jpg[2..]);
+        let dir = std::env::temp_dir().join(format!("iris-exif-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("phone.jpg"), &with_exif).unwrap();
+        let img = load_image(&dir.join("phone.jpg")).unwrap();
+        assert_eq!((img.width, img.height), (20, 40));
+        // Rotated clockwise, the red left half is now on top.
+        assert!(img.rgb[0] > 200 && img.rgb[2] < 60, "{:?}", &img.rgb[..3]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -12,6 +12,9 @@ use iris_pipeline::stages::{AsrSettings, AsrStage, LlmSettings, LlmStage, Senten
 use iris_pipeline::{PipelineSpec, Stage};
 
 pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
+/// The text-reading model of the vision aid.
+const OCR: &str = "ppocr-v6-tiny";
+
 pub const ASK_PIPELINE: &str = include_str!("../../../pipelines/ask.toml");
 
 /// The catalog (`IRIS_CATALOG` if set, else the one built in) and the user's own models.
@@ -92,6 +95,19 @@ impl Models {
 
     /// Builds the stages of `spec` with real backends, in order. Timers set by the tools fire
     /// through `timers`.
+    /// The vision aid: reads text when the OCR model is installed (it is in the default pack),
+    /// and says what it cannot do when it is not.
+    pub fn vision_aid(&self) -> Result<iris_vision::VisionAid> {
+        let Some(entry) = self.catalog.get(OCR) else { return Ok(iris_vision::VisionAid::new(None)) };
+        if !matches!(self.store.state(entry), iris_models::store::InstallState::Installed { .. }) {
+            return Ok(iris_vision::VisionAid::new(None));
+        }
+        let det = self.store.verified_file(entry, "PP-OCRv6_det_tiny.onnx")?;
+        let rec = self.store.verified_file(entry, "PP-OCRv6_rec_tiny.onnx")?;
+        let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&self.config.models.runtime, "runtime")?))?;
+        Ok(iris_vision::VisionAid::new(Some(iris_ocr::Ocr::load(env, &det, &rec, self.config.threads())?)))
+    }
+
     /// The configured speech recogniser on its configured engine and device.
     pub fn asr(&self) -> Result<Arc<dyn iris_backend::Asr>> {
         let cfg = &self.config;
@@ -147,7 +163,7 @@ impl Models {
                         token: (!cfg.tools.webhook_token.is_empty()).then(|| cfg.tools.webhook_token.clone()),
                     });
                     let tools = iris_tools::Tools::new(timers.clone(), hook);
-                    Box::new(LlmStage::new(Box::new(llm), Some(Box::new(iris_vision::PixelFacts)), settings).with_skills(Box::new(tools)))
+                    Box::new(LlmStage::new(Box::new(llm), Some(Box::new(self.vision_aid()?)), settings).with_skills(Box::new(tools)))
                 }
                 "sentences" => Box::new(SentenceStage::new()),
                 "tts" => {

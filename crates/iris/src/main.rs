@@ -5,6 +5,7 @@ mod backends;
 mod bench;
 mod eval;
 mod listen;
+mod look;
 mod models_cmd;
 mod progress;
 mod say;
@@ -31,6 +32,8 @@ enum Command {
     Ask(ask::AskArgs),
     /// Speak text with the configured voice.
     Say(say::SayArgs),
+    /// Look at a picture: read its text, say its colour, describe what can be said of it.
+    Look(look::LookArgs),
     /// Transcribe WAV files with the configured speech recogniser.
     Transcribe(transcribe::TranscribeArgs),
     /// Measure speed against the reference tool: `iris bench tts`.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ask(args) => ask::run(cli.config.as_deref(), args),
         Command::Say(args) => say::run(cli.config.as_deref(), args),
+        Command::Look(args) => look::run(cli.config.as_deref(), args),
         Command::Transcribe(args) => transcribe::run(cli.config.as_deref(), args),
         Command::Bench(cmd) => bench::run(cli.config.as_deref(), cmd),
         Command::Eval(cmd) => eval::run(cli.config.as_deref(), cmd),

@@ -438,3 +438,29 @@ fn recognition_of_real_speech_is_as_accurate_as_whisper_cpp() {
         None => eprintln!("IRIS_REFERENCE_PYTHON is not set: no whisper.cpp comparison (deploy/test.sh sets it)"),
     }
 }
+
+/// The vision aid through the CLI, on scikit-image's photographed page (`IRIS_IMAGES_DIR`).
+#[test]
+fn look_reads_a_page_and_names_a_colour() {
+    let Some(dir) = std::env::var_os("IRIS_IMAGES_DIR") else {
+        eprintln!("IRIS_IMAGES_DIR is not set: run deploy/test.sh, which unpacks the sample photos");
+        return;
+    };
+    let page = Path::new(&dir).join("page.png");
+    let v = json(&iris(&["look", "--image", page.to_str().unwrap(), "--question", "Read this for me", "--json"], &[]));
+    assert_eq!(v["ask"], "read");
+    let answer = v["answer"].as_str().unwrap();
+    assert!(answer.starts_with("It says: Region-based segmentation Let us first determine markers"), "{answer}");
+    assert!(v["lines"].as_array().unwrap().len() >= 6, "{v}");
+    // A plain blue card: its colour, and no text invented.
+    let d = tempfile::tempdir().unwrap();
+    let card = d.path().join("card.png");
+    image::RgbImage::from_pixel(200, 120, image::Rgb([30, 70, 190])).save(&card).unwrap();
+    let out = iris(&["look", "--image", card.to_str().unwrap(), "--question", "What colour is this?"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).trim().ends_with("and mostly blue."), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = iris(&["look", "--image", card.to_str().unwrap(), "--question", "read this"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("can't find any text"), "{}", String::from_utf8_lossy(&out.stdout));
+    // No camera here: one clear line.
+    assert_one_line_error(&iris(&["look", "--camera"], &[]), &["camera", "--image"]);
+}

@@ -1,10 +1,14 @@
 //! The language model: gathers a turn's words (transcripts, typed text, what an image shows)
 //! and streams the answer as text deltas. Keeps the conversation across turns.
+//!
+//! Images are described at the end of the turn, when the whole question is known ("read this"
+//! may be heard after the photo arrived). When the vision backend's description already
+//! answers the question (text read aloud, a colour), it is spoken as it is, not rephrased.
 
 use std::time::Duration;
 
 use iris_backend::{BackendError, ChatMessage, Flow, GenParams, Llm, Role, Skills, Vlm};
-use iris_frames::{Envelope, Frame, KindSet, TurnId};
+use iris_frames::{Envelope, Frame, ImageFrame, KindSet, TurnId};
 
 use crate::stage::{Output, PerTurn, Stage, StageError};
 
@@ -22,7 +26,7 @@ pub struct LlmSettings {
 #[derive(Default)]
 struct State {
     words: Vec<String>,
-    images: Vec<String>,
+    images: Vec<ImageFrame>,
 }
 
 pub struct LlmStage {
@@ -45,15 +49,17 @@ impl LlmStage {
         self
     }
 
-    fn user_message(state: &State) -> String {
-        let mut text = state.words.join(" ");
-        for seen in &state.images {
-            text.push_str(&format!("\n(The user is showing a picture. {seen})"));
-        }
-        text.trim().to_owned()
+    /// What the turn's images show, described for its question; `Some(answer)` when the
+    /// descriptions are the answer itself.
+    fn look(&mut self, images: &[ImageFrame], question: &str) -> Result<(Vec<String>, Option<String>), StageError> {
+        let Some(vision) = self.vision.as_mut() else {
+            return Ok((vec!["Iris has no vision model loaded, so it cannot see it.".to_owned(); images.len()], None));
+        };
+        let seen = images.iter().map(|i| vision.describe(i, question)).collect::<Result<Vec<_>, _>>()?;
+        let direct = (!seen.is_empty() && vision.answers_directly(question)).then(|| seen.join(" "));
+        Ok((seen, direct))
     }
 }
-
 impl Stage for LlmStage {
     fn name(&self) -> &'static str {
         "llm"
@@ -78,14 +84,7 @@ impl Stage for LlmStage {
                 return out.send(env);
             }
             Frame::UserText(text) if !text.trim().is_empty() => self.state.get(turn).words.push(text.trim().to_owned()),
-            Frame::Image(image) => {
-                let said = self.state.get(turn).words.join(" ");
-                let description = match self.vision.as_mut() {
-                    Some(v) => v.describe(&image, &said)?,
-                    None => "Iris has no vision model loaded, so it cannot see it.".to_owned(),
-                };
-                self.state.get(turn).images.push(description);
-            }
+            Frame::Image(image) => self.state.get(turn).images.push(image),
             _ => {}
         }
         Ok(())
@@ -93,8 +92,20 @@ impl Stage for LlmStage {
 
     fn end_turn(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
         let state = self.state.take(turn);
-        let user = Self::user_message(&state);
+        let said = state.words.join(" ");
+        let (seen, direct) = self.look(&state.images, &said)?;
+        let mut user = said.clone();
+        for s in &seen {
+            user.push_str(&format!("\n(The user is showing a picture. {s})"));
+        }
+        let user = user.trim().to_owned();
         if user.is_empty() {
+            return Ok(());
+        }
+        if let Some(answer) = direct {
+            out.emit(turn, pts, Frame::TextDelta(answer.clone()))?;
+            self.history.push(ChatMessage::new(Role::User, user));
+            self.history.push(ChatMessage::new(Role::Assistant, answer));
             return Ok(());
         }
         if state.images.is_empty() {
