@@ -127,3 +127,25 @@ fn photos_without_print_give_no_invented_text() {
         assert!(words <= 2, "{name}: {lines:?}");
     }
 }
+
+fn classifier() -> iris_classify::Classifier {
+    iris_classify::Classifier::load(&model("mobilenet-v2"), &model("imagenet-labels")).unwrap()
+}
+
+#[test]
+fn names_real_photos_and_is_unsure_of_what_is_not_a_photo() {
+    let Some(dir) = images() else { return };
+    let c = classifier();
+    let top = |name: &str| {
+        let guesses = c.classify(&iris_vision::load_image(&dir.join(name)).unwrap(), 5).unwrap();
+        eprintln!("{name}: {guesses:?}");
+        guesses
+    };
+    let cat = top("chelsea.png");
+    assert!(["tabby", "tiger cat", "Egyptian cat"].contains(&cat[0].label.as_str()), "{cat:?}");
+    let coffee = top("coffee.png");
+    assert!(["espresso", "cup", "coffee mug"].contains(&coffee[0].label.as_str()), "{coffee:?}");
+    // A page of text is no ImageNet object: whatever comes first must be a weak guess.
+    let page = top("page.png");
+    assert!(page[0].probability < 0.5, "{page:?}");
+}

@@ -1,10 +1,12 @@
 //! The vision aid that runs offline today, behind the same `Vlm` interface a vision-language
 //! model will use: "read this" with OCR, "what colour / how bright" from pixels, and for "what
-//! is in front of me" whatever of the two applies. Answers are one or two short sentences
-//! meant to be spoken; confidence is said aloud, and nothing is invented: text read with low
-//! confidence is left out, and objects are not named until a recognition model is installed.
+//! is in front of me" / "what is this" an ImageNet classifier's best guess with whatever text
+//! there is. Answers are one or two short sentences meant to be spoken; confidence is said
+//! aloud, and nothing is invented: text read with low confidence is left out, and an object is
+//! named only when the classifier gives it at least a fair chance.
 
 use iris_backend::{BackendError, Vlm};
+use iris_classify::{Classifier, Guess};
 use iris_frames::ImageFrame;
 use iris_ocr::{Line, Ocr};
 
@@ -35,14 +37,25 @@ pub fn ask_of(question: &str) -> Ask {
     }
 }
 
+/// A guess this likely is said plainly; from `FAIR` up it is hedged; below it, not said.
+const LIKELY: f32 = 0.5;
+const FAIR: f32 = 0.2;
+
 pub struct VisionAid {
     ocr: Option<Ocr>,
+    classifier: Option<Classifier>,
 }
 
 impl VisionAid {
-    /// `ocr` is `None` when the text model is not installed: the aid says so when asked to read.
-    pub fn new(ocr: Option<Ocr>) -> Self {
-        Self { ocr }
+    /// A model that is `None` is not installed: the aid says what it therefore cannot do.
+    pub fn new(ocr: Option<Ocr>, classifier: Option<Classifier>) -> Self {
+        Self { ocr, classifier }
+    }
+
+    fn object(&self, image: &ImageFrame) -> Result<Option<String>, BackendError> {
+        let Some(c) = &self.classifier else { return Ok(None) };
+        let guesses = c.classify(image, 5).map_err(|e| BackendError::Inference(e.to_string()))?;
+        Ok(Some(object_sentence(&guesses)))
     }
 
     /// Lines worth saying: a fragment of one or two characters must be read with near
@@ -82,6 +95,30 @@ fn text_sentence(lines: &[Line]) -> String {
     }
 }
 
+fn with_article(label: &str) -> String {
+    let article = if label.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    format!("{article} {label}")
+}
+
+/// The classifier's guesses as words. Close classes share the chance between them (Egyptian
+/// cat, tiger cat, tabby), so when no single one is likely but their common last word is
+/// ("cat"), that word is said.
+fn object_sentence(guesses: &[Guess]) -> String {
+    let Some(top) = guesses.first() else { return "I'm not sure what it is.".into() };
+    let last = |g: &Guess| g.label.rsplit(' ').next().unwrap_or("").to_lowercase();
+    let family: f32 = guesses.iter().filter(|g| last(g) == last(top)).map(|g| g.probability).sum();
+    let members = guesses.iter().filter(|g| last(g) == last(top)).count();
+    if top.probability >= LIKELY {
+        format!("It looks like {}.", with_article(&top.label))
+    } else if members > 1 && family >= LIKELY {
+        format!("It looks like {}.", with_article(&last(top)))
+    } else if top.probability >= FAIR {
+        format!("I think it is {}, but I'm not sure.", with_article(&top.label))
+    } else {
+        "I'm not sure what it is.".into()
+    }
+}
+
 /// One look at a picture: what was asked, the spoken answer, and the lines of text read.
 #[derive(Clone, Debug)]
 pub struct Look {
@@ -105,8 +142,21 @@ impl VisionAid {
                 format!("I can't find any text I can read. {} Try holding it closer, flat and well lit.", colour_sentence(image))
             }
             (Ask::Read, Some(l)) => text_sentence(l),
-            (_, Some(l)) if !l.is_empty() => format!("I can see text. {} I can't recognise objects yet.", text_sentence(l)),
-            _ => format!("{} I can't recognise objects yet, and I see no text to read.", colour_sentence(image)),
+            (_, lines) => {
+                let object = self.object(image)?;
+                let text = lines.as_deref().filter(|l| !l.is_empty()).map(text_sentence);
+                match (object, text) {
+                    (Some(o), Some(t)) => format!("{o} I can see text. {t}"),
+                    (Some(o), None) => format!("{o} {}", colour_sentence(image)),
+                    (None, Some(t)) => format!("I can see text. {t} I can't recognise objects: the classifier is not installed."),
+                    (None, None) => {
+                        format!(
+                            "{} I can't recognise objects (the classifier is not installed), and I see no text to read.",
+                            colour_sentence(image)
+                        )
+                    }
+                }
+            }
         };
         Ok(Look { ask, answer, lines: lines.unwrap_or_default() })
     }
@@ -117,9 +167,9 @@ impl Vlm for VisionAid {
         self.look(image, question).map(|l| l.answer)
     }
 
-    /// Until an object-recognition model is installed every answer of the aid is complete and
-    /// exact; a small LLM rephrasing it invented details (SmolLM2-135M turned a page about
-    /// segmenting coins into "gold or silver coins"), which a user who cannot see must not hear.
+    /// Every answer of the aid is complete and says how sure it is; a small LLM rephrasing it
+    /// invented details (SmolLM2-135M turned a page about segmenting coins into "gold or silver
+    /// coins"), which a user who cannot see must not hear.
     fn answers_directly(&self, _question: &str) -> bool {
         true
     }
@@ -141,10 +191,22 @@ mod tests {
     #[test]
     fn without_a_text_model_it_says_so_and_still_gives_colour() {
         let img = ImageFrame { width: 2, height: 1, rgb: vec![250u8, 250, 250, 240, 240, 240].into() };
-        let mut aid = VisionAid::new(None);
+        let mut aid = VisionAid::new(None, None);
         assert!(aid.describe(&img, "read this").unwrap().contains("not installed"));
         let d = aid.describe(&img, "what is in front of me").unwrap();
         assert!(d.contains("bright") && d.contains("white") && d.contains("can't recognise objects"), "{d}");
+    }
+
+    #[test]
+    fn guesses_are_said_as_sure_as_they_are() {
+        let g = |pairs: &[(&str, f32)]| pairs.iter().map(|(l, p)| Guess { label: (*l).into(), probability: *p }).collect::<Vec<_>>();
+        assert_eq!(object_sentence(&g(&[("espresso", 0.99)])), "It looks like an espresso.");
+        assert_eq!(
+            object_sentence(&g(&[("tabby", 0.4), ("tiger cat", 0.3), ("Egyptian cat", 0.2)])),
+            "I think it is a tabby, but I'm not sure."
+        );
+        assert_eq!(object_sentence(&g(&[("Egyptian cat", 0.4), ("tiger cat", 0.3), ("tabby", 0.2)])), "It looks like a cat.");
+        assert_eq!(object_sentence(&g(&[("brass", 0.1), ("carton", 0.05)])), "I'm not sure what it is.");
     }
 
     #[test]

@@ -14,6 +14,9 @@ use iris_pipeline::{PipelineSpec, Stage};
 pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
 /// The text-reading model of the vision aid.
 const OCR: &str = "ppocr-v6-tiny";
+/// The classifier of the vision aid and its class names.
+const CLASSIFIER: &str = "mobilenet-v2";
+const LABELS: &str = "imagenet-labels";
 
 pub const ASK_PIPELINE: &str = include_str!("../../../pipelines/ask.toml");
 
@@ -98,14 +101,24 @@ impl Models {
     /// The vision aid: reads text when the OCR model is installed (it is in the default pack),
     /// and says what it cannot do when it is not.
     pub fn vision_aid(&self) -> Result<iris_vision::VisionAid> {
-        let Some(entry) = self.catalog.get(OCR) else { return Ok(iris_vision::VisionAid::new(None)) };
-        if !matches!(self.store.state(entry), iris_models::store::InstallState::Installed { .. }) {
-            return Ok(iris_vision::VisionAid::new(None));
-        }
-        let det = self.store.verified_file(entry, "PP-OCRv6_det_tiny.onnx")?;
-        let rec = self.store.verified_file(entry, "PP-OCRv6_rec_tiny.onnx")?;
-        let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&self.config.models.runtime, "runtime")?))?;
-        Ok(iris_vision::VisionAid::new(Some(iris_ocr::Ocr::load(env, &det, &rec, self.config.threads())?)))
+        let installed =
+            |id: &str| self.catalog.get(id).filter(|e| matches!(self.store.state(e), iris_models::store::InstallState::Installed { .. }));
+        let ocr = match installed(OCR) {
+            Some(entry) => {
+                let det = self.store.verified_file(entry, "PP-OCRv6_det_tiny.onnx")?;
+                let rec = self.store.verified_file(entry, "PP-OCRv6_rec_tiny.onnx")?;
+                let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&self.config.models.runtime, "runtime")?))?;
+                Some(iris_ocr::Ocr::load(env, &det, &rec, self.config.threads())?)
+            }
+            None => None,
+        };
+        let classifier = match (installed(CLASSIFIER), installed(LABELS)) {
+            (Some(_), Some(_)) => {
+                Some(iris_classify::Classifier::load(&self.file(CLASSIFIER, "classify")?, &self.file(LABELS, "labels")?)?)
+            }
+            _ => None,
+        };
+        Ok(iris_vision::VisionAid::new(ocr, classifier))
     }
 
     /// The configured speech recogniser on its configured engine and device.

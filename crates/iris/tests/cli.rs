@@ -461,6 +461,10 @@ fn look_reads_a_page_and_names_a_colour() {
     assert!(String::from_utf8_lossy(&out.stdout).trim().ends_with("and mostly blue."), "{}", String::from_utf8_lossy(&out.stdout));
     let out = iris(&["look", "--image", card.to_str().unwrap(), "--question", "read this"], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("can't find any text"), "{}", String::from_utf8_lossy(&out.stdout));
+    // A real photo: named, with how sure it is.
+    let cat = Path::new(&dir).join("chelsea.png");
+    let out = iris(&["look", "--image", cat.to_str().unwrap(), "--question", "What is this?"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("It looks like an Egyptian cat."), "{}", String::from_utf8_lossy(&out.stdout));
     // No camera here: one clear line.
     assert_one_line_error(&iris(&["look", "--camera"], &[]), &["camera", "--image"]);
 }

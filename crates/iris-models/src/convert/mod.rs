@@ -2,6 +2,7 @@
 //! can be pinned by its sha256 in the catalog.
 
 pub mod ct2;
+pub mod labels;
 pub mod mel;
 pub mod whisper_ggml;
 
@@ -55,6 +56,7 @@ pub fn run(kind: &str, inputs: &[PathBuf], outputs: &[PathBuf], external: &dyn E
             }
             whisper_ggml::convert(&bytes, tokenizer, single(outputs)?)
         }
+        "imagenet-labels" => labels::imagenet(inputs.first().ok_or_else(|| ConvertError::Invalid("no inputs".into()))?, single(outputs)?),
         other => external.convert(other, inputs, outputs),
     }
 }
