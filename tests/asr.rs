@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use iris_backend::{Asr, AsrOptions, BackendError, NeverStop};
-use iris_tests::{model, root};
+use iris_tests::{edit_distance, model, root};
 
 fn words(s: &str) -> Vec<String> {
     let s: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' }).collect();
@@ -16,15 +16,7 @@ fn words(s: &str) -> Vec<String> {
 
 fn word_errors(reference: &str, heard: &str) -> (usize, usize) {
     let (a, b) = (words(reference), words(heard));
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, wa) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, wb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(wa != wb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    (prev[b.len()], a.len())
+    (edit_distance(&a, &b), a.len())
 }
 
 fn question() -> Vec<f32> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use iris_frames::ImageFrame;
-use iris_tests::model;
+use iris_tests::{edit_distance, model};
 
 fn images() -> Option<PathBuf> {
     let dir = std::env::var_os("IRIS_IMAGES_DIR").map(PathBuf::from);
@@ -27,15 +27,7 @@ fn ocr() -> iris_ocr::Ocr {
 fn cer(reference: &str, read: &str) -> f64 {
     let norm = |s: &str| -> Vec<char> { s.to_lowercase().chars().filter(|c| !c.is_whitespace()).collect() };
     let (a, b) = (norm(reference), norm(read));
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()] as f64 / a.len().max(1) as f64
+    edit_distance(&a, &b) as f64 / a.len().max(1) as f64
 }
 
 const PAGE: &str = "Region-based segmentation

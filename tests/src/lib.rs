@@ -22,3 +22,16 @@ pub fn model(id: &str) -> PathBuf {
         .and_then(|s| s.main_file(entry))
         .unwrap_or_else(|e| panic!("{e} (the tests need the default pack: `iris models pull default`)"))
 }
+
+/// Levenshtein distance: the edits that turn `a` into `b` (for word and character error rates).
+pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, y) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
