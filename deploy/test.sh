@@ -6,8 +6,10 @@ setup
 # The multilingual model for the language-detection tests (not part of the default pack).
 "$IRIS" models pull whisper-base
 # Real human speech with transcripts, real photos, and whisper.cpp to compare against (see README).
-if "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-en"; then
-    export IRIS_SPEECH_DIR="$IRIS_DATA/speech-en"
+if "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-en" &&
+    "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-fr" fr &&
+    "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-es" es; then
+    export IRIS_SPEECH_DIR="$IRIS_DATA/speech-en" IRIS_SPEECH_FR="$IRIS_DATA/speech-fr" IRIS_SPEECH_ES="$IRIS_DATA/speech-es"
 else
     echo "warning: no human recordings; the recognition tests run on the synthetic sample only" >&2
 fi

@@ -1,8 +1,9 @@
 //! One conformance suite for every speech recogniser (whisper.cpp and candle's Whisper), on the
 //! same real model files: what a user would check, and that the two engines agree.
 //!
-//! Human recordings come from `IRIS_SPEECH_DIR` (deploy/test.sh fills it with Debian's Asterisk
-//! prompts); the synthetic sample question always runs.
+//! Human recordings come from `IRIS_SPEECH_DIR`, `IRIS_SPEECH_FR` and `IRIS_SPEECH_ES`
+//! (deploy/test.sh fills them with Debian's Asterisk prompts in US English, Canadian French and
+//! Mexican Spanish); the synthetic sample question always runs.
 
 use std::path::Path;
 
@@ -106,5 +107,30 @@ fn the_multilingual_model_detects_english_on_both_engines() {
         let out = asr.transcribe(&question(), &AsrOptions::default(), &NeverStop).unwrap();
         assert_eq!(out.language.as_deref(), Some("en"), "{}", out.text);
         assert!(words(&out.text).join(" ").contains("what is the capital of"), "{}", out.text);
+    }
+}
+
+#[test]
+fn the_multilingual_model_hears_french_and_spanish_speakers_on_both_engines() {
+    let (Some(fr), Some(es)) = (std::env::var_os("IRIS_SPEECH_FR"), std::env::var_os("IRIS_SPEECH_ES")) else {
+        eprintln!("IRIS_SPEECH_FR / IRIS_SPEECH_ES are not set: run deploy/test.sh, which fetches the recordings");
+        return;
+    };
+    let file = model("whisper-base");
+    let cpp = iris_whisper::WhisperAsr::load(&file, 2).unwrap();
+    let candle = iris_whisper_candle::CandleWhisper::load(&file, &iris_whisper_candle::device("cpu").unwrap()).unwrap();
+    for (dir, lang) in [(fr, "fr"), (es, "es")] {
+        let mut wavs: Vec<_> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "wav")).collect();
+        wavs.sort();
+        for wav in wavs.iter().take(3) {
+            let pcm = iris_audio::load_speech(wav).unwrap();
+            for asr in [&cpp as &dyn Asr, &candle] {
+                let out = asr.transcribe(&pcm, &AsrOptions::default(), &NeverStop).unwrap();
+                eprintln!("{lang} {}: {:?} {}", wav.display(), out.language, out.text);
+                assert_eq!(out.language.as_deref(), Some(lang), "{}: {}", wav.display(), out.text);
+                assert!(words(&out.text).len() >= 2, "{}: {}", wav.display(), out.text);
+            }
+        }
     }
 }
