@@ -1,14 +1,16 @@
 //! Language models on candle: quantized GGUF files, their own tokenizer and chat template.
 //!
 //! Layout: [`tokenizer`] (a tokenizer from the GGUF vocabulary), [`template`] (the chat
-//! template), [`llama`] (the llama family: SmolLM2, Llama 3), [`requant`] (re-quantisation at
-//! import, where candle lacks fast kernels for the shipped format).
+//! template), [`weights`] (the model families: llama, qwen2), [`llama`] (a chat session on
+//! any of them: the name is historical), [`requant`] (re-quantisation at import, where candle
+//! lacks fast kernels for the shipped format).
 
 pub mod llama;
 pub mod plan;
 pub mod requant;
 pub mod template;
 pub mod tokenizer;
+pub mod weights;
 
 pub use llama::LlamaChat;
 

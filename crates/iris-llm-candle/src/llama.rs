@@ -1,4 +1,5 @@
-//! The llama family (SmolLM2, Llama 3.x) from a quantized GGUF file.
+//! A chat session on a quantized GGUF model of a supported family (`weights.rs`): llama
+//! (SmolLM2, Llama 3.x) and qwen2 (Qwen2.5).
 
 use std::fs::File;
 use std::path::Path;
@@ -6,15 +7,15 @@ use std::path::Path;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_llama::ModelWeights;
 use iris_backend::{BackendError, ChatMessage, Flow, GenParams, GenStats, Llm, StopFlag};
 use tokenizers::Tokenizer;
 
 use crate::template::ChatTemplate;
+use crate::weights::{Weights, FAMILIES};
 use crate::{tokenizer, LlmError};
 
 pub struct LlamaChat {
-    model: ModelWeights,
+    model: Weights,
     /// The tokens whose keys and values the model's cache holds, positions 0.. in order, and
     /// the text they stand for (the last prompt and the answer as decoded).
     cached: Vec<u32>,
@@ -39,8 +40,8 @@ impl LlamaChat {
         let content = gguf_file::Content::read(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
         let md = &content.metadata;
         let arch = md.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
-        if arch != "llama" {
-            return Err(fail(format!("architecture `{arch}` is not supported by this backend (llama is)")));
+        if !FAMILIES.contains(&arch.as_str()) {
+            return Err(fail(format!("architecture `{arch}` is not supported by this backend ({} are)", FAMILIES.join(", "))));
         }
         let tokenizer = tokenizer::from_gguf(&content).map_err(|e| fail(e.to_string()))?;
         let token = |key: &str| md.get(key).and_then(|v| v.to_u32().ok());
@@ -55,13 +56,14 @@ impl LlamaChat {
             text_of(token("tokenizer.ggml.bos_token_id")),
             text_of(eos),
         )?;
-        let context_len = (md.get("llama.context_length").and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize).min(max_context);
+        let context_len =
+            (md.get(&format!("{arch}.context_length")).and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize).min(max_context);
         let plan = crate::plan::MemoryPlan::from_gguf(&content, context_len);
         if let Some(available) = available {
             plan.check(available).map_err(fail)?;
         }
         let device = Device::Cpu;
-        let model = ModelWeights::from_gguf(content, &mut f, &device).map_err(|e| fail(format!("cannot load the weights ({e})")))?;
+        let model = Weights::load(&arch, content, &mut f, &device).map_err(|e| fail(format!("cannot load the weights ({e})")))?;
         Ok(Self { model, cached: Vec::new(), cached_text: String::new(), tokenizer, template, stop_tokens, context_len, device })
     }
 

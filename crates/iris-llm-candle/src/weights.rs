@@ -1,0 +1,33 @@
+//! The model families this backend runs, each candle's quantized implementation, behind one
+//! forward call: `llama` (SmolLM2, Llama 3.x) and `qwen2` (Qwen2 / Qwen2.5). Both keep their own
+//! KV cache and take the position of the first new token.
+
+use std::fs::File;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
+
+pub const FAMILIES: [&str; 2] = ["llama", "qwen2"];
+
+pub enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+}
+
+impl Weights {
+    pub fn load(arch: &str, content: gguf_file::Content, f: &mut File, device: &Device) -> candle_core::Result<Self> {
+        match arch {
+            "qwen2" => Ok(Self::Qwen2(quantized_qwen2::ModelWeights::from_gguf(content, f, device)?)),
+            _ => Ok(Self::Llama(quantized_llama::ModelWeights::from_gguf(content, f, device)?)),
+        }
+    }
+
+    /// Logits of the token after `x` ([1, n] ids at positions `pos..`).
+    pub fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Llama(m) => m.forward(x, pos),
+            Self::Qwen2(m) => m.forward(x, pos),
+        }
+    }
+}
