@@ -93,6 +93,30 @@ fn smollm2_answers_and_its_tokenizer_round_trips() {
 }
 
 #[test]
+fn stop_strings_and_top_k_shape_the_answer() {
+    let mut llm = iris_llm_candle::LlamaChat::load(&model("smollm2-135m-instruct")).unwrap();
+    let messages = [
+        ChatMessage::new(Role::System, "You are a helpful AI assistant named Iris. Give short, correct answers."),
+        ChatMessage::new(Role::User, "What is the capital of France?"),
+    ];
+    let mut ask = |params: GenParams| {
+        let mut answer = String::new();
+        llm.generate(&messages, &params, &NeverStop, &mut |d| {
+            answer.push_str(d);
+            iris_backend::Flow::Continue
+        })
+        .unwrap();
+        answer
+    };
+    let greedy = ask(GenParams::default());
+    let cut = greedy.find("Paris").expect("the greedy answer names Paris");
+    // The answer ends right before the stop string, which is not emitted.
+    assert_eq!(ask(GenParams { stop: vec!["Paris".into()], ..GenParams::default() }), greedy[..cut]);
+    // Sampling among the single likeliest token is greedy, whatever the temperature.
+    assert_eq!(ask(GenParams { temperature: 1.5, top_k: Some(1), ..GenParams::default() }), greedy);
+}
+
+#[test]
 fn smollm2_stops_when_cancelled() {
     let mut llm = iris_llm_candle::LlamaChat::load(&model("smollm2-135m-instruct")).unwrap();
     let stop = || true;

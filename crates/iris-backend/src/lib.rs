@@ -130,15 +130,42 @@ pub struct GenParams {
     /// 0 means greedy.
     pub temperature: f64,
     pub top_p: Option<f64>,
+    /// Sample only among the `k` likeliest tokens (with `top_p`, the nucleus of those).
+    pub top_k: Option<usize>,
     pub repeat_penalty: f32,
     pub repeat_last_n: usize,
     pub seed: u64,
+    /// The answer ends before the first of these texts; none of it is emitted.
+    pub stop: Vec<String>,
 }
 
 impl Default for GenParams {
     fn default() -> Self {
-        Self { max_tokens: 96, temperature: 0.0, top_p: None, repeat_penalty: 1.1, repeat_last_n: 64, seed: 299_792_458 }
+        Self {
+            max_tokens: 96,
+            temperature: 0.0,
+            top_p: None,
+            top_k: None,
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
+            seed: 299_792_458,
+            stop: Vec::new(),
+        }
     }
+}
+
+/// How much of `text` may be emitted given `stop` strings: up to the first stop string (and
+/// `true`), or all but a tail that could still grow into one.
+pub fn stop_cut(text: &str, stop: &[String]) -> (usize, bool) {
+    if let Some(at) = stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min() {
+        return (at, true);
+    }
+    let held = stop
+        .iter()
+        .flat_map(|s| (1..s.len()).rev().filter(|&k| s.is_char_boundary(k) && text.ends_with(&s[..k])).take(1))
+        .max()
+        .unwrap_or(0);
+    (text.len() - held, false)
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -204,5 +231,21 @@ pub trait Vlm: Send {
     /// aloud, a colour): the LLM must not rephrase it, since a small one invents details.
     fn answers_directly(&self, _question: &str) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stop_cut;
+
+    #[test]
+    fn stop_strings_cut_and_hold_back() {
+        let stop = vec!["\nUser:".to_owned(), "###".to_owned()];
+        assert_eq!(stop_cut("Paris.\nUser: and", &stop), (6, true));
+        // "\nUs" may become "\nUser:": held back until it is known.
+        assert_eq!(stop_cut("Paris.\nUs", &stop), (6, false));
+        assert_eq!(stop_cut("Paris. #", &stop), (7, false));
+        assert_eq!(stop_cut("Paris.", &stop), (6, false));
+        assert_eq!(stop_cut("Paris.", &[]), (6, false));
     }
 }

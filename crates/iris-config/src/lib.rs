@@ -35,6 +35,11 @@ pub struct Assistant {
     pub history_turns: usize,
     /// Stop an answer after this many sentences (0: no limit).
     pub max_sentences: usize,
+    /// Sampling when temperature > 0: the k likeliest tokens (0: all), the nucleus p (0: off).
+    pub top_k: usize,
+    pub top_p: f64,
+    /// The answer ends before the first of these texts.
+    pub stop: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -90,6 +95,9 @@ impl Default for Assistant {
             temperature: 0.0,
             history_turns: 4,
             max_sentences: 2,
+            top_k: 0,
+            top_p: 0.0,
+            stop: Vec::new(),
         }
     }
 }
@@ -156,6 +164,9 @@ impl Config {
         }
         if !(100..=5_000).contains(&self.speech.endpoint_ms) {
             return bad("speech.endpoint_ms", format!("is {}; use 100 to 5000", self.speech.endpoint_ms));
+        }
+        if !(0.0..=1.0).contains(&self.assistant.top_p) {
+            return bad("assistant.top_p", format!("is {}; use 0 (off) to 1", self.assistant.top_p));
         }
         if !["whisper.cpp", "candle"].contains(&self.models.asr_engine.as_str()) {
             return bad("models.asr_engine", format!("is \"{}\"; use \"whisper.cpp\" or \"candle\"", self.models.asr_engine));

@@ -120,12 +120,13 @@ impl Llm for LlamaChat {
                 self.context_len
             )));
         }
-        let sampling = if params.temperature <= 0.0 {
-            Sampling::ArgMax
-        } else if let Some(p) = params.top_p {
-            Sampling::TopP { p, temperature: params.temperature }
-        } else {
-            Sampling::All { temperature: params.temperature }
+        let temperature = params.temperature;
+        let sampling = match (temperature <= 0.0, params.top_k, params.top_p) {
+            (true, _, _) => Sampling::ArgMax,
+            (false, Some(k), Some(p)) => Sampling::TopKThenTopP { k, p, temperature },
+            (false, Some(k), None) => Sampling::TopK { k, temperature },
+            (false, None, Some(p)) => Sampling::TopP { p, temperature },
+            (false, None, None) => Sampling::All { temperature },
         };
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
         // candle's cache can only grow or restart (position 0 resets it). Until this call
@@ -153,17 +154,24 @@ impl Llm for LlamaChat {
             }
             generated.push(next);
             all.push(next);
-            // Decode the whole answer so far and emit the new suffix once it is whole UTF-8.
+            // Decode the whole answer so far and emit the new suffix once it is whole UTF-8, up
+            // to a stop string (and holding back what may still become one).
             let text = self.tokenizer.decode(&generated, true).map_err(infer)?;
-            if text.len() > printed && !text.ends_with('\u{fffd}') && text.is_char_boundary(printed) {
-                let delta = text[printed..].to_owned();
-                printed = text.len();
-                if on_text(&delta) == Flow::Stop {
+            let (upto, stopped) = iris_backend::stop_cut(&text, &params.stop);
+            if upto > printed && !text[..upto].ends_with('\u{fffd}') && text.is_char_boundary(printed) {
+                let delta = text[printed..upto].to_owned();
+                printed = upto;
+                if on_text(&delta) == Flow::Stop || stopped {
                     // Run the last token through the model too, so the cache holds all of the
                     // answer the conversation will contain.
                     self.step(&[next], all.len() - 1)?;
                     break;
                 }
+            }
+            if stopped {
+                // The stop string began right at what was already emitted.
+                self.step(&[next], all.len() - 1)?;
+                break;
             }
             logits = self.step(&[next], all.len() - 1)?;
         }

@@ -163,8 +163,15 @@ impl Models {
                 }
                 "llm" => {
                     let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;
-                    let params =
-                        GenParams { max_tokens: cfg.assistant.max_tokens, temperature: cfg.assistant.temperature, ..GenParams::default() };
+                    let a = &cfg.assistant;
+                    let params = GenParams {
+                        max_tokens: a.max_tokens,
+                        temperature: a.temperature,
+                        top_k: (a.top_k > 0).then_some(a.top_k),
+                        top_p: (a.top_p > 0.0).then_some(a.top_p),
+                        stop: a.stop.clone(),
+                        ..GenParams::default()
+                    };
                     let settings = LlmSettings {
                         system_prompt: cfg.assistant.system_prompt.clone(),
                         params,
