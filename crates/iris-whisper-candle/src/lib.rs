@@ -135,7 +135,8 @@ impl CandleWhisper {
     fn mel(&self, pcm: &[f32], frames: usize) -> Result<Tensor, candle_core::Error> {
         let mel = audio::pcm_to_mel(&self.config, pcm, &self.filters);
         let n_mels = self.config.num_mel_bins;
-        let mel = Tensor::from_vec(mel.clone(), (1, n_mels, mel.len() / n_mels), &self.device)?;
+        let len = mel.len() / n_mels;
+        let mel = Tensor::from_vec(mel, (1, n_mels, len), &self.device)?;
         mel.narrow(2, 0, frames.min(mel.dim(2)?))
     }
 

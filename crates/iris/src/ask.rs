@@ -40,7 +40,10 @@ pub fn run(config_path: Option<&Path>, args: AskArgs) -> Result<ExitCode> {
     if args.audio.is_none() && args.text.as_deref().is_none_or(|t| t.trim().is_empty()) {
         bail!("nothing to ask: give --audio question.wav and/or --text \"...\"");
     }
-    let models = Models::open(config_path)?;
+    let mut models = Models::open(config_path)?;
+    // The question arrives whole, and only the final transcript is used: partial decodes
+    // would be work nobody sees.
+    models.config.speech.partial_ms = 0;
 
     // Check every input before loading any model: a bad file should fail in milliseconds.
     let speech = args.audio.as_deref().map(iris_audio::load_speech).transpose()?;

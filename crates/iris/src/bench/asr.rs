@@ -86,7 +86,8 @@ pub fn run(config_path: Option<&Path>, args: AsrArgs) -> Result<ExitCode> {
     drop(listener);
     // One warm-up run inside, like ours: the first decode of a fresh model is slower.
     let runs = args.runs + 1;
-    let reference = whisper_cpp::transcribe(&args.python, &model, threads, language.as_deref().unwrap_or("auto"), &inputs, runs)?;
+    let slices: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let reference = whisper_cpp::transcribe(&args.python, &model, threads, language.as_deref().unwrap_or("auto"), &slices, runs)?;
 
     let mut out = Vec::new();
     if !args.json {

@@ -17,7 +17,7 @@ pub struct RefRun {
 }
 
 /// Transcribes each of `inputs` (16 kHz mono) `runs` times with whisper.cpp.
-pub fn transcribe(python: &Path, model: &Path, threads: usize, language: &str, inputs: &[Vec<f32>], runs: usize) -> Result<RefRun> {
+pub fn transcribe(python: &Path, model: &Path, threads: usize, language: &str, inputs: &[&[f32]], runs: usize) -> Result<RefRun> {
     let dir = tempdir()?;
     let mut files = Vec::new();
     for (i, pcm) in inputs.iter().enumerate() {

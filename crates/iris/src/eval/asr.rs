@@ -55,7 +55,7 @@ pub fn run(config_path: Option<&Path>, args: AsrArgs) -> Result<ExitCode> {
     let iris_s = started.elapsed().as_secs_f64();
     let reference = match &args.reference {
         Some(python) => {
-            let inputs: Vec<Vec<f32>> = items.iter().map(|i| i.pcm.clone()).collect();
+            let inputs: Vec<&[f32]> = items.iter().map(|i| i.pcm.as_slice()).collect();
             Some(whisper_cpp::transcribe(python, &model, threads, &language, &inputs, 1)?)
         }
         None => None,
