@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -14,7 +14,7 @@ pub enum ConfigError {
     Invalid { path: PathBuf, field: &'static str, problem: String },
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub assistant: Assistant,
@@ -25,7 +25,7 @@ pub struct Config {
     pub threads: usize,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Assistant {
     pub name: String,
@@ -42,7 +42,7 @@ pub struct Assistant {
     pub stop: Vec<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Models {
     pub asr: String,
@@ -57,14 +57,14 @@ pub struct Models {
 }
 
 /// The home-action webhook (e.g. a Home Assistant service URL); empty means none.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Tools {
     pub webhook_url: String,
     pub webhook_token: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Speech {
     /// ISO 639-1 language of the user, or "auto" (multilingual models only).
@@ -145,7 +145,27 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    /// The file's text, as `parse` reads it back.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks and then writes the settings: to a temporary file beside `path`, renamed into
+    /// place, so a crash never leaves a half-written config.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        self.validate(path)?;
+        let text = self.to_toml();
+        let write = |message: String| ConfigError::Read { path: path.into(), message };
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| write(format!("cannot create its folder: {e}")))?;
+        let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("config.toml")));
+        std::fs::write(&tmp, text).map_err(|e| write(format!("cannot write it: {e}")))?;
+        std::fs::rename(&tmp, path).map_err(|e| write(format!("cannot replace it: {e}")))?;
+        Ok(())
+    }
+
+    /// Every value in its allowed range; the error names the first field that is not.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |field: &'static str, problem: String| Err(ConfigError::Invalid { path: path.into(), field, problem });
         if !(1..=4096).contains(&self.assistant.max_tokens) {
             return bad("assistant.max_tokens", format!("is {}; use 1 to 4096", self.assistant.max_tokens));
@@ -205,6 +225,21 @@ mod tests {
     fn empty_file_is_the_defaults() {
         let c = Config::parse("", Path::new("c.toml")).unwrap();
         assert_eq!(c.models.asr, "whisper-tiny.en");
+    }
+
+    #[test]
+    fn saved_file_reads_back_the_same() {
+        let dir = std::env::temp_dir().join(format!("iris-config-{}", std::process::id()));
+        let path = dir.join("config.toml");
+        let mut c = Config::default();
+        c.assistant.system_prompt = "You are \"Iris\".\nBe brief.".into();
+        c.speech.rate = 1.25;
+        c.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), c);
+        c.speech.rate = 99.0;
+        assert!(c.save(&path).is_err());
+        assert_eq!(Config::load(&path).unwrap().speech.rate, 1.25, "a bad config leaves the old file");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

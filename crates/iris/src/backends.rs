@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use iris_backend::{AsrOptions, GenParams};
+use iris_backend::AsrOptions;
 use iris_config::Config;
 use iris_models::convert::{ConvertError, ExternalConverter};
 use iris_models::{Catalog, ModelEntry, Store};
-use iris_pipeline::stages::{AsrSettings, AsrStage, LlmSettings, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage};
+use iris_pipeline::stages::{AsrSettings, AsrStage, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage};
 use iris_pipeline::{PipelineSpec, Stage};
 
 pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
@@ -163,21 +163,7 @@ impl Models {
                 }
                 "llm" => {
                     let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;
-                    let a = &cfg.assistant;
-                    let params = GenParams {
-                        max_tokens: a.max_tokens,
-                        temperature: a.temperature,
-                        top_k: (a.top_k > 0).then_some(a.top_k),
-                        top_p: (a.top_p > 0.0).then_some(a.top_p),
-                        stop: a.stop.clone(),
-                        ..GenParams::default()
-                    };
-                    let settings = LlmSettings {
-                        system_prompt: cfg.assistant.system_prompt.clone(),
-                        params,
-                        history_turns: cfg.assistant.history_turns,
-                        max_sentences: cfg.assistant.max_sentences,
-                    };
+                    let settings = iris_engine::llm_settings(cfg);
                     let hook = (!cfg.tools.webhook_url.is_empty()).then(|| iris_tools::Webhook {
                         url: cfg.tools.webhook_url.clone(),
                         token: (!cfg.tools.webhook_token.is_empty()).then(|| cfg.tools.webhook_token.clone()),

@@ -9,6 +9,7 @@ mod look;
 mod models_cmd;
 mod progress;
 mod say;
+mod serve;
 mod transcribe;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ enum Command {
     Say(say::SayArgs),
     /// Look at a picture: read its text, say its colour, describe what can be said of it.
     Look(look::LookArgs),
+    /// Serve the panel (set-up, status, settings, models, "try it"), the OpenAI-compatible API
+    /// and a Wyoming server for Home Assistant.
+    Serve(serve::ServeArgs),
     /// Transcribe WAV files with the configured speech recogniser.
     Transcribe(transcribe::TranscribeArgs),
     /// Measure speed against the reference tool: `iris bench tts`.
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Ask(args) => ask::run(cli.config.as_deref(), args),
         Command::Say(args) => say::run(cli.config.as_deref(), args),
         Command::Look(args) => look::run(cli.config.as_deref(), args),
+        Command::Serve(args) => serve::run(cli.config.as_deref(), args),
         Command::Transcribe(args) => transcribe::run(cli.config.as_deref(), args),
         Command::Bench(cmd) => bench::run(cli.config.as_deref(), cmd),
         Command::Eval(cmd) => eval::run(cli.config.as_deref(), cmd),

@@ -1,0 +1,249 @@
+//! The assistant as a long-running service: the models loaded once and shared by every client
+//! (the panel, the OpenAI-compatible API, Wyoming), swapped whole when the configuration names
+//! other models, whole turns run through the pipeline, and the statistics a status page and
+//! `/metrics` show. No model or C dependency: the binary supplies a [`Loader`].
+
+mod shared;
+mod stats;
+mod turn;
+
+use std::sync::{Arc, RwLock};
+
+use iris_backend::{
+    Asr, AsrOptions, AsrOutput, BackendError, ChatMessage, Flow, GenParams, GenStats, Llm, Skills, StopFlag, Tts, Vad, Vlm,
+};
+use iris_config::Config;
+use iris_pipeline::stages::LlmSettings;
+
+pub use shared::{SharedLlm, SharedTts, SharedVlm};
+pub use stats::{now_unix, Histogram, LogLine, Stats, TurnRecord, BUCKETS};
+pub use turn::{TurnEvent, TurnInput};
+
+use shared::{lock, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot load the models: {0}")]
+    Load(String),
+    #[error("`{field}` {problem}")]
+    Invalid { field: String, problem: String },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("{0}")]
+    Turn(String),
+}
+
+/// A model in use, for the status page: what it does, which one, and where it really runs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LoadedModel {
+    pub task: String,
+    pub id: String,
+    pub device: String,
+}
+
+/// Factories for parts that keep per-stream state and so cannot be shared.
+pub type VadFactory = Arc<dyn Fn() -> Result<Box<dyn Vad>, BackendError> + Send + Sync>;
+pub type SkillsFactory = Arc<dyn Fn() -> Box<dyn Skills> + Send + Sync>;
+
+/// Everything one configuration loads.
+pub struct Backends {
+    pub asr: Arc<dyn Asr>,
+    pub llm: Box<dyn Llm>,
+    pub tts: Box<dyn Tts>,
+    pub vision: Option<Box<dyn Vlm>>,
+    /// A fresh VAD for each turn; `None` recognises each turn's audio whole.
+    pub vad: Option<VadFactory>,
+    pub skills: Option<SkillsFactory>,
+    pub loaded: Vec<LoadedModel>,
+}
+
+/// Builds backends from a configuration: the binary's real models, or fakes in tests.
+pub trait Loader: Send + Sync {
+    /// What stops `config` from loading, found without loading it (a model not installed):
+    /// the field to fix and the problem.
+    fn check(&self, config: &Config) -> Result<(), (String, String)>;
+    fn load(&self, config: &Config) -> Result<Backends, String>;
+}
+
+struct Live {
+    config: Config,
+    asr: Arc<dyn Asr>,
+    llm: Shared<Box<dyn Llm>>,
+    tts: Shared<Box<dyn Tts>>,
+    vision: Option<Shared<Box<dyn Vlm>>>,
+    vad: Option<VadFactory>,
+    skills: Option<SkillsFactory>,
+    loaded: Vec<LoadedModel>,
+}
+
+impl Live {
+    fn new(config: Config, b: Backends) -> Self {
+        Self {
+            config,
+            asr: b.asr,
+            llm: Arc::new(std::sync::Mutex::new(b.llm)),
+            tts: Arc::new(std::sync::Mutex::new(b.tts)),
+            vision: b.vision.map(|v| Arc::new(std::sync::Mutex::new(v))),
+            vad: b.vad,
+            skills: b.skills,
+            loaded: b.loaded,
+        }
+    }
+}
+
+/// What applying a new configuration did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Only settings read per turn changed: in force for the next turn.
+    Settings,
+    /// Models or their load-time settings changed: they were loaded again.
+    Reloaded,
+}
+
+pub struct Engine {
+    loader: Box<dyn Loader>,
+    live: RwLock<Arc<Live>>,
+    pub stats: Stats,
+}
+
+impl Engine {
+    pub fn start(loader: Box<dyn Loader>, config: Config) -> Result<Self, EngineError> {
+        let backends = loader.load(&config).map_err(EngineError::Load)?;
+        let live = RwLock::new(Arc::new(Live::new(config, backends)));
+        let engine = Self { loader, live, stats: Stats::default() };
+        engine.stats.log("info", format!("models loaded: {}", describe(&engine.loaded())));
+        Ok(engine)
+    }
+
+    fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn config(&self) -> Config {
+        self.live().config.clone()
+    }
+
+    pub fn loaded(&self) -> Vec<LoadedModel> {
+        self.live().loaded.clone()
+    }
+
+    /// Checks `config` without loading anything.
+    pub fn check(&self, config: &Config) -> Result<(), EngineError> {
+        self.loader.check(config).map_err(|(field, problem)| EngineError::Invalid { field, problem })
+    }
+
+    /// Puts `config` in force. Models are loaded again only when what they load from changed;
+    /// if that fails the old models and settings stay in force.
+    pub fn apply(&self, config: Config) -> Result<Applied, EngineError> {
+        self.check(&config)?;
+        let old = self.live();
+        let needs_load = old.config.models != config.models
+            || old.config.threads != config.threads
+            || old.config.speech.rate != config.speech.rate
+            || old.config.speech.volume != config.speech.volume
+            || old.config.tools != config.tools;
+        let live = if needs_load {
+            let backends = self.loader.load(&config).map_err(EngineError::Load)?;
+            Live::new(config, backends)
+        } else {
+            Live {
+                config,
+                asr: old.asr.clone(),
+                llm: old.llm.clone(),
+                tts: old.tts.clone(),
+                vision: old.vision.clone(),
+                vad: old.vad.clone(),
+                skills: old.skills.clone(),
+                loaded: old.loaded.clone(),
+            }
+        };
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+        let applied = if needs_load { Applied::Reloaded } else { Applied::Settings };
+        self.stats.log("info", format!("configuration applied ({applied:?}): {}", describe(&self.loaded())));
+        Ok(applied)
+    }
+
+    /// The generation settings of the configuration in force.
+    pub fn gen_params(&self) -> GenParams {
+        llm_settings(&self.live().config).params
+    }
+
+    pub fn transcribe(&self, pcm_16k: &[f32], language: Option<String>, stop: &dyn StopFlag) -> Result<AsrOutput, EngineError> {
+        let live = self.live();
+        let language = language.or_else(|| (live.config.speech.language != "auto").then(|| live.config.speech.language.clone()));
+        let started = std::time::Instant::now();
+        let out = live.asr.transcribe(pcm_16k, &AsrOptions { language, partial: false }, stop)?;
+        self.stats.observe("asr", started.elapsed());
+        Ok(out)
+    }
+
+    /// Raw chat completion: `messages` as given (the API client keeps the conversation).
+    pub fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenParams,
+        stop: &dyn StopFlag,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<GenStats, EngineError> {
+        let live = self.live();
+        let started = std::time::Instant::now();
+        let stats = lock(&live.llm).generate(messages, params, stop, on_text)?;
+        self.stats.observe("llm", started.elapsed());
+        Ok(stats)
+    }
+
+    /// Speaks `text` with the configured voice: mono samples and their rate.
+    pub fn speak(&self, text: &str, stop: &dyn StopFlag) -> Result<(Vec<f32>, u32), EngineError> {
+        let live = self.live();
+        let started = std::time::Instant::now();
+        let mut tts = lock(&live.tts);
+        let mut audio = Vec::new();
+        // Sentence by sentence, as the voice loop speaks: Piper phrases each one whole.
+        let mut splitter = iris_pipeline::stages::SentenceSplitter::default();
+        let mut sentences = splitter.push(text);
+        sentences.extend(splitter.finish());
+        for sentence in sentences {
+            audio.extend(tts.synthesize(&sentence, stop)?);
+        }
+        let rate = tts.sample_rate();
+        drop(tts);
+        self.stats.observe("tts", started.elapsed());
+        Ok((audio, rate))
+    }
+
+    /// What the vision backend says of `image` for `question`, and whether that is already the
+    /// answer (text read aloud) rather than material for the language model. `None` without one.
+    pub fn look(&self, image: &iris_frames::ImageFrame, question: &str) -> Result<Option<(String, bool)>, EngineError> {
+        let live = self.live();
+        let Some(vision) = &live.vision else { return Ok(None) };
+        let started = std::time::Instant::now();
+        let mut v = lock(vision);
+        let seen = v.describe(image, question)?;
+        let direct = v.answers_directly(question);
+        drop(v);
+        self.stats.observe("vision", started.elapsed());
+        Ok(Some((seen, direct)))
+    }
+
+    pub fn voice_name(&self) -> String {
+        lock(&self.live().tts).voice_name()
+    }
+}
+
+/// The language model's settings from the configuration (shared with `iris ask`).
+pub fn llm_settings(cfg: &Config) -> LlmSettings {
+    let a = &cfg.assistant;
+    let params = GenParams {
+        max_tokens: a.max_tokens,
+        temperature: a.temperature,
+        top_k: (a.top_k > 0).then_some(a.top_k),
+        top_p: (a.top_p > 0.0).then_some(a.top_p),
+        stop: a.stop.clone(),
+        ..GenParams::default()
+    };
+    LlmSettings { system_prompt: a.system_prompt.clone(), params, history_turns: a.history_turns, max_sentences: a.max_sentences }
+}
+
+fn describe(loaded: &[LoadedModel]) -> String {
+    loaded.iter().map(|m| format!("{} {} on {}", m.task, m.id, m.device)).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,178 @@
+//! One whole turn (speech and/or text and/or a photo in; transcript, answer and speech out)
+//! through the same stages as the voice loop, on the shared models.
+
+use std::time::{Duration, Instant};
+
+use iris_backend::{AsrOptions, StopFlag};
+use iris_frames::{AudioChunk, Envelope, Frame, ImageFrame};
+use iris_pipeline::stages::{AsrSettings, AsrStage, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage, BUILTIN};
+use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Stage, Turns};
+
+use crate::stats::{now_unix, TurnRecord};
+use crate::{llm_settings, Engine, EngineError, SharedLlm, SharedTts, SharedVlm};
+
+const WITH_VAD: &str = r#"
+name = "turn"
+input = ["audio", "image", "user_text"]
+output = ["transcript", "text_delta", "audio"]
+[[stage]]
+use = "vad"
+capacity = 1024
+policy = "block"
+[[stage]]
+use = "asr"
+capacity = 1024
+policy = "block"
+[[stage]]
+use = "llm"
+capacity = 64
+policy = "block"
+[[stage]]
+use = "sentences"
+capacity = 256
+policy = "block"
+[[stage]]
+use = "tts"
+capacity = 64
+policy = "block"
+"#;
+
+/// What a turn is asked with. Audio is 16 kHz mono.
+#[derive(Clone, Debug, Default)]
+pub struct TurnInput {
+    pub source: String,
+    pub audio: Option<Vec<f32>>,
+    pub text: Option<String>,
+    pub image: Option<ImageFrame>,
+}
+
+/// What a turn gives, as it comes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TurnEvent {
+    Transcript { text: String, is_final: bool },
+    Delta(String),
+    Audio { samples: Vec<f32>, sample_rate: u32 },
+}
+
+impl Engine {
+    /// Runs one turn; events are passed on as the stages make them. The record (also kept
+    /// for the status page) is returned when the turn ends.
+    pub fn turn(&self, input: TurnInput, stop: &dyn StopFlag, on_event: &mut dyn FnMut(TurnEvent)) -> Result<TurnRecord, EngineError> {
+        let started = Instant::now();
+        let mut record = TurnRecord { at: now_unix(), source: input.source.clone(), ..TurnRecord::default() };
+        let result = self.run_turn(input, stop, on_event, &mut record, started);
+        record.total_ms = started.elapsed().as_millis() as u64;
+        if let Err(e) = &result {
+            record.error = Some(e.to_string());
+            self.stats.log("error", format!("{} turn failed: {e}", record.source));
+        }
+        for (stage, ms) in &record.stages_ms {
+            self.stats.observe(stage, Duration::from_millis(*ms));
+        }
+        if let Some(ms) = record.first_audio_ms {
+            self.stats.observe("first_audio", Duration::from_millis(ms));
+        }
+        self.stats.record_turn(record.clone());
+        result.map(|()| record)
+    }
+
+    fn run_turn(
+        &self,
+        input: TurnInput,
+        stop: &dyn StopFlag,
+        on_event: &mut dyn FnMut(TurnEvent),
+        record: &mut TurnRecord,
+        started: Instant,
+    ) -> Result<(), EngineError> {
+        let live = self.live();
+        let bad = |e: String| EngineError::Turn(e);
+        let mut spec_text = WITH_VAD.to_owned();
+        if live.vad.is_none() {
+            let cut = spec_text.find("[[stage]]\nuse = \"asr\"").unwrap_or(0);
+            let head = spec_text.find("[[stage]]").unwrap_or(0);
+            spec_text.replace_range(head..cut, "");
+        }
+        let spec = PipelineSpec::parse(&spec_text, BUILTIN).map_err(|e| bad(e.to_string()))?;
+        let cfg = &live.config;
+        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        if let Some(vad) = &live.vad {
+            let settings = VadSettings { min_silence: Duration::from_millis(cfg.speech.endpoint_ms), ..VadSettings::default() };
+            stages.push(Box::new(VadStage::new(vad()?, settings)));
+        }
+        let language = (cfg.speech.language != "auto").then(|| cfg.speech.language.clone());
+        let asr = AsrSettings { gated: live.vad.is_some(), partial_every: None };
+        stages.push(Box::new(AsrStage::new(live.asr.clone(), AsrOptions { language, partial: false }, asr)));
+        let vision = live.vision.clone().map(|v| Box::new(SharedVlm(v)) as Box<dyn iris_backend::Vlm>);
+        let mut llm = LlmStage::new(Box::new(SharedLlm(live.llm.clone())), vision, llm_settings(cfg));
+        if let Some(skills) = &live.skills {
+            llm = llm.with_skills(skills());
+        }
+        stages.push(Box::new(llm));
+        stages.push(Box::new(SentenceStage::new()));
+        stages.push(Box::new(TtsStage::new(Box::new(SharedTts(live.tts.clone())))));
+
+        let turns = Turns::new();
+        let pipeline = Pipeline::start(&spec, stages, turns.clone());
+        let turn = turns.begin();
+        let send =
+            |pts: Duration, frame: Frame| pipeline.send(Envelope::new(turn.id, pts, frame)).map_err(|_| bad("the pipeline stopped".into()));
+        let fed = (|| {
+            if let Some(text) = input.text.filter(|t| !t.trim().is_empty()) {
+                send(Duration::ZERO, Frame::UserText(text))?;
+            }
+            if let Some(image) = input.image {
+                send(Duration::ZERO, Frame::Image(image))?;
+            }
+            let mut pts = Duration::ZERO;
+            for chunk in input.audio.as_deref().unwrap_or_default().chunks(320) {
+                let c = AudioChunk::new(16_000, chunk.to_vec());
+                let d = c.duration();
+                send(pts, Frame::Audio(c))?;
+                pts += d;
+            }
+            send(pts, Frame::EndOfTurn)
+        })();
+        let result = fed.and_then(|()| loop {
+            if stop.should_stop() {
+                pipeline.cancel(turn.id);
+                break Err(bad("the turn was cancelled".into()));
+            }
+            let event = match pipeline.recv_timeout(Duration::from_millis(100)) {
+                Ok(e) => e,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(_) => break Err(bad("the pipeline stopped before answering".into())),
+            };
+            match event {
+                PipelineEvent::Frame(env) => match env.frame {
+                    Frame::Transcript(t) => {
+                        if t.is_final && !t.text.is_empty() {
+                            if !record.transcript.is_empty() {
+                                record.transcript.push(' ');
+                            }
+                            record.transcript.push_str(&t.text);
+                        }
+                        on_event(TurnEvent::Transcript { text: t.text, is_final: t.is_final });
+                    }
+                    Frame::TextDelta(d) => {
+                        record.answer.push_str(&d);
+                        on_event(TurnEvent::Delta(d));
+                    }
+                    Frame::Audio(c) => {
+                        record.first_audio_ms.get_or_insert(started.elapsed().as_millis() as u64);
+                        on_event(TurnEvent::Audio { samples: c.samples.to_vec(), sample_rate: c.sample_rate });
+                    }
+                    Frame::EndOfTurn => break Ok(()),
+                    _ => {}
+                },
+                PipelineEvent::Error { stage, message, .. } => {
+                    pipeline.cancel(turn.id);
+                    break Err(bad(format!("{stage}: {message}")));
+                }
+            }
+        });
+        record.stages_ms = pipeline.timings(turn.id).into_iter().map(|(s, d)| (s.to_owned(), d.as_millis() as u64)).collect();
+        pipeline.shutdown();
+        record.answer = record.answer.trim().to_owned();
+        result
+    }
+}

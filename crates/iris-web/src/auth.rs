@@ -1,0 +1,257 @@
+//! The owner's password (argon2), the sessions of logged-in browsers, API tokens, and login
+//! throttling. Only hashes reach the disk; the file is replaced atomically.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// A session lasts this long from login, and ends sooner after this long unused.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+pub const SESSION_IDLE: Duration = Duration::from_secs(2 * 3600);
+pub const MIN_PASSWORD: usize = 8;
+/// Failed logins from one address before each further try waits, doubling, up to the cap.
+const FREE_FAILURES: u32 = 5;
+const MAX_WAIT: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct AuthFile {
+    /// The owner's password as an argon2 PHC string.
+    password: Option<String>,
+    tokens: Vec<TokenRecord>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    /// Unix seconds.
+    pub created: u64,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    sha256: String,
+}
+
+pub struct Session {
+    pub csrf: String,
+    started: Instant,
+    last_used: Instant,
+}
+
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+pub struct Auth {
+    path: PathBuf,
+    file: Mutex<AuthFile>,
+    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // The OS random source failing is not something to work around with weaker randomness.
+    getrandom::fill(&mut buf).expect("the operating system's random source failed");
+    hex::encode(buf)
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Equal without returning early: a token's hash must not leak through timing.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Auth {
+    /// Reads `path` (missing: not set up yet). A damaged file is an error, never a reset: that
+    /// would let anyone on the network set a new password.
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let file = match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                format!("{}: damaged ({e}); restore it, or delete it to set a new password on the next visit", path.display())
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuthFile::default(),
+            Err(e) => return Err(format!("{}: cannot read it: {e}", path.display())),
+        };
+        Ok(Self { path: path.to_owned(), file: Mutex::new(file), sessions: Mutex::default(), failures: Mutex::default() })
+    }
+
+    pub fn is_set_up(&self) -> bool {
+        lock(&self.file).password.is_some()
+    }
+
+    fn save(&self, file: &AuthFile) -> Result<(), ApiError> {
+        let text = serde_json::to_string_pretty(file).map_err(|e| ApiError::Internal(e.to_string()))?;
+        iris_models::store::write_atomic(&self.path, text.as_bytes())
+            .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", self.path.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600)).ok();
+        }
+        Ok(())
+    }
+
+    /// Sets the first password. Refused once one exists.
+    pub fn set_up(&self, password: &str) -> Result<(), ApiError> {
+        check_password(password)?;
+        let hash = hash_password(password)?;
+        let mut file = lock(&self.file);
+        if file.password.is_some() {
+            return Err(ApiError::Conflict("Iris is already set up; log in instead".into()));
+        }
+        let mut next = file.clone();
+        next.password = Some(hash);
+        self.save(&next)?;
+        *file = next;
+        Ok(())
+    }
+
+    pub fn change_password(&self, old: &str, new: &str) -> Result<(), ApiError> {
+        check_password(new)?;
+        if !self.password_matches(old) {
+            return Err(ApiError::Forbidden("the current password is wrong".into()));
+        }
+        let hash = hash_password(new)?;
+        let mut file = lock(&self.file);
+        let mut next = file.clone();
+        next.password = Some(hash);
+        self.save(&next)?;
+        *file = next;
+        // Everyone else is logged out: a changed password usually means a leaked one.
+        lock(&self.sessions).clear();
+        Ok(())
+    }
+
+    fn password_matches(&self, password: &str) -> bool {
+        let Some(stored) = lock(&self.file).password.clone() else { return false };
+        PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    }
+
+    /// Checks a login attempt from `ip`; a new session id on success.
+    pub fn login(&self, ip: IpAddr, password: &str) -> Result<String, ApiError> {
+        if let Some(wait) = self.must_wait(ip) {
+            return Err(ApiError::Throttled { retry_after_s: wait.as_secs().max(1) });
+        }
+        if !self.password_matches(password) {
+            let mut failures = lock(&self.failures);
+            let f = failures.entry(ip).or_insert(Failures { count: 0, last: Instant::now() });
+            f.count += 1;
+            f.last = Instant::now();
+            return Err(ApiError::Unauthorized);
+        }
+        lock(&self.failures).remove(&ip);
+        Ok(self.new_session())
+    }
+
+    /// How long `ip` must wait before its next try. The wait is capped, so the owner is never
+    /// locked out for good, and it is per address, so an attacker elsewhere cannot lock them out.
+    fn must_wait(&self, ip: IpAddr) -> Option<Duration> {
+        let failures = lock(&self.failures);
+        let f = failures.get(&ip)?;
+        if f.count < FREE_FAILURES {
+            return None;
+        }
+        let wait = Duration::from_secs(1u64 << (f.count - FREE_FAILURES).min(16)).min(MAX_WAIT);
+        wait.checked_sub(f.last.elapsed())
+    }
+
+    pub fn new_session(&self) -> String {
+        let id = random_hex(32);
+        let now = Instant::now();
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| alive(s));
+        sessions.insert(id.clone(), Session { csrf: random_hex(32), started: now, last_used: now });
+        id
+    }
+
+    /// The CSRF token of a live session, refreshing its idle timer.
+    pub fn session(&self, id: &str) -> Option<String> {
+        let mut sessions = lock(&self.sessions);
+        let s = sessions.get_mut(id)?;
+        if !alive(s) {
+            sessions.remove(id);
+            return None;
+        }
+        s.last_used = Instant::now();
+        Some(s.csrf.clone())
+    }
+
+    pub fn logout(&self, id: &str) {
+        lock(&self.sessions).remove(id);
+    }
+
+    /// Creates an API token; the secret is returned once and only its hash is kept.
+    pub fn create_token(&self, name: &str) -> Result<(TokenRecord, String), ApiError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(ApiError::Invalid { field: "name".into(), problem: "must be 1 to 64 printable characters".into() });
+        }
+        let secret = format!("iris_{}", random_hex(24));
+        let record =
+            TokenRecord { id: random_hex(4), name: name.to_owned(), created: iris_engine::now_unix(), sha256: sha256_hex(&secret) };
+        let mut file = lock(&self.file);
+        let mut next = file.clone();
+        next.tokens.push(record.clone());
+        self.save(&next)?;
+        *file = next;
+        Ok((TokenRecord { sha256: String::new(), ..record }, secret))
+    }
+
+    pub fn tokens(&self) -> Vec<TokenRecord> {
+        lock(&self.file).tokens.iter().map(|t| TokenRecord { sha256: String::new(), ..t.clone() }).collect()
+    }
+
+    pub fn revoke_token(&self, id: &str) -> Result<(), ApiError> {
+        let mut file = lock(&self.file);
+        let mut next = file.clone();
+        next.tokens.retain(|t| t.id != id);
+        if next.tokens.len() == file.tokens.len() {
+            return Err(ApiError::NotFound(format!("no token with id {id:?}")));
+        }
+        self.save(&next)?;
+        *file = next;
+        Ok(())
+    }
+
+    pub fn token_is_valid(&self, secret: &str) -> bool {
+        let hash = sha256_hex(secret);
+        lock(&self.file).tokens.iter().any(|t| same(&t.sha256, &hash))
+    }
+}
+
+fn alive(s: &Session) -> bool {
+    s.started.elapsed() < SESSION_LIFETIME && s.last_used.elapsed() < SESSION_IDLE
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD || password.len() > 1024 {
+        return Err(ApiError::Invalid {
+            field: "password".into(),
+            problem: format!("must be at least {MIN_PASSWORD} characters (and at most 1024 bytes)"),
+        });
+    }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| ApiError::Internal(e.to_string()))?.to_string())
+}

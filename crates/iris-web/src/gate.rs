@@ -1,0 +1,153 @@
+//! The one door every request passes: setup first, then a session or an API token, a CSRF
+//! token on every change made with a session, and security headers on every answer.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "iris_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Who is calling, for the handlers.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub ip: IpAddr,
+    /// The session id when the caller came with a live session.
+    pub session: Option<String>,
+}
+
+#[derive(PartialEq)]
+enum Door {
+    /// Always open: CSS and scripts, the setup state, setup and login themselves.
+    Open,
+    /// An HTML page: a browser is sent to setup or login instead of getting an error.
+    Page(String),
+    /// The panel's API: a session only.
+    Panel,
+    /// For other tools: a session or an API token.
+    Api,
+}
+
+fn door(path: &str) -> Door {
+    match path {
+        "/api/state" | "/api/setup" | "/api/login" => Door::Open,
+        p if p.starts_with("/static/") => Door::Open,
+        p if p.starts_with("/api/") => Door::Panel,
+        p if p.starts_with("/v1/") || p == "/metrics" => Door::Api,
+        "/" => Door::Page("status".into()),
+        p => Door::Page(p.trim_start_matches('/').to_owned()),
+    }
+}
+
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('=').map(str::to_owned))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let headers = req.headers();
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let session = session_cookie(headers).and_then(|id| state.auth.session(&id).map(|csrf| (id, csrf)));
+    let csrf_ok = |csrf: &str| headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|v| v == csrf);
+    let set_up = state.auth.is_set_up();
+
+    let verdict: Result<(), Response> = match door(&path) {
+        Door::Open => Ok(()),
+        Door::Page(page) => match (set_up, page.as_str(), &session) {
+            (false, "setup", _) => Ok(()),
+            (false, _, _) => Err(Redirect::to("/setup").into_response()),
+            (true, "setup", _) => Err(Redirect::to("/login").into_response()),
+            (true, "login", _) | (true, _, Some(_)) => Ok(()),
+            (true, _, None) => Err(Redirect::to("/login").into_response()),
+        },
+        Door::Panel | Door::Api => {
+            let door = door(&path);
+            let token_ok = door == Door::Api && bearer(headers).is_some_and(|t| state.auth.token_is_valid(t));
+            match &session {
+                _ if token_ok => Ok(()),
+                Some((_, csrf)) if !changes || csrf_ok(csrf) => Ok(()),
+                Some(_) => Err(ApiError::Forbidden("the request has no valid CSRF token; reload the page".into()).into_response()),
+                None if bearer(headers).is_some() => Err(ApiError::Unauthorized.into_response()),
+                None => Err(ApiError::Unauthorized.into_response()),
+            }
+        }
+    };
+    let route = route_label(&path);
+    req.extensions_mut().insert(Caller { ip, session: session.map(|(id, _)| id) });
+    let mut response = match verdict {
+        Ok(()) => next.run(req).await,
+        Err(r) => r,
+    };
+    state.http.count(route, response.status().as_u16());
+    secure(response.headers_mut(), path.starts_with("/api/") || path.starts_with("/v1/"));
+    response
+}
+
+/// The route a path belongs to, with names and ids collapsed, so a metric label cannot grow
+/// without bound however many odd paths a client sends.
+fn route_label(path: &str) -> &'static str {
+    const FIXED: &[&str] = &[
+        "/",
+        "/api/state",
+        "/api/setup",
+        "/api/login",
+        "/api/logout",
+        "/api/password",
+        "/api/status",
+        "/api/config",
+        "/api/logs",
+        "/api/tokens",
+        "/api/models",
+        "/api/try",
+        "/v1/models",
+        "/v1/chat/completions",
+        "/v1/audio/transcriptions",
+        "/v1/audio/speech",
+        "/metrics",
+    ];
+    if let Some(f) = FIXED.iter().find(|f| **f == path) {
+        return f;
+    }
+    match path {
+        p if p.starts_with("/static/") => "/static/{file}",
+        p if p.starts_with("/api/tokens/") => "/api/tokens/{id}",
+        p if p.starts_with("/api/models/") && p.ends_with("/pull") => "/api/models/{id}/pull",
+        p if p.starts_with("/api/models/") && p.ends_with("/verify") => "/api/models/{id}/verify",
+        p if p.starts_with("/api/models/") => "/api/models/{id}",
+        p if p.starts_with("/api/") || p.starts_with("/v1/") => "other",
+        _ => "/{page}",
+    }
+}
+
+fn secure(h: &mut HeaderMap, api: bool) {
+    let mut set = |k: &'static str, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    set(
+        "content-security-policy",
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: data:; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    );
+    set("x-content-type-options", "nosniff");
+    set("x-frame-options", "DENY");
+    set("referrer-policy", "no-referrer");
+    if api {
+        set("cache-control", "no-store");
+    }
+}

@@ -1,0 +1,174 @@
+//! The panel's own API: setup, login, status, settings, API tokens, logs.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use iris_config::Config;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::SESSION_LIFETIME;
+use crate::error::{ApiError, ApiResult};
+use crate::gate::{session_cookie, Caller, SESSION_COOKIE};
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct Password {
+    password: String,
+}
+
+fn with_session(body: Value, session: &str) -> Response {
+    let cookie = format!("{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_LIFETIME.as_secs());
+    ([(header::SET_COOKIE, cookie)], Json(body)).into_response()
+}
+
+/// Whether setup is done and whether this browser is logged in (with its CSRF token).
+pub async fn state(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Json<Value> {
+    let csrf = session_cookie(&headers).and_then(|id| s.auth.session(&id));
+    Json(json!({ "set_up": s.auth.is_set_up(), "logged_in": csrf.is_some(), "csrf": csrf, "name": s.engine.config().assistant.name }))
+}
+
+pub async fn setup(State(s): State<AppState>, Json(p): Json<Password>) -> ApiResult<Response> {
+    let st = s.clone();
+    tokio::task::spawn_blocking(move || st.auth.set_up(&p.password)).await.map_err(|e| ApiError::Internal(e.to_string()))??;
+    s.engine.stats.log("info", "the owner's password was set".into());
+    let session = s.auth.new_session();
+    Ok(with_session(json!({ "ok": true }), &session))
+}
+
+pub async fn login(State(s): State<AppState>, Extension(caller): Extension<Caller>, Json(p): Json<Password>) -> ApiResult<Response> {
+    if !s.auth.is_set_up() {
+        return Err(ApiError::Conflict("Iris is not set up yet; choose a password on the setup page".into()));
+    }
+    let st = s.clone();
+    let result =
+        tokio::task::spawn_blocking(move || st.auth.login(caller.ip, &p.password)).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    match result {
+        Ok(session) => Ok(with_session(json!({ "ok": true }), &session)),
+        Err(e) => {
+            s.engine.stats.log("warn", format!("failed login from {}", caller.ip));
+            Err(match e {
+                ApiError::Unauthorized => ApiError::Forbidden("wrong password".into()),
+                other => other,
+            })
+        }
+    }
+}
+
+pub async fn logout(State(s): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Some(id) = caller.session {
+        s.auth.logout(&id);
+    }
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct NewPassword {
+    current: String,
+    password: String,
+}
+
+pub async fn change_password(State(s): State<AppState>, Json(p): Json<NewPassword>) -> ApiResult<Response> {
+    let st = s.clone();
+    tokio::task::spawn_blocking(move || st.auth.change_password(&p.current, &p.password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let session = s.auth.new_session();
+    Ok(with_session(json!({ "ok": true }), &session))
+}
+
+/// Models and the device each really runs on, memory, recent turns, errors.
+pub async fn status(State(s): State<AppState>) -> Json<Value> {
+    let e = &s.engine;
+    let errors: Vec<_> = e.stats.log_lines().into_iter().filter(|l| l.level == "error").rev().take(10).collect();
+    Json(json!({
+        "name": e.config().assistant.name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "models": e.loaded(),
+        "voice": e.voice_name(),
+        "memory": memory(),
+        "uptime_s": START.get_or_init(std::time::Instant::now).elapsed().as_secs(),
+        "turns": e.stats.recent_turns(),
+        "errors": errors,
+        "counters": e.stats.counters(),
+    }))
+}
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Resident memory of Iris and the machine's total and available memory, in bytes.
+fn memory() -> Value {
+    let field = |text: &str, key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    let own = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let all = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    json!({
+        "iris_rss": field(&own, "VmRSS:"),
+        "total": field(&all, "MemTotal:"),
+        "available": field(&all, "MemAvailable:"),
+    })
+}
+
+pub async fn get_config(State(s): State<AppState>) -> Json<Config> {
+    Json(s.engine.config())
+}
+
+/// Validates, applies, then saves. A setting that fails any step answers 422 naming the field,
+/// and the settings in force (and on disk) stay as they were.
+pub async fn put_config(State(s): State<AppState>, Json(body): Json<Value>) -> ApiResult<Json<Value>> {
+    let config: Config = serde_path_to_error::deserialize(body).map_err(|e| {
+        let field = e.path().to_string();
+        let problem = e.into_inner().to_string();
+        ApiError::Invalid { field: if field == "." { "config".into() } else { field }, problem }
+    })?;
+    config.validate(&s.config_path).map_err(|e| match e {
+        iris_config::ConfigError::Invalid { field, problem, .. } => ApiError::Invalid { field: field.into(), problem },
+        other => ApiError::Invalid { field: "config".into(), problem: other.to_string() },
+    })?;
+    s.engine.check(&config)?;
+    let old = s.engine.config();
+    let st = s.clone();
+    let cfg = config.clone();
+    let applied = tokio::task::spawn_blocking(move || st.engine.apply(cfg)).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let applied = applied.map_err(|e| match e {
+        iris_engine::EngineError::Load(m) => ApiError::Invalid { field: "models".into(), problem: m },
+        other => other.into(),
+    })?;
+    if let Err(e) = config.save(&s.config_path) {
+        // Not on disk means not in force: put the old settings back.
+        let st = s.clone();
+        tokio::task::spawn_blocking(move || st.engine.apply(old)).await.ok();
+        return Err(ApiError::Internal(e.to_string()));
+    }
+    Ok(Json(json!({ "applied": format!("{applied:?}").to_lowercase(), "config": config })))
+}
+
+pub async fn logs(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({ "lines": s.engine.stats.log_lines() }))
+}
+
+pub async fn tokens(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({ "tokens": s.auth.tokens() }))
+}
+
+#[derive(Deserialize)]
+pub struct NewToken {
+    name: String,
+}
+
+/// The secret is shown once, here.
+pub async fn create_token(State(s): State<AppState>, Json(t): Json<NewToken>) -> ApiResult<Json<Value>> {
+    let (record, secret) = s.auth.create_token(&t.name)?;
+    s.engine.stats.log("info", format!("API token {:?} created", record.name));
+    Ok(Json(json!({ "token": record, "secret": secret })))
+}
+
+pub async fn revoke_token(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    s.auth.revoke_token(&id)?;
+    s.engine.stats.log("info", format!("API token {id} revoked"));
+    Ok(Json(json!({ "ok": true })))
+}

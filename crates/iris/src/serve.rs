@@ -1,0 +1,137 @@
+//! `iris serve`: the panel, the OpenAI-compatible API and the Wyoming server, on the models of
+//! the configuration, loaded once and shared.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use iris_config::Config;
+use iris_engine::{Backends, Engine, LoadedModel, Loader};
+use iris_models::store::InstallState;
+use iris_models::{Catalog, Store};
+
+use crate::backends::{self, Converters, Models};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address of the panel and the HTTP APIs. The default answers the whole network, so a
+    /// headless box can be set up from a phone; nothing but the setup page answers until then.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Address of the Wyoming server (Home Assistant's speech protocol), or "off".
+    #[arg(long, default_value = "0.0.0.0:10300")]
+    wyoming: String,
+}
+
+/// Loads the real models of a configuration.
+struct RealLoader {
+    home: PathBuf,
+    catalog: Catalog,
+}
+
+impl RealLoader {
+    fn models(&self, config: &Config) -> Models {
+        Models { store: Store::new(&self.home), catalog: self.catalog.clone(), config: config.clone() }
+    }
+}
+
+impl Loader for RealLoader {
+    fn check(&self, c: &Config) -> Result<(), (String, String)> {
+        let store = Store::new(&self.home);
+        let m = &c.models;
+        for (field, id, task) in [
+            ("models.asr", &m.asr, "asr"),
+            ("models.llm", &m.llm, "llm"),
+            ("models.tts", &m.tts, "tts"),
+            ("models.vad", &m.vad, "vad"),
+            ("models.runtime", &m.runtime, "runtime"),
+        ] {
+            let Some(entry) = self.catalog.get(id) else {
+                return Err((field.into(), format!("is \"{id}\", which is not in the catalog (see the Models page)")));
+            };
+            if entry.task != task {
+                return Err((field.into(), format!("is \"{id}\", a {} model, not a {task} model", entry.task)));
+            }
+            if !matches!(store.state(entry), InstallState::Installed { .. }) {
+                return Err((field.into(), format!("is \"{id}\", which is not installed; fetch it on the Models page first")));
+            }
+        }
+        if c.models.device == "cuda" && c.models.asr_engine == "candle" {
+            iris_whisper_candle::device("cuda").map_err(|e| ("models.device".to_owned(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn load(&self, config: &Config) -> Result<Backends, String> {
+        self.load_inner(config).map_err(|e| format!("{e:#}"))
+    }
+}
+
+impl RealLoader {
+    fn load_inner(&self, config: &Config) -> Result<Backends> {
+        let models = self.models(config);
+        let asr = models.asr()?;
+        let llm = iris_llm_candle::LlamaChat::load(&models.file(&config.models.llm, "llm")?)?;
+        let tts = models.voice(&config.models.tts)?;
+        let vision = models.vision_aid()?;
+        let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&config.models.runtime, "runtime")?))?;
+        let vad_file = models.file(&config.models.vad, "vad")?;
+        let vad: iris_engine::VadFactory = Arc::new(move || {
+            Ok(Box::new(iris_silero::SileroVad::load(env, &vad_file).map_err(|e| iris_backend::BackendError::Inference(e.to_string()))?)
+                as Box<dyn iris_backend::Vad>)
+        });
+        let timers = iris_tools::Timers::new(Arc::new(|label: &str| println!("timer: your {label} is done")));
+        let hook = (!config.tools.webhook_url.is_empty()).then(|| iris_tools::Webhook {
+            url: config.tools.webhook_url.clone(),
+            token: (!config.tools.webhook_token.is_empty()).then(|| config.tools.webhook_token.clone()),
+        });
+        let skills: iris_engine::SkillsFactory = Arc::new(move || Box::new(iris_tools::Tools::new(timers.clone(), hook.clone())));
+        let loaded = vec![
+            LoadedModel { task: "asr".into(), id: config.models.asr.clone(), device: asr.device().to_string() },
+            LoadedModel { task: "llm".into(), id: config.models.llm.clone(), device: "cpu (candle)".into() },
+            LoadedModel { task: "tts".into(), id: config.models.tts.clone(), device: "cpu (ONNX Runtime)".into() },
+            LoadedModel { task: "vad".into(), id: config.models.vad.clone(), device: "cpu (ONNX Runtime)".into() },
+        ];
+        Ok(Backends { asr, llm: Box::new(llm), tts, vision: Some(Box::new(vision)), vad: Some(vad), skills: Some(skills), loaded })
+    }
+}
+
+pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
+    let models = Models::open(config_path)?;
+    let config_path = config_path.map(Path::to_owned).unwrap_or_else(|| models.store.home().join("config.toml"));
+    let loader = RealLoader { home: models.store.home().to_owned(), catalog: models.catalog.clone() };
+    loader.check(&models.config).map_err(|(field, problem)| {
+        anyhow::anyhow!("{}: `{field}` {problem}; run `iris models pull default` or fix the setting", config_path.display())
+    })?;
+    eprintln!("loading models…");
+    let engine = Arc::new(Engine::start(Box::new(loader), models.config.clone())?);
+    let shelf = iris_web::ModelShelf::new(Store::new(models.store.home()), backends::catalog(&models.store)?, Arc::new(Converters));
+    let panel = iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?;
+    let set_up = panel.auth.is_set_up();
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}; is another Iris running?", args.listen))?;
+        // Tests and scripts ask for port 0 and read the real address from this line.
+        println!("panel: http://{}/", listener.local_addr()?);
+        if !set_up {
+            println!("first visit: open the panel and choose the owner's password");
+        }
+        if args.wyoming != "off" {
+            let addr: SocketAddr =
+                args.wyoming.parse().with_context(|| format!("--wyoming {:?} is not an address like 0.0.0.0:10300", args.wyoming))?;
+            let wyoming = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for Wyoming"))?;
+            println!("wyoming: tcp://{}", wyoming.local_addr()?);
+            tokio::spawn(iris_wyoming::serve(engine.clone(), wyoming));
+        }
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+        iris_web::serve(Arc::new(panel), listener).await.context("the web server stopped")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
