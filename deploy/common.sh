@@ -69,6 +69,40 @@ reference_whisper_cpp() {
     echo "$venv/bin/python"
 }
 
+# Test-only clients of `iris serve`: the openai and wyoming Python packages, and a headless
+# Chromium driven by playwright-core with the axe-core accessibility audit. Exports
+# IRIS_CLIENT_PYTHON and IRIS_BROWSER_MODULES for the tests; a failure is a warning.
+client_tools() {
+    local venv="$IRIS_DATA/reference/clients" npm_dir="$IRIS_DATA/reference/browser"
+    if ! "$venv/bin/python" -c "import openai, wyoming" >/dev/null 2>&1; then
+        say "installing the openai and wyoming Python clients (for the API tests)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >&2 && "$venv/bin/python" -m pip install -q openai==3.54.0 wyoming==1.10.2 >&2 ||
+            { echo "warning: could not install the Python clients; the real-client test is skipped" >&2; rm -rf "$venv"; }
+    fi
+    [ -x "$venv/bin/python" ] && export IRIS_CLIENT_PYTHON="$venv/bin/python"
+
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    for p in chromium nodejs; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && ! command -v "${p/nodejs/node}" >/dev/null; then
+            say "installing $p (for the browser tests)"
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$p" >/dev/null ||
+                echo "warning: could not install $p" >&2
+        fi
+    done
+    if [ ! -f "$npm_dir/node_modules/playwright-core/package.json" ] || [ ! -f "$npm_dir/node_modules/axe-core/axe.min.js" ]; then
+        say "installing playwright-core and axe-core (for the browser tests)"
+        mkdir -p "$npm_dir"
+        (cd "$npm_dir" && echo '{"private":true}' > package.json &&
+            npm install --silent --no-audit --no-fund playwright-core@1.65.1 axe-core@4.14.1 >&2) ||
+            echo "warning: could not install playwright-core; the browser test is skipped" >&2
+    fi
+    if [ -f "$npm_dir/node_modules/playwright-core/package.json" ] && command -v chromium >/dev/null && command -v node >/dev/null; then
+        export IRIS_BROWSER_MODULES="$npm_dir/node_modules"
+    fi
+}
+
 setup() {
     install_system_packages
     check_rust

@@ -19,6 +19,7 @@ if "$ROOT/deploy/sample-images.sh" "$IRIS_DATA/images"; then
 else
     echo "warning: no sample photos; the vision tests on photos are skipped" >&2
 fi
+client_tools
 IRIS_REFERENCE_PYTHON=$(reference_whisper_cpp)
 [ -n "$IRIS_REFERENCE_PYTHON" ] && export IRIS_REFERENCE_PYTHON
 say "running the test suite"

@@ -1,0 +1,124 @@
+// The panel in a real headless Chromium, as its owner uses it: first-run setup, a settings
+// change, (the Rust test restarts the server here), login, the change still there, "try it"
+// with an uploaded WAV, keyboard access, and an axe-core audit of every page.
+//
+// usage: node panel.cjs BASE_URL PHASE QUESTION_WAV   (PHASE: setup | after-restart)
+// env: IRIS_BROWSER_MODULES (a node_modules with playwright-core and axe-core), IRIS_CHROMIUM
+"use strict";
+const path = require("path");
+const modules = process.env.IRIS_BROWSER_MODULES;
+const { chromium } = require(path.join(modules, "playwright-core"));
+const axePath = path.join(modules, "axe-core", "axe.min.js");
+const [base, phase, wav] = process.argv.slice(2);
+const PASSWORD = "correct horse battery";
+
+function check(ok, message) {
+  if (!ok) throw new Error(message);
+}
+
+// Serious and critical axe violations on the page as it is now.
+async function audit(page, report) {
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
+  const bad = result.filter((v) => v.impact === "serious" || v.impact === "critical");
+  report.audited.push({ page: page.url(), violations: result.length, serious: bad.length });
+  check(bad.length === 0, `axe on ${page.url()}: ${JSON.stringify(bad)}`);
+}
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: process.env.IRIS_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
+  // axe is injected as a script, which the panel's Content-Security-Policy would rightly refuse.
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  const report = { phase, audited: [] };
+  try {
+    if (phase === "setup") {
+      await page.goto(base + "/config");
+      check(page.url().endsWith("/setup"), `before setup /config went to ${page.url()}`);
+      await audit(page, report);
+      // The page opens with the cursor in the password field.
+      check(await page.evaluate(() => document.activeElement.id === "password"), "setup does not focus the password field");
+      await page.getByLabel("New password").fill(PASSWORD);
+      await page.getByLabel("Type it again").fill("something else");
+      await page.getByRole("button", { name: "Set password and start" }).click();
+      await page.getByRole("alert").filter({ hasText: "differ" }).waitFor();
+      await page.getByLabel("Type it again").fill(PASSWORD);
+      await page.keyboard.press("Enter");
+      await page.waitForURL(base + "/");
+      await page.locator("#models-body tr").first().waitFor();
+      report.status_models = await page.locator("#models-body").innerText();
+      await audit(page, report);
+      // Keyboard: the first Tab reaches the skip link, shown when focused; Enter moves to the content.
+      await page.keyboard.press("Tab");
+      check(await page.evaluate(() => document.activeElement.className === "skip"), "Tab does not reach the skip link");
+      check(await page.evaluate(() => document.activeElement.getBoundingClientRect().left >= 0), "the focused skip link is off screen");
+      await page.keyboard.press("Enter");
+      check(await page.evaluate(() => document.activeElement.id === "main"), "the skip link does not move focus to the content");
+
+      await page.getByRole("link", { name: "Settings" }).click();
+      await page.waitForURL(base + "/config");
+      await page.waitForFunction(() => document.getElementById("assistant.name").value !== "");
+      await audit(page, report);
+      // A bad value is refused naming the field, and focus goes to it.
+      await page.getByLabel("Speaking rate").fill("9");
+      await page.getByRole("button", { name: "Save settings" }).click();
+      await page.getByRole("alert").filter({ hasText: "speech.rate" }).waitFor();
+      check(await page.evaluate(() => document.activeElement.id === "speech.rate"), "focus did not go to the bad field");
+      await page.getByLabel("Speaking rate").fill("1.1");
+      await page.getByLabel("Name", { exact: true }).fill("Ada");
+      await page.getByLabel("Persona and system prompt").fill("You are a helpful AI assistant named Ada. Give short, correct answers.");
+      await page.getByRole("button", { name: "Save settings" }).click();
+      await page.locator("#config-result").filter({ hasText: "Saved" }).waitFor();
+      report.saved = await page.locator("#config-result").innerText();
+    } else {
+      await page.goto(base + "/");
+      check(page.url().endsWith("/login"), `after a restart / went to ${page.url()}`);
+      await audit(page, report);
+      await page.getByLabel("Password").fill("wrong password");
+      await page.keyboard.press("Enter");
+      await page.getByRole("alert").filter({ hasText: "wrong password" }).waitFor();
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL(base + "/");
+
+      await page.goto(base + "/config");
+      await page.waitForFunction(() => document.getElementById("assistant.name").value !== "");
+      report.name_after_restart = await page.getByLabel("Name", { exact: true }).inputValue();
+      report.prompt_after_restart = await page.getByLabel("Persona and system prompt").inputValue();
+
+      await page.goto(base + "/try");
+      await audit(page, report);
+      await page.getByLabel("Or upload a WAV file").setInputFiles(wav);
+      await page.getByRole("button", { name: "Ask", exact: true }).click();
+      await page.locator("#timings").filter({ hasText: "first audio" }).waitFor({ timeout: 120000 });
+      report.transcript = await page.locator("#transcript").innerText();
+      report.answer = await page.locator("#answer").innerText();
+      report.error = await page.locator("#form-error").innerText();
+      report.audio_src = (await page.locator("#player").getAttribute("src") || "").slice(0, 22);
+
+      await page.goto(base + "/");
+      await page.locator("#turns li .bar").first().waitFor();
+      report.turn_bar = await page.locator("#turns li .bar").first().getAttribute("aria-label");
+      for (const p of ["/models", "/logs"]) {
+        await page.goto(base + p);
+        await page.waitForLoadState("networkidle");
+        await audit(page, report);
+      }
+      report.models_rows = await page.goto(base + "/models").then(() => page.locator("#models-body tr").count());
+    }
+    check(errors.length === 0, `script errors: ${errors.join("; ")}`);
+    console.log(JSON.stringify(report));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(String(e.stack || e));
+  process.exit(1);
+});
