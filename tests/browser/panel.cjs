@@ -29,9 +29,13 @@ async function audit(page, report) {
 }
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: process.env.IRIS_CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
+  // The microphone is Chromium's fake capture device playing the question WAV in a loop.
+  const browser = await chromium.launch({
+    executablePath: process.env.IRIS_CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${wav}`],
+  });
   // axe is injected as a script, which the panel's Content-Security-Policy would rightly refuse.
-  const context = await browser.newContext({ bypassCSP: true });
+  const context = await browser.newContext({ bypassCSP: true, permissions: ["microphone"] });
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -100,6 +104,19 @@ async function main() {
       report.answer = await page.locator("#answer").innerText();
       report.error = await page.locator("#form-error").innerText();
       report.audio_src = (await page.locator("#player").getAttribute("src") || "").slice(0, 22);
+
+      // Speaking into the browser: record about one pass of the question, then ask.
+      await page.reload();
+      await page.getByRole("button", { name: "Start recording" }).click();
+      await page.locator("#record-state").filter({ hasText: "Recording" }).waitFor();
+      await page.waitForTimeout(3500);
+      await page.getByRole("button", { name: "Stop recording" }).click();
+      await page.locator("#record-state").filter({ hasText: "Recorded" }).waitFor();
+      report.recorded = await page.locator("#record-state").innerText();
+      await page.getByRole("button", { name: "Ask", exact: true }).click();
+      await page.locator("#timings").filter({ hasText: "first audio" }).waitFor({ timeout: 120000 });
+      report.spoken_transcript = await page.locator("#transcript").innerText();
+      report.spoken_answer = await page.locator("#answer").innerText();
 
       await page.goto(base + "/");
       await page.locator("#turns li .bar").first().waitFor();

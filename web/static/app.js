@@ -203,8 +203,15 @@ const pages = {
   async try() {
     let recorded = null;
     let rec = null;
+    if (!navigator.mediaDevices) {
+      // Browsers allow the microphone only on https or on the box itself.
+      $("record").disabled = true;
+      text($("record-state"), "Recording needs a secure connection (https, or the panel opened on the box itself); upload a WAV instead.");
+    }
     $("record").addEventListener("click", async () => {
-      if (rec) { recorded = await rec.stop(); rec = null; $("record").textContent = "Start recording"; $("record").setAttribute("aria-pressed", "false"); text($("record-state"), `Recorded ${(recorded.seconds).toFixed(1)} s.`); return; }
+      if (rec) { recorded = await rec.stop(); rec = null; $("record").textContent = "Start recording"; $("record").setAttribute("aria-pressed", "false"); text($("record-state"), recorded.peak < 0.003
+        ? `Recorded ${recorded.seconds.toFixed(1)} s, but it is silent: check the microphone.`
+        : `Recorded ${recorded.seconds.toFixed(1)} s.`); return; }
       try { rec = await record(); $("record").textContent = "Stop recording"; $("record").setAttribute("aria-pressed", "true"); text($("record-state"), "Recording…"); }
       catch (err) { text($("record-state"), "Cannot use the microphone: " + err.message); }
     });
@@ -297,9 +304,9 @@ async function record() {
       str(0, "RIFF"); view.setUint32(4, 36 + n * 2, true); str(8, "WAVEfmt "); view.setUint32(16, 16, true);
       view.setUint16(20, 1, true); view.setUint16(22, 1, true); view.setUint32(24, rate, true); view.setUint32(28, rate * 2, true);
       view.setUint16(32, 2, true); view.setUint16(34, 16, true); str(36, "data"); view.setUint32(40, n * 2, true);
-      let o = 44;
-      for (const c of chunks) for (const s of c) { view.setInt16(o, Math.max(-1, Math.min(1, s)) * 32767, true); o += 2; }
-      return { blob: new Blob([view], { type: "audio/wav" }), seconds: n / rate };
+      let o = 44, peak = 0;
+      for (const c of chunks) for (const s of c) { view.setInt16(o, Math.max(-1, Math.min(1, s)) * 32767, true); o += 2; peak = Math.max(peak, Math.abs(s)); }
+      return { blob: new Blob([view], { type: "audio/wav" }), seconds: n / rate, peak };
     },
   };
 }
