@@ -54,6 +54,9 @@ pub struct Models {
     pub asr_engine: String,
     /// Where candle runs: "cpu", "cuda", or "auto" (CUDA if this build has it and a GPU answers).
     pub device: String,
+    /// A folder with a PaliGemma checkpoint (config.json, *.safetensors, tokenizer.json) to
+    /// describe images; empty: the offline vision aid (text reading, object names, colours).
+    pub vlm: String,
 }
 
 /// The home-action webhook (e.g. a Home Assistant service URL); empty means none.
@@ -112,6 +115,7 @@ impl Default for Models {
             runtime: "onnxruntime".into(),
             asr_engine: "whisper.cpp".into(),
             device: "auto".into(),
+            vlm: String::new(),
         }
     }
 }

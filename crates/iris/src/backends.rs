@@ -121,6 +121,17 @@ impl Models {
         Ok(iris_vision::VisionAid::new(ocr, classifier))
     }
 
+    /// What describes images: the configured vision-language model, else the vision aid.
+    pub fn vision(&self) -> Result<Box<dyn iris_backend::Vlm>> {
+        let dir = &self.config.models.vlm;
+        if dir.is_empty() {
+            return Ok(Box::new(self.vision_aid()?));
+        }
+        let device = iris_whisper_candle::device(&self.config.models.device)?;
+        let vlm = iris_vlm::PaliGemmaVlm::load(Path::new(dir), &device).with_context(|| format!("[models] vlm = {dir:?}"))?;
+        Ok(Box::new(vlm))
+    }
+
     /// The configured speech recogniser on its configured engine and device.
     pub fn asr(&self) -> Result<Arc<dyn iris_backend::Asr>> {
         let cfg = &self.config;
@@ -169,7 +180,7 @@ impl Models {
                         token: (!cfg.tools.webhook_token.is_empty()).then(|| cfg.tools.webhook_token.clone()),
                     });
                     let tools = iris_tools::Tools::new(timers.clone(), hook);
-                    Box::new(LlmStage::new(Box::new(llm), Some(Box::new(self.vision_aid()?)), settings).with_skills(Box::new(tools)))
+                    Box::new(LlmStage::new(Box::new(llm), Some(self.vision()?), settings).with_skills(Box::new(tools)))
                 }
                 "sentences" => Box::new(SentenceStage::new()),
                 "tts" => {

@@ -59,6 +59,9 @@ impl Loader for RealLoader {
                 return Err((field.into(), format!("is \"{id}\", which is not installed; fetch it on the Models page first")));
             }
         }
+        if !c.models.vlm.is_empty() && !Path::new(&c.models.vlm).join("config.json").is_file() {
+            return Err(("models.vlm".into(), format!("is {:?}, which is not a folder with a PaliGemma config.json", c.models.vlm)));
+        }
         if c.models.device == "cuda" && c.models.asr_engine == "candle" {
             iris_whisper_candle::device("cuda").map_err(|e| ("models.device".to_owned(), e.to_string()))?;
         }
@@ -76,7 +79,7 @@ impl RealLoader {
         let asr = models.asr()?;
         let llm = iris_llm_candle::LlamaChat::load(&models.file(&config.models.llm, "llm")?)?;
         let tts = models.voice(&config.models.tts)?;
-        let vision = models.vision_aid()?;
+        let vision = models.vision()?;
         let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&config.models.runtime, "runtime")?))?;
         let vad_file = models.file(&config.models.vad, "vad")?;
         let vad: iris_engine::VadFactory = Arc::new(move || {
@@ -94,8 +97,13 @@ impl RealLoader {
             LoadedModel { task: "llm".into(), id: config.models.llm.clone(), device: "cpu (candle)".into() },
             LoadedModel { task: "tts".into(), id: config.models.tts.clone(), device: "cpu (ONNX Runtime)".into() },
             LoadedModel { task: "vad".into(), id: config.models.vad.clone(), device: "cpu (ONNX Runtime)".into() },
+            if config.models.vlm.is_empty() {
+                LoadedModel { task: "vision".into(), id: "vision aid (PP-OCRv6, MobileNetV2)".into(), device: "cpu".into() }
+            } else {
+                LoadedModel { task: "vision".into(), id: config.models.vlm.clone(), device: "candle".into() }
+            },
         ];
-        Ok(Backends { asr, llm: Box::new(llm), tts, vision: Some(Box::new(vision)), vad: Some(vad), skills: Some(skills), loaded })
+        Ok(Backends { asr, llm: Box::new(llm), tts, vision: Some(vision), vad: Some(vad), skills: Some(skills), loaded })
     }
 }
 
