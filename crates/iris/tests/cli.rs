@@ -467,4 +467,18 @@ fn look_reads_a_page_and_names_a_colour() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("It looks like an Egyptian cat."), "{}", String::from_utf8_lossy(&out.stdout));
     // No camera here: one clear line.
     assert_one_line_error(&iris(&["look", "--camera"], &[]), &["camera", "--image"]);
+
+    // Watch mode on a recorded walk: a cat, then a cup. Each sample is 5 s apart on the
+    // samples' own clock; the cup is described once it has stayed two samples, and nothing is
+    // said while the scene stays the same.
+    let walk = tempfile::tempdir().unwrap();
+    for (i, name) in ["chelsea.png", "chelsea.png", "chelsea.png", "coffee.png", "coffee.png", "coffee.png"].iter().enumerate() {
+        std::fs::copy(Path::new(&dir).join(name), walk.path().join(format!("{i:02}.png"))).unwrap();
+    }
+    let out = iris(&["look", "--frames", walk.path().to_str().unwrap(), "--every-ms", "5000", "--quiet", "--json"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert_eq!((said[0]["sample"].as_u64(), said[1]["sample"].as_u64()), (Some(0), Some(4)), "{said:?}");
+    assert!(said[0]["answer"].as_str().unwrap().contains("cat") && said[1]["answer"].as_str().unwrap().contains("espresso"), "{said:?}");
 }
