@@ -20,9 +20,70 @@ use crate::VlmError;
 #[derive(Clone, Debug, Deserialize)]
 pub struct Config {
     pub vision_config: siglip::VisionConfig,
+    #[serde(deserialize_with = "text_config")]
     pub text_config: gemma::Config,
     pub projection_dim: usize,
     pub image_token_index: u32,
+}
+
+/// The published checkpoints' `config.json` leave most of Gemma's settings at transformers'
+/// defaults (head size, RoPE base, norm epsilon, activation); fill them in as transformers does.
+#[derive(Deserialize)]
+struct TextConfigFile {
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_attention_heads: usize,
+    num_hidden_layers: usize,
+    num_key_value_heads: usize,
+    vocab_size: usize,
+    #[serde(default = "default_head_dim")]
+    head_dim: usize,
+    #[serde(default = "default_rope_theta")]
+    rope_theta: f64,
+    #[serde(default = "default_eps")]
+    rms_norm_eps: f64,
+    #[serde(default)]
+    attention_bias: bool,
+    #[serde(default)]
+    hidden_act: Option<candle_nn::Activation>,
+    #[serde(default)]
+    hidden_activation: Option<candle_nn::Activation>,
+    #[serde(default = "default_max_positions")]
+    max_position_embeddings: usize,
+}
+
+fn default_head_dim() -> usize {
+    256
+}
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_max_positions() -> usize {
+    8192
+}
+
+fn text_config<'de, D: serde::Deserializer<'de>>(d: D) -> Result<gemma::Config, D::Error> {
+    let t = TextConfigFile::deserialize(d)?;
+    // Gemma's activation is tanh-approximated GELU unless the file names another.
+    let act = t.hidden_activation.or(t.hidden_act).unwrap_or(candle_nn::Activation::GeluPytorchTanh);
+    Ok(gemma::Config {
+        attention_bias: t.attention_bias,
+        head_dim: t.head_dim,
+        hidden_act: None,
+        hidden_activation: Some(act),
+        hidden_size: t.hidden_size,
+        intermediate_size: t.intermediate_size,
+        num_attention_heads: t.num_attention_heads,
+        num_hidden_layers: t.num_hidden_layers,
+        num_key_value_heads: t.num_key_value_heads,
+        rms_norm_eps: t.rms_norm_eps,
+        rope_theta: t.rope_theta,
+        vocab_size: t.vocab_size,
+        max_position_embeddings: t.max_position_embeddings,
+    })
 }
 
 impl Config {
@@ -138,5 +199,29 @@ impl PaliGemma {
             logits = self.step(next)?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `config.json` of google/paligemma-3b-mix-224 as transformers 4.x wrote it: Gemma's and
+    /// SigLIP's other settings are left at their defaults.
+    #[test]
+    fn the_published_config_reads_with_transformers_defaults() {
+        let text = r#"{"architectures": ["PaliGemmaForConditionalGeneration"], "bos_token_id": 2, "eos_token_id": 1,
+          "hidden_size": 2048, "ignore_index": -100, "image_token_index": 257152, "model_type": "paligemma",
+          "pad_token_id": 0, "projection_dim": 2048,
+          "text_config": {"hidden_size": 2048, "intermediate_size": 16384, "model_type": "gemma", "num_attention_heads": 8,
+            "num_hidden_layers": 18, "num_image_tokens": 256, "num_key_value_heads": 1, "torch_dtype": "float32", "vocab_size": 257216},
+          "torch_dtype": "float32", "transformers_version": "4.41.0.dev0",
+          "vision_config": {"hidden_size": 1152, "intermediate_size": 4304, "model_type": "siglip_vision_model",
+            "num_attention_heads": 16, "num_hidden_layers": 27, "num_image_tokens": 256, "patch_size": 14,
+            "projection_dim": 2048, "projector_hidden_act": "gelu_fast", "vision_use_head": false}}"#;
+        let c: Config = serde_json::from_str(text).unwrap();
+        assert_eq!((c.text_config.head_dim, c.text_config.rope_theta, c.text_config.num_key_value_heads), (256, 10_000.0, 1));
+        assert_eq!((c.vision_config.image_size, c.vision_config.patch_size, c.image_tokens()), (224, 14, 256));
+        assert_eq!(c.image_token_index, 257_152);
     }
 }
