@@ -3,9 +3,9 @@
 # end-to-end tests on the default pack. Same profile as the build, so nothing compiles twice.
 source "$(dirname "$0")/common.sh"
 setup
-# The multilingual Whisper for the language tests, and Qwen2.5 0.5B for the conversation-recall
-# test (neither is in the default pack).
-"$IRIS" models pull whisper-base qwen2.5-coder-0.5b-instruct
+# The multilingual Whisper for the language tests, Qwen2.5 0.5B for the conversation-recall
+# test and Gemma 3 270M for the gemma3 family (none is in the default pack).
+"$IRIS" models pull whisper-base qwen2.5-coder-0.5b-instruct gemma3-270m
 # Real human speech with transcripts, real photos, and whisper.cpp to compare against (see README).
 if "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-en" &&
     "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-fr" fr &&

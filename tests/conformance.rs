@@ -177,6 +177,30 @@ fn a_fact_from_turn_one_is_used_in_turn_four() {
     assert!(answer.contains("Tom"), "turn 4 forgot the name: {answer:?}");
 }
 
+/// Gemma 3 270M (gemma3 family; test.sh pulls it): the same tokens as llama.cpp. The ids were
+/// produced by llama.cpp (llama-cpp-python 0.3.36) on this very file; `iris bench llm
+/// gemma3-270m` repeats the comparison live.
+#[test]
+fn gemma3_tokenizes_and_decodes_as_llama_cpp_does() {
+    let mut llm = iris_llm_candle::LlamaChat::load(&model("gemma3-270m")).unwrap();
+    // The chat template from the file, rendered and tokenised (SentencePiece from the GGUF scores).
+    let prompt = llm.render(&[ChatMessage::new(Role::User, "What is the capital of France?")]).unwrap();
+    assert_eq!(prompt, "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n");
+    let ids = llm.tokenizer().encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, [2, 105, 2364, 107, 3689, 563, 506, 5279, 529, 7001, 236881, 106, 107, 105, 4368, 107]);
+    // Greedy continuation of a base-model prompt: 16 of 16 tokens as llama.cpp's.
+    let prompt = [2, 818, 5279, 529, 7001, 563]; // "<bos>The capital of France is"
+    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32).unwrap();
+    let mut logits = llm.logits_after(&prompt, 0).unwrap();
+    let mut out = Vec::new();
+    for i in 0..16 {
+        out.push(argmax(&logits));
+        logits = llm.logits_after(&out[i..], prompt.len() + i).unwrap();
+    }
+    assert_eq!(out, [506, 5279, 529, 506, 2891, 529, 7001, 236761, 1030, 563, 506, 7488, 3207, 528, 7001, 236761]);
+    assert_eq!(llm.tokenizer().decode(&out[..8], true).unwrap(), " the capital of the country of France.");
+}
+
 #[test]
 fn prefill_on_a_cache_agrees() {
     // Cache reuse runs a turn's new tokens on top of the cache. candle's Q8_0 matmuls quantise

@@ -5,6 +5,7 @@
 //! any of them: the name is historical), [`requant`] (re-quantisation at import, where candle
 //! lacks fast kernels for the shipped format).
 
+pub mod gemma3;
 pub mod llama;
 pub mod plan;
 pub mod requant;

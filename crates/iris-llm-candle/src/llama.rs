@@ -52,7 +52,10 @@ impl LlamaChat {
             stop_tokens.extend(tokenizer.token_to_id(s));
         }
         let template = ChatTemplate::new(
-            md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned(),
+            md.get("tokenizer.chat_template")
+                .and_then(|v| v.to_string().ok())
+                .cloned()
+                .or_else(|| Some(crate::template::fallback(&arch).to_owned())),
             text_of(token("tokenizer.ggml.bos_token_id")),
             text_of(eos),
         )?;

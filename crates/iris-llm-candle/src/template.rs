@@ -6,6 +6,19 @@ use minijinja::{context, Environment, Error, ErrorKind};
 
 use crate::LlmError;
 
+/// Gemma's turn format, for Gemma files that carry no template (base models), as llama.cpp
+/// falls back to it; Gemma has no system role, so a system prompt opens the first user turn.
+const GEMMA: &str = "{{ bos_token }}{% if messages[0].role == 'system' %}{% set first = messages[0].content + '\n\n' %}{% set rest = messages[1:] %}{% else %}{% set first = '' %}{% set rest = messages %}{% endif %}{% for m in rest %}<start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }}\n{{ (first if loop.first else '') + (m.content | trim) }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
+
+/// The template for a file that carries none: its family's, else ChatML.
+pub fn fallback(arch: &str) -> &'static str {
+    if arch.starts_with("gemma") {
+        GEMMA
+    } else {
+        CHATML
+    }
+}
+
 /// ChatML, for files that carry no template.
 const CHATML: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
@@ -44,6 +57,13 @@ mod tests {
         let t = ChatTemplate::new(None, String::new(), String::new()).unwrap();
         let p = t.render(&[ChatMessage::new(Role::System, "Be brief."), ChatMessage::new(Role::User, "Hi")]).unwrap();
         assert_eq!(p, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    }
+
+    #[test]
+    fn gemma_files_without_a_template_get_gemma_turns() {
+        let t = ChatTemplate::new(Some(fallback("gemma3").to_owned()), "<bos>".into(), "<eos>".into()).unwrap();
+        let p = t.render(&[ChatMessage::new(Role::System, "Be brief."), ChatMessage::new(Role::User, " Hi ")]).unwrap();
+        assert_eq!(p, "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n");
     }
 
     #[test]
