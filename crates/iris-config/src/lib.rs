@@ -14,7 +14,7 @@ pub enum ConfigError {
     Invalid { path: PathBuf, field: &'static str, problem: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub assistant: Assistant,
@@ -80,12 +80,6 @@ pub struct Speech {
     pub endpoint_ms: u64,
     /// Media time between partial transcripts while someone speaks, in ms; 0 turns them off.
     pub partial_ms: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self { assistant: Assistant::default(), models: Models::default(), speech: Speech::default(), tools: Tools::default(), threads: 0 }
-    }
 }
 
 impl Default for Assistant {
@@ -202,7 +196,7 @@ impl Config {
             return bad("speech.partial_ms", format!("is {}; use 200 to 5000, or 0 for no partials", self.speech.partial_ms));
         }
         let url = &self.tools.webhook_url;
-        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return bad("tools.webhook_url", format!("is {url:?}; use an http:// or https:// URL"));
         }
         let lang = &self.speech.language;

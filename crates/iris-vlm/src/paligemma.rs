@@ -4,6 +4,7 @@
 //!   multiplies every embedding by √hidden, so image features enter unscaled);
 //! - the prompt is `<image>`×N, BOS, the question, "\n"; the whole prefix attends to itself in
 //!   both directions (PaliGemma is a prefix-LM), the answer causally.
+//!
 //! candle's own `paligemma::Model` L2-normalises the image features instead, which does not
 //! match the reference; only its SigLIP and Gemma parts are used here.
 
