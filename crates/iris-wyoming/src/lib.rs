@@ -42,7 +42,17 @@ async fn connection(engine: Arc<Engine>, stream: TcpStream) -> Result<(), Protoc
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let mut heard = Listening::default();
-    while let Some(event) = read_event(&mut read).await? {
+    loop {
+        let event = match read_event(&mut read).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(()),
+            // A malformed or oversized event ends the connection, but the client is told why.
+            Err(e @ (ProtocolError::Header(_) | ProtocolError::TooLarge(_))) => {
+                let _ = write_event(&mut write, &Event::new("error", json!({ "text": e.to_string(), "code": "protocol" }))).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let replies = match handle(&engine, &mut heard, event).await {
             Ok(r) => r,
             Err(message) => vec![Event::new("error", json!({ "text": message, "code": "iris" }))],
@@ -51,7 +61,6 @@ async fn connection(engine: Arc<Engine>, stream: TcpStream) -> Result<(), Protoc
             write_event(&mut write, r).await?;
         }
     }
-    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
