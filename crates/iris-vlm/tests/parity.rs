@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use iris_vlm::resize::resize_bicubic;
 use iris_vlm::{pixel_values, Kernel, PaliGemma};
 
