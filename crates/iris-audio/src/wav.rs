@@ -145,6 +145,33 @@ fn describe_magic(bytes: &[u8]) -> String {
     "it has no RIFF/WAVE header".to_owned()
 }
 
+/// One sample as 16-bit PCM, rounded.
+pub fn to_i16(s: f32) -> i16 {
+    (s.clamp(-1.0, 1.0) * 32767.0).round() as i16
+}
+
+/// 16-bit little-endian mono samples without a header (Wyoming's chunks, OpenAI's `pcm`).
+pub fn pcm16_le(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| to_i16(*s).to_le_bytes()).collect()
+}
+
+/// A whole 16-bit mono WAV file in memory, for answers sent over the network.
+pub fn wav_bytes(samples: &[f32], sample_rate: u32) -> Vec<u8> {
+    let data = pcm16_le(samples);
+    let mut out = Vec::with_capacity(44 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    // PCM format chunk: 16 bytes, format 1, one channel, rate, byte rate, block align, bits.
+    for (v, n) in [(16u32, 4), (1, 2), (1, 2), (sample_rate, 4), (sample_rate * 2, 4), (2, 2), (16, 2)] {
+        out.extend_from_slice(&v.to_le_bytes()[..n]);
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
 /// Writes 16-bit mono PCM to a temporary file beside `path`, then renames it into place, so a
 /// failure never leaves a half-written WAV where the answer is expected.
 pub fn write_wav_atomic(path: &Path, samples: &[f32], sample_rate: u32) -> Result<(), AudioError> {
@@ -176,8 +203,7 @@ impl WavStream {
     pub fn write(&mut self, samples: &[f32]) -> Result<(), AudioError> {
         let w = self.writer.as_mut().ok_or_else(|| AudioError::Write { path: self.path.clone(), message: "already finished".into() })?;
         for &s in samples {
-            w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
-                .map_err(|e| AudioError::Write { path: self.path.clone(), message: e.to_string() })?;
+            w.write_sample(to_i16(s)).map_err(|e| AudioError::Write { path: self.path.clone(), message: e.to_string() })?;
         }
         Ok(())
     }

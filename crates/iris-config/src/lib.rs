@@ -206,6 +206,11 @@ impl Config {
         Ok(())
     }
 
+    /// The language to recognise: the configured code, or `None` to detect it ("auto").
+    pub fn asr_language(&self) -> Option<String> {
+        (self.speech.language != "auto").then(|| self.speech.language.clone())
+    }
+
     pub fn threads(&self) -> usize {
         if self.threads > 0 {
             self.threads

@@ -170,7 +170,7 @@ impl Engine {
 
     pub fn transcribe(&self, pcm_16k: &[f32], language: Option<String>, stop: &dyn StopFlag) -> Result<AsrOutput, EngineError> {
         let live = self.live();
-        let language = language.or_else(|| (live.config.speech.language != "auto").then(|| live.config.speech.language.clone()));
+        let language = language.or_else(|| live.config.asr_language());
         let started = std::time::Instant::now();
         let out = live.asr.transcribe(pcm_16k, &AsrOptions { language, partial: false }, stop)?;
         self.stats.observe("asr", started.elapsed());

@@ -11,31 +11,19 @@ use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Stage, Turns};
 use crate::stats::{now_unix, TurnRecord};
 use crate::{llm_settings, Engine, EngineError, SharedLlm, SharedTts, SharedVlm};
 
-const WITH_VAD: &str = r#"
-name = "turn"
-input = ["audio", "image", "user_text"]
-output = ["transcript", "text_delta", "audio"]
-[[stage]]
-use = "vad"
-capacity = 1024
-policy = "block"
-[[stage]]
-use = "asr"
-capacity = 1024
-policy = "block"
-[[stage]]
-use = "llm"
-capacity = 64
-policy = "block"
-[[stage]]
-use = "sentences"
-capacity = 256
-policy = "block"
-[[stage]]
-use = "tts"
-capacity = 64
-policy = "block"
-"#;
+/// The turn pipeline: `[vad] asr llm sentences tts`, the VAD only when the loader gives one.
+fn spec_text(with_vad: bool) -> String {
+    let stage = |name: &str, capacity: usize| format!("[[stage]]\nuse = \"{name}\"\ncapacity = {capacity}\npolicy = \"block\"\n");
+    let mut text =
+        "name = \"turn\"\ninput = [\"audio\", \"image\", \"user_text\"]\noutput = [\"transcript\", \"text_delta\", \"audio\"]\n".to_owned();
+    if with_vad {
+        text.push_str(&stage("vad", 1024));
+    }
+    for (name, capacity) in [("asr", 1024), ("llm", 64), ("sentences", 256), ("tts", 64)] {
+        text.push_str(&stage(name, capacity));
+    }
+    text
+}
 
 /// What a turn is asked with. Audio is 16 kHz mono.
 #[derive(Clone, Debug, Default)]
@@ -86,20 +74,14 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let live = self.live();
         let bad = |e: String| EngineError::Turn(e);
-        let mut spec_text = WITH_VAD.to_owned();
-        if live.vad.is_none() {
-            let cut = spec_text.find("[[stage]]\nuse = \"asr\"").unwrap_or(0);
-            let head = spec_text.find("[[stage]]").unwrap_or(0);
-            spec_text.replace_range(head..cut, "");
-        }
-        let spec = PipelineSpec::parse(&spec_text, BUILTIN).map_err(|e| bad(e.to_string()))?;
+        let spec = PipelineSpec::parse(&spec_text(live.vad.is_some()), BUILTIN).map_err(|e| bad(e.to_string()))?;
         let cfg = &live.config;
         let mut stages: Vec<Box<dyn Stage>> = Vec::new();
         if let Some(vad) = &live.vad {
             let settings = VadSettings { min_silence: Duration::from_millis(cfg.speech.endpoint_ms), ..VadSettings::default() };
             stages.push(Box::new(VadStage::new(vad()?, settings)));
         }
-        let language = (cfg.speech.language != "auto").then(|| cfg.speech.language.clone());
+        let language = cfg.asr_language();
         let asr = AsrSettings { gated: live.vad.is_some(), partial_every: None };
         stages.push(Box::new(AsrStage::new(live.asr.clone(), AsrOptions { language, partial: false }, asr)));
         let vision = live.vision.clone().map(|v| Box::new(SharedVlm(v)) as Box<dyn iris_backend::Vlm>);

@@ -76,14 +76,12 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             (true, "login", _) | (true, _, Some(_)) => Ok(()),
             (true, _, None) => Err(Redirect::to("/login").into_response()),
         },
-        Door::Panel | Door::Api => {
-            let door = door(&path);
-            let token_ok = door == Door::Api && bearer(headers).is_some_and(|t| state.auth.token_is_valid(t));
+        d @ (Door::Panel | Door::Api) => {
+            let token_ok = d == Door::Api && bearer(headers).is_some_and(|t| state.auth.token_is_valid(t));
             match &session {
                 _ if token_ok => Ok(()),
                 Some((_, csrf)) if !changes || csrf_ok(csrf) => Ok(()),
                 Some(_) => Err(ApiError::Forbidden("the request has no valid CSRF token; reload the page".into()).into_response()),
-                None if bearer(headers).is_some() => Err(ApiError::Unauthorized.into_response()),
                 None => Err(ApiError::Unauthorized.into_response()),
             }
         }

@@ -86,10 +86,15 @@ impl Progress for JobProgress<'_> {
     }
 }
 
+/// The models the settings in force use.
+fn in_use(c: &iris_config::Config) -> [&String; 5] {
+    [&c.models.asr, &c.models.llm, &c.models.tts, &c.models.vad, &c.models.runtime]
+}
+
 pub async fn list(State(s): State<AppState>) -> Json<Value> {
     let shelf = &s.models;
     let config = s.engine.config();
-    let in_use = [&config.models.asr, &config.models.llm, &config.models.tts, &config.models.vad, &config.models.runtime];
+    let in_use = in_use(&config);
     let default_pack = shelf.catalog.packs.get("default").cloned().unwrap_or_default();
     let jobs = shelf.jobs().clone();
     let mut disk = 0;
@@ -171,8 +176,7 @@ pub async fn verify(State(s): State<AppState>, Path(id): Path<String>) -> ApiRes
 /// Removes an installed model, unless the settings in force use it.
 pub async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let entry = s.models.entry(&id)?;
-    let c = s.engine.config();
-    if [&c.models.asr, &c.models.llm, &c.models.tts, &c.models.vad, &c.models.runtime].contains(&&entry.id) {
+    if in_use(&s.engine.config()).contains(&&entry.id) {
         return Err(ApiError::Conflict(format!("{id} is in use; choose another model in the settings first")));
     }
     let freed = s.models.store.remove(entry).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -291,10 +291,10 @@ pub async fn speech(State(s): State<AppState>, Json(req): Json<SpeechRequest>) -
     Ok(if format == "pcm" {
         (
             [(header::CONTENT_TYPE, "audio/pcm".to_owned()), (header::HeaderName::from_static("x-sample-rate"), rate.to_string())],
-            upload::pcm16(&samples),
+            iris_audio::pcm16_le(&samples),
         )
             .into_response()
     } else {
-        ([(header::CONTENT_TYPE, "audio/wav")], upload::wav(&samples, rate)).into_response()
+        ([(header::CONTENT_TYPE, "audio/wav")], iris_audio::wav_bytes(&samples, rate)).into_response()
     })
 }

@@ -73,7 +73,7 @@ pub async fn try_it(State(s): State<AppState>, form: Multipart) -> ApiResult<Sse
             TurnEvent::Transcript { text, is_final } => send(event("transcript", json!({ "text": text, "final": is_final }))),
             TurnEvent::Delta(d) => send(event("delta", json!({ "text": d }))),
             TurnEvent::Audio { samples, sample_rate } => {
-                let wav = base64::engine::general_purpose::STANDARD.encode(upload::wav(&samples, sample_rate));
+                let wav = base64::engine::general_purpose::STANDARD.encode(iris_audio::wav_bytes(&samples, sample_rate));
                 send(event("audio", json!({ "wav": wav })));
             }
         });

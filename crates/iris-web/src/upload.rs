@@ -29,33 +29,6 @@ pub fn image(bytes: &[u8], name: &str) -> Result<ImageFrame, ApiError> {
     iris_image::load_image(f.path()).map_err(|e| renamed(e.to_string(), f.path(), name))
 }
 
-/// 16-bit mono WAV bytes.
-pub fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
-    let data_len = (samples.len() * 2) as u32;
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
-    }
-    out
-}
-
-/// 16-bit little-endian samples without a header (OpenAI's `pcm` format).
-pub fn pcm16(samples: &[f32]) -> Vec<u8> {
-    samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
-}
-
 /// The bytes of a `data:image/...;base64,...` URL.
 pub fn data_url(url: &str) -> Result<Vec<u8>, ApiError> {
     use base64::Engine;

@@ -112,8 +112,7 @@ async fn handle(engine: &Arc<Engine>, heard: &mut Listening, e: Event) -> Result
             let format = json!({ "rate": rate, "width": 2, "channels": 1 });
             let mut out = vec![Event::new("audio-start", format.clone())];
             for chunk in samples.chunks(CHUNK_SAMPLES) {
-                let bytes = chunk.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
-                out.push(Event::new("audio-chunk", format.clone()).with_payload(bytes));
+                out.push(Event::new("audio-chunk", format.clone()).with_payload(iris_audio::pcm16_le(chunk)));
             }
             out.push(Event::new("audio-stop", json!({})));
             Ok(out)

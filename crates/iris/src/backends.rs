@@ -168,7 +168,7 @@ impl Models {
                 }
                 "asr" => {
                     let asr = self.asr()?;
-                    let language = (cfg.speech.language != "auto").then(|| cfg.speech.language.clone());
+                    let language = cfg.asr_language();
                     let partial_every = (cfg.speech.partial_ms > 0).then(|| std::time::Duration::from_millis(cfg.speech.partial_ms));
                     Box::new(AsrStage::new(asr, AsrOptions { language, partial: false }, AsrSettings { gated, partial_every }))
                 }
