@@ -239,3 +239,63 @@ fn memory_is_planned_before_loading() {
     };
     assert!(!err.contains("a context of at most") && err.contains("a smaller model"), "{err}");
 }
+
+/// Iris's own CPU engine (`iris-llm-cpu`) on SmolLM2 Q8_0, against candle on the same file, and
+/// against itself scheduled three ways.
+#[test]
+fn the_cpu_engine_agrees_with_candle_and_with_itself() {
+    use iris_llm_candle::{Engine, LlamaChat};
+    let path = model("smollm2-135m-instruct");
+    let mut cpu = LlamaChat::load_on(&path, 2048, None, Engine::Cpu).unwrap();
+    let mut candle = LlamaChat::load_on(&path, 2048, None, Engine::Candle).unwrap();
+    assert!(cpu.engine().starts_with("iris-cpu"), "{}", cpu.engine());
+    assert_eq!(candle.engine(), "candle");
+    // Longer than the engine's prefill batch of 64 tokens.
+    let text = cpu
+        .render(&[
+            ChatMessage::new(Role::System, "You are Iris, a helpful assistant on a small offline device. Answer in one or two short sentences, and say so when you are not sure."),
+            ChatMessage::new(Role::User, "My sister Ada lives in Lyon and my brother Ben lives in Oslo. We meet every summer in Rome. Which of the three cities is the furthest north?"),
+        ])
+        .unwrap();
+    let ids = cpu.tokenizer().encode(text.as_str(), false).unwrap().get_ids().to_vec();
+    assert!(ids.len() > 64, "{} tokens", ids.len());
+    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32).unwrap();
+
+    let whole = cpu.logits_after(&ids, 0).unwrap();
+    let reference = candle.logits_after(&ids, 0).unwrap();
+    assert_eq!(argmax(&whole), argmax(&reference));
+    let spread = reference.iter().fold(f32::MIN, |m, v| m.max(*v)) - reference.iter().fold(f32::MAX, |m, v| m.min(*v));
+    let max_diff = whole.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max_diff < 0.05 * spread, "the engines differ by {max_diff} of {spread}");
+
+    // Each token's activations are quantised on their own, so how the prompt is scheduled
+    // (one pass, on a cache, token by token) changes nothing, to the bit.
+    cpu.logits_after(&ids[..50], 0).unwrap();
+    let mut on_cache = Vec::new();
+    for (i, t) in ids[50..].iter().enumerate() {
+        on_cache = cpu.step_for_test(&[*t], 50 + i);
+    }
+    assert_eq!(whole, on_cache);
+
+    // Greedy decoding: the same answer from both engines.
+    let mut greedy = |llm: &mut LlamaChat| {
+        let mut logits = llm.logits_after(&ids, 0).unwrap();
+        let mut out = Vec::new();
+        for i in 0..12 {
+            out.push(argmax(&logits));
+            logits = llm.step_for_test(&[out[i]], ids.len() + i);
+        }
+        llm.tokenizer().decode(&out, true).unwrap()
+    };
+    // (SmolLM2-135M answers "Lyon": the model is small, and both engines run it faithfully.)
+    let answer = greedy(&mut cpu);
+    assert!(answer.split_whitespace().count() >= 3, "{answer:?}");
+    assert_eq!(answer, greedy(&mut candle));
+
+    // A file it does not take is refused with the reason (Qwen's matrices are Q4_K).
+    let err = match LlamaChat::load_on(&model("qwen2.5-coder-0.5b-instruct"), 2048, None, Engine::Cpu) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("the CPU engine takes only Q8_0 matrices"),
+    };
+    assert!(err.contains("Q8_0") && err.contains("does not run this file"), "{err}");
+}

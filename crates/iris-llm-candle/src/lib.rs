@@ -14,6 +14,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use llama::LlamaChat;
+pub use weights::Engine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {

@@ -11,7 +11,7 @@ use iris_backend::{BackendError, ChatMessage, Flow, GenParams, GenStats, Llm, St
 use tokenizers::Tokenizer;
 
 use crate::template::ChatTemplate;
-use crate::weights::{Weights, FAMILIES};
+use crate::weights::{Engine, Weights, FAMILIES};
 use crate::{tokenizer, LlmError};
 
 pub struct LlamaChat {
@@ -35,6 +35,11 @@ impl LlamaChat {
     }
 
     pub fn load_with(path: &Path, max_context: usize, available: Option<u64>) -> Result<Self, LlmError> {
+        Self::load_on(path, max_context, available, Engine::Auto)
+    }
+
+    /// As [`Self::load_with`], on a chosen engine.
+    pub fn load_on(path: &Path, max_context: usize, available: Option<u64>, engine: Engine) -> Result<Self, LlmError> {
         let fail = |message: String| LlmError::Load { path: path.into(), message };
         let mut f = File::open(path).map_err(|e| fail(e.to_string()))?;
         let content = gguf_file::Content::read(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
@@ -66,8 +71,14 @@ impl LlamaChat {
             plan.check(available).map_err(fail)?;
         }
         let device = Device::Cpu;
-        let model = Weights::load(&arch, content, &mut f, &device).map_err(|e| fail(format!("cannot load the weights ({e})")))?;
+        let model = Weights::load(&arch, content, &mut f, &device, engine, context_len)
+            .map_err(|e| fail(format!("cannot load the weights ({e})")))?;
         Ok(Self { model, cached: Vec::new(), cached_text: String::new(), tokenizer, template, stop_tokens, context_len, device })
+    }
+
+    /// The engine running the model, e.g. "iris-cpu (avx512-vnni, 2 threads)" or "candle".
+    pub fn engine(&self) -> String {
+        self.model.engine()
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -85,6 +96,12 @@ impl LlamaChat {
         self.cached.clear();
         self.cached_text.clear();
         self.step(tokens, pos)?.to_vec1::<f32>().map_err(infer)
+    }
+
+    /// Logits after `tokens` at `pos..` on the cache as it is (for tests of cache reuse).
+    #[doc(hidden)]
+    pub fn step_for_test(&mut self, tokens: &[u32], pos: usize) -> Vec<f32> {
+        self.step(tokens, pos).and_then(|t| t.to_vec1::<f32>().map_err(infer)).unwrap_or_default()
     }
 
     fn step(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor, BackendError> {

@@ -1,7 +1,8 @@
-//! The model families this backend runs, each candle's quantized implementation, behind one
-//! forward call: `llama` (SmolLM2, Llama 3.x), `qwen2` (Qwen2 / Qwen2.5) and `gemma3` (Iris's
-//! corrected copy, `crate::gemma3`). Each keeps its own KV cache and takes the position of the
-//! first new token.
+//! The model families this backend runs, behind one forward call. Files Iris's own CPU engine
+//! takes (`iris-llm-cpu`: llama and qwen2 with Q8_0 matrices) run there; the rest run on
+//! candle's quantized implementations: `llama` (SmolLM2, Llama 3.x), `qwen2` (Qwen2 / Qwen2.5)
+//! and `gemma3` (Iris's corrected copy, `crate::gemma3`). Each keeps its own KV cache and takes
+//! the position of the first new token.
 
 use std::fs::File;
 
@@ -11,14 +12,44 @@ use candle_transformers::models::{quantized_llama, quantized_qwen2};
 
 pub const FAMILIES: [&str; 3] = ["llama", "qwen2", "gemma3"];
 
+/// Which engine runs a model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Iris's CPU engine where it takes the file, candle otherwise.
+    #[default]
+    Auto,
+    Candle,
+    /// Iris's CPU engine, or an error saying why it does not take the file.
+    Cpu,
+}
+
 pub enum Weights {
+    Cpu(Box<iris_llm_cpu::Model>),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Gemma3(crate::gemma3::ModelWeights),
 }
 
 impl Weights {
-    pub fn load(arch: &str, content: gguf_file::Content, f: &mut File, device: &Device) -> candle_core::Result<Self> {
+    pub fn load(
+        arch: &str,
+        content: gguf_file::Content,
+        f: &mut File,
+        device: &Device,
+        engine: Engine,
+        context: usize,
+    ) -> candle_core::Result<Self> {
+        let cpu_takes = iris_llm_cpu::Model::check(&content);
+        let use_cpu = match (engine, &cpu_takes) {
+            (Engine::Cpu, Err(why)) => candle_core::bail!("Iris's CPU engine does not run this file: {why}"),
+            (Engine::Candle, _) => false,
+            (_, ok) => ok.is_ok() && device.is_cpu(),
+        };
+        if use_cpu {
+            let threads = candle_core::utils::get_num_threads();
+            let model = iris_llm_cpu::Model::load(&content, f, context, threads).map_err(candle_core::Error::wrap)?;
+            return Ok(Self::Cpu(Box::new(model)));
+        }
         match arch {
             "qwen2" => Ok(Self::Qwen2(quantized_qwen2::ModelWeights::from_gguf(content, f, device)?)),
             "gemma3" => Ok(Self::Gemma3(crate::gemma3::ModelWeights::from_gguf(content, f, device)?)),
@@ -29,9 +60,22 @@ impl Weights {
     /// Logits of the token after `x` ([1, n] ids at positions `pos..`).
     pub fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
+            Self::Cpu(m) => {
+                let logits = m.forward(&x.flatten_all()?.to_vec1::<u32>()?, pos).map_err(candle_core::Error::wrap)?;
+                let n = logits.len();
+                Tensor::from_vec(logits, (1, n), x.device())
+            }
             Self::Llama(m) => m.forward(x, pos),
             Self::Qwen2(m) => m.forward(x, pos),
             Self::Gemma3(m) => m.forward(x, pos),
+        }
+    }
+
+    /// The engine and, for Iris's own, its kernel and threads (for benchmarks and the panel).
+    pub fn engine(&self) -> String {
+        match self {
+            Self::Cpu(m) => format!("iris-cpu ({}, {} threads)", m.kernel().name(), m.threads()),
+            _ => "candle".to_owned(),
         }
     }
 }

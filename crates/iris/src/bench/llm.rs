@@ -24,6 +24,17 @@ pub struct LlmArgs {
     /// The Python that has `llama-cpp-python` installed (it compiles llama.cpp from source).
     #[arg(long, default_value = "python3")]
     python: PathBuf,
+    /// Which engine runs Iris's side: Iris's own CPU engine where it takes the file (auto),
+    /// or always candle, or always Iris's own (an error if it does not take the file).
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    engine: EngineArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EngineArg {
+    Auto,
+    Candle,
+    Cpu,
 }
 
 /// llama.cpp through llama-cpp-python, on the same token ids; greedy from the raw logits.
@@ -55,7 +66,12 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
     let models = Models::open(config_path)?;
     let config = &models.config;
     let path = if Path::new(&args.model).is_file() { PathBuf::from(&args.model) } else { models.file(&args.model, "llm")? };
-    let mut llm = iris_llm_candle::LlamaChat::load(&path)?;
+    let engine = match args.engine {
+        EngineArg::Auto => iris_llm_candle::Engine::Auto,
+        EngineArg::Candle => iris_llm_candle::Engine::Candle,
+        EngineArg::Cpu => iris_llm_candle::Engine::Cpu,
+    };
+    let mut llm = iris_llm_candle::LlamaChat::load_on(&path, 4096, iris_llm_candle::plan::available_memory(), engine)?;
     let text = llm.render(&[
         ChatMessage::new(Role::System, "You are a helpful AI assistant named Iris. Give short, correct answers."),
         ChatMessage::new(Role::User, "Explain in a few sentences why the sky is blue, and what happens at sunset."),
@@ -117,6 +133,7 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
         args.tokens,
         args.runs
     );
+    println!("iris runs on {}", llm.engine());
     println!("{:<10} {:>16} {:>14}", "", "prompt tok/s", "decode tok/s");
     println!("{:<10} {:>16.1} {:>14.1}", "iris", n / iris_pp, g / iris_tg);
     println!("{:<10} {:>16.1} {:>14.1}", "llama.cpp", n / ref_pp, g / ref_tg);

@@ -1,0 +1,167 @@
+//! The matrix-vector kernels: rows of repacked Q8_0 weights times quantised activations.
+//!
+//! Three implementations of one contract, chosen once at start-up by what the CPU has:
+//! AVX-512 VNNI (`vpdpbusd` multiplies 64 byte pairs into 16 lanes at once), AVX2 (the sign
+//! trick into `vpmaddubsw`, as llama.cpp's Q8_0 dot), and plain Rust for everything else. Rows
+//! are taken four at a time so the activation chunk is loaded once per four rows and the four
+//! accumulations run side by side; for a batch of tokens (prefill) the four rows stay in L1
+//! while every token passes over them.
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use crate::q8::{dot_scalar, Q8Matrix, QActs};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    Avx512Vnni,
+    Avx2,
+    Scalar,
+}
+
+impl Kernel {
+    pub fn detect() -> Self {
+        static KERNEL: OnceLock<Kernel> = OnceLock::new();
+        *KERNEL.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let f = |s: &str| match s {
+                    "avx512vnni" => is_x86_feature_detected!("avx512vnni"),
+                    "avx512bw" => is_x86_feature_detected!("avx512bw"),
+                    "avx512f" => is_x86_feature_detected!("avx512f"),
+                    "avx2" => is_x86_feature_detected!("avx2"),
+                    "fma" => is_x86_feature_detected!("fma"),
+                    "f16c" => is_x86_feature_detected!("f16c"),
+                    _ => false,
+                };
+                if ["avx512f", "avx512bw", "avx512vnni", "fma", "f16c"].iter().all(|s| f(s)) {
+                    return Kernel::Avx512Vnni;
+                }
+                if ["avx2", "fma", "f16c"].iter().all(|s| f(s)) {
+                    return Kernel::Avx2;
+                }
+            }
+            Kernel::Scalar
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512Vnni => "avx512-vnni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Scalar => "scalar",
+        }
+    }
+
+    /// `out[t * stride + r] = row r · acts[t]` for the rows in `rows`.
+    ///
+    /// # Safety
+    /// `out` must be valid for those writes, and no other thread may touch those elements.
+    pub unsafe fn matmul(self, w: &Q8Matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
+        assert!(rows.end <= w.rows && acts.iter().all(|a| a.quants.len() == w.chunks));
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => x86::matmul_vnni(w, rows, acts, out, stride),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => x86::matmul_avx2(w, rows, acts, out, stride),
+            _ => {
+                for r in rows {
+                    for (t, a) in acts.iter().enumerate() {
+                        *out.add(t * stride + r) = dot_scalar(w, r, a);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One activation vector, into `out` indexed by row.
+    pub fn matvec(self, w: &Q8Matrix, rows: Range<usize>, a: &QActs, out: &mut [f32]) {
+        assert!(out.len() >= rows.end);
+        // SAFETY: `out` is borrowed mutably and long enough for every row written.
+        unsafe { self.matmul(w, rows, std::slice::from_ref(a), out.as_mut_ptr(), 0) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    use crate::q8::{Q8Matrix, QActs, GROUP};
+
+    /// Walks the row groups in order, every token per group (the group stays in L1).
+    macro_rules! driver {
+        ($name:ident, $rows:ident, $features:literal) => {
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(w: &Q8Matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
+                let mut r = rows.start - rows.start % GROUP;
+                while r < rows.end {
+                    for (t, a) in acts.iter().enumerate() {
+                        let v = $rows(w, r / GROUP, a);
+                        for (i, v) in v.iter().enumerate() {
+                            if (rows.start..rows.end).contains(&(r + i)) {
+                                *out.add(t * stride + r + i) = *v;
+                            }
+                        }
+                    }
+                    r += GROUP;
+                }
+            }
+        };
+    }
+
+    /// How far ahead of the rows in use to prefetch, in bytes.
+    const PREFETCH: usize = 2048;
+
+    driver!(matmul_vnni, rows_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
+    driver!(matmul_avx2, rows_avx2, "avx2,fma,f16c");
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
+    unsafe fn rows_vnni(w: &Q8Matrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        let n = w.chunks;
+        let (wq, ws) = (w.quants.as_ptr(), w.scales.as_ptr());
+        let mut acc = [_mm512_setzero_ps(); GROUP];
+        for c in 0..n {
+            let x = _mm512_load_si512(a.quants.as_ptr().add(c) as *const _);
+            let init = _mm512_load_si512(a.init.as_ptr().add(c) as *const _);
+            let dx = _mm512_load_ps(a.scales.as_ptr().add(c) as *const f32);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let i = (g * n + c) * GROUP + r;
+                _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH));
+                let dot = _mm512_dpbusd_epi32(init, _mm512_load_si512(wq.add(i) as *const _), x);
+                let dw = _mm512_cvtph_ps(_mm256_set1_epi32(*ws.add(i) as i32));
+                *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), dw, *acc);
+            }
+        }
+        acc.map(|v| _mm512_reduce_add_ps(v))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows_avx2(w: &Q8Matrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        let n = w.chunks;
+        let (wq, ws) = (w.quants.as_ptr() as *const u8, w.scales.as_ptr());
+        let (ones, flip) = (_mm256_set1_epi16(1), _mm256_set1_epi8(-128));
+        let mut acc = [_mm256_setzero_ps(); GROUP];
+        for c in 0..n {
+            for h in 0..2 {
+                let x = _mm256_load_si256((a.quants.as_ptr().add(c) as *const u8).add(32 * h) as *const __m256i);
+                let dx = _mm256_load_ps((a.scales.as_ptr().add(c) as *const f32).add(8 * h));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let i = (g * n + c) * GROUP + r;
+                    if h == 0 {
+                        _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
+                    }
+                    let wv = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), flip);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(x, wv)), ones);
+                    let dw = _mm256_cvtph_ps(_mm_set1_epi32(*ws.add(i) as i32));
+                    *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx), dw, *acc);
+                }
+            }
+        }
+        acc.map(|v| {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+        })
+    }
+}

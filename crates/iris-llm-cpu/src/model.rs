@@ -1,0 +1,417 @@
+//! The transformer of the llama and qwen2 families on [`Q8Matrix`] weights: RMSNorm, grouped-
+//! query attention with rotary positions (llama's adjacent pairs, qwen2's halves as NeoX), a
+//! SwiGLU feed-forward, and an f32 KV cache that grows in place. Only the last position's
+//! logits are computed, as llama.cpp does.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::GgmlDType;
+
+use crate::kernels::Kernel;
+use crate::pool::{share, Pool, SyncPtr};
+use crate::q8::{Q8Matrix, QActs};
+use crate::CpuLlmError;
+
+/// Tokens of a prompt processed together (bounds the scratch buffers).
+const BATCH: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub dim: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn: usize,
+    pub vocab: usize,
+    pub eps: f32,
+    pub rope_base: f32,
+    /// qwen2 rotates the two halves of a head (NeoX); llama adjacent pairs.
+    pub neox: bool,
+    pub context: usize,
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// q, k and v stacked; their biases (qwen2) likewise.
+    qkv: Q8Matrix,
+    qkv_bias: Option<Vec<f32>>,
+    wo: Q8Matrix,
+    ffn_norm: Vec<f32>,
+    /// gate then up, stacked.
+    gate_up: Q8Matrix,
+    down: Q8Matrix,
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+pub struct Model {
+    cfg: Config,
+    embd: Q8Matrix,
+    /// `None`: tied to the embedding.
+    output: Option<Q8Matrix>,
+    out_norm: Vec<f32>,
+    layers: Vec<Layer>,
+    /// Rotary frequency of each pair of a head.
+    freqs: Vec<f32>,
+    pool: Pool,
+    kernel: Kernel,
+    /// Positions the KV cache holds.
+    len: usize,
+    acts: Vec<QActs>,
+}
+
+fn unsupported(m: String) -> CpuLlmError {
+    CpuLlmError::Unsupported(m)
+}
+
+impl Model {
+    /// Whether this engine runs the file (and if not, why not): the family, and Q8_0 matrices.
+    pub fn check(content: &Content) -> Result<(), CpuLlmError> {
+        let arch = arch(content)?;
+        if !matches!(arch.as_str(), "llama" | "qwen2") {
+            return Err(unsupported(format!("the `{arch}` family")));
+        }
+        for (name, info) in &content.tensor_infos {
+            let matrix = info.shape.dims().len() == 2;
+            if matrix && info.ggml_dtype != GgmlDType::Q8_0 {
+                return Err(unsupported(format!("{name} is {:?}; this engine takes Q8_0 matrices", info.ggml_dtype)));
+            }
+        }
+        let cfg = config(content, &arch, usize::MAX)?;
+        if cfg.head_dim % 2 != 0 || cfg.heads % cfg.kv_heads != 0 {
+            return Err(unsupported("an unusual head layout".into()));
+        }
+        Ok(())
+    }
+
+    pub fn load<R: Read + Seek>(content: &Content, file: &mut R, max_context: usize, threads: usize) -> Result<Self, CpuLlmError> {
+        Self::check(content)?;
+        let arch = arch(content)?;
+        let cfg = config(content, &arch, max_context)?;
+        let embd = matrix(content, file, "token_embd.weight")?;
+        let output = if content.tensor_infos.contains_key("output.weight") { Some(matrix(content, file, "output.weight")?) } else { None };
+        let kv_dim = cfg.kv_heads * cfg.head_dim;
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let p = |s: &str| format!("blk.{l}.{s}");
+            let qkv = Q8Matrix::stack(&[
+                matrix(content, file, &p("attn_q.weight"))?,
+                matrix(content, file, &p("attn_k.weight"))?,
+                matrix(content, file, &p("attn_v.weight"))?,
+            ])
+            .ok_or_else(|| CpuLlmError::Format(format!("blk.{l}: q, k and v differ in width")))?;
+            let gate_up = Q8Matrix::stack(&[matrix(content, file, &p("ffn_gate.weight"))?, matrix(content, file, &p("ffn_up.weight"))?])
+                .ok_or_else(|| CpuLlmError::Format(format!("blk.{l}: gate and up differ in width")))?;
+            let qkv_bias = if content.tensor_infos.contains_key(&p("attn_q.bias")) {
+                let mut b = vector(content, file, &p("attn_q.bias"))?;
+                b.extend(vector(content, file, &p("attn_k.bias"))?);
+                b.extend(vector(content, file, &p("attn_v.bias"))?);
+                Some(b)
+            } else {
+                None
+            };
+            let layer = Layer {
+                attn_norm: vector(content, file, &p("attn_norm.weight"))?,
+                qkv,
+                qkv_bias,
+                wo: matrix(content, file, &p("attn_output.weight"))?,
+                ffn_norm: vector(content, file, &p("ffn_norm.weight"))?,
+                gate_up,
+                down: matrix(content, file, &p("ffn_down.weight"))?,
+                k: Vec::with_capacity(cfg.context * kv_dim),
+                v: Vec::with_capacity(cfg.context * kv_dim),
+            };
+            if layer.qkv.rows != cfg.heads * cfg.head_dim + 2 * kv_dim || layer.gate_up.rows != 2 * cfg.ffn || layer.down.cols != cfg.ffn {
+                return Err(CpuLlmError::Format(format!("blk.{l}: shapes do not match the metadata")));
+            }
+            layers.push(layer);
+        }
+        let half = cfg.head_dim / 2;
+        let mut freqs: Vec<f32> = (0..half).map(|i| cfg.rope_base.powf(-2.0 * i as f32 / cfg.head_dim as f32)).collect();
+        // Llama 3.1+ scales the frequencies by a factor per pair (llama.cpp divides θ by it).
+        if content.tensor_infos.contains_key("rope_freqs.weight") {
+            for (f, factor) in freqs.iter_mut().zip(vector(content, file, "rope_freqs.weight")?) {
+                *f /= factor;
+            }
+        }
+        Ok(Self {
+            embd,
+            output,
+            out_norm: vector(content, file, "output_norm.weight")?,
+            layers,
+            freqs,
+            pool: Pool::new(threads),
+            kernel: Kernel::detect(),
+            len: 0,
+            acts: Vec::new(),
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Logits after `tokens` at positions `pos..`, on top of the first `pos` cached positions
+    /// (a shorter cache than `pos` is an error; a longer one is cut back).
+    pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, CpuLlmError> {
+        if pos > self.len {
+            return Err(CpuLlmError::Inference(format!("position {pos} is past the {} cached", self.len)));
+        }
+        if tokens.is_empty() || pos + tokens.len() > self.cfg.context {
+            return Err(CpuLlmError::Inference(format!("{} tokens at {pos} do not fit a context of {}", tokens.len(), self.cfg.context)));
+        }
+        if let Some(t) = tokens.iter().find(|t| **t as usize >= self.cfg.vocab) {
+            return Err(CpuLlmError::Inference(format!("token {t} is outside the vocabulary")));
+        }
+        let kv_dim = self.cfg.kv_heads * self.cfg.head_dim;
+        for l in &mut self.layers {
+            l.k.truncate(pos * kv_dim);
+            l.v.truncate(pos * kv_dim);
+        }
+        self.len = pos;
+        let mut last = Vec::new();
+        for (i, batch) in tokens.chunks(BATCH).enumerate() {
+            last = self.batch(batch, pos + i * BATCH);
+        }
+        Ok(self.logits(&last))
+    }
+}
+
+impl Model {
+    /// Runs up to [`BATCH`] tokens through every layer, appending them to the KV cache; returns
+    /// the last token's hidden state.
+    fn batch(&mut self, tokens: &[u32], pos: usize) -> Vec<f32> {
+        let c = &self.cfg;
+        let (n, dim, hd, ffn) = (tokens.len(), c.dim, c.head_dim, c.ffn);
+        let (q_dim, kv_dim) = (c.heads * hd, c.kv_heads * hd);
+        let qkv_dim = q_dim + 2 * kv_dim;
+        let (pool, kernel, threads) = (&self.pool, self.kernel, self.pool.threads());
+        let mut x = vec![0f32; n * dim];
+        for (t, tok) in tokens.iter().enumerate() {
+            self.embd.dequantize_row(*tok as usize, &mut x[t * dim..(t + 1) * dim]);
+        }
+        let acts = &mut self.acts;
+        acts.resize_with(n.max(acts.len()), QActs::default);
+        let acts = &mut acts[..n];
+        let (mut xn, mut proj) = (vec![0f32; n * dim], vec![0f32; n * dim]);
+        let (mut qkv, mut att) = (vec![0f32; n * qkv_dim], vec![0f32; n * q_dim]);
+        let (mut gu, mut h) = (vec![0f32; n * 2 * ffn], vec![0f32; n * ffn]);
+        for layer in &mut self.layers {
+            rmsnorm_rows(&x, &layer.attn_norm, c.eps, &mut xn);
+            quantize_rows(&xn, acts);
+            par_matmul(pool, kernel, &layer.qkv, acts, &mut qkv);
+            for (t, row) in qkv.chunks_exact_mut(qkv_dim).enumerate() {
+                if let Some(b) = &layer.qkv_bias {
+                    row.iter_mut().zip(b).for_each(|(r, b)| *r += b);
+                }
+                for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
+                    rope(head, pos + t, &self.freqs, c.neox);
+                }
+                layer.k.extend_from_slice(&row[q_dim..q_dim + kv_dim]);
+                layer.v.extend_from_slice(&row[q_dim + kv_dim..]);
+            }
+            attention(pool, c, &qkv, &layer.k, &layer.v, pos, n, &mut att);
+            quantize_rows(&att, acts);
+            par_matmul(pool, kernel, &layer.wo, acts, &mut proj);
+            x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
+
+            rmsnorm_rows(&x, &layer.ffn_norm, c.eps, &mut xn);
+            quantize_rows(&xn, acts);
+            let (gu_out, h_out) = (SyncPtr(gu.as_mut_ptr()), SyncPtr(h.as_mut_ptr()));
+            let (gate_up, acts_ref) = (&layer.gate_up, &*acts);
+            // Each thread takes the same rows of gate and of up, so it can join them itself.
+            pool.run(&|i| {
+                let r = share(ffn, i, threads, 4);
+                // SAFETY: threads write disjoint rows of `gu`, then read and write only their own.
+                unsafe {
+                    kernel.matmul(gate_up, r.clone(), acts_ref, gu_out.get(), 2 * ffn);
+                    kernel.matmul(gate_up, ffn + r.start..ffn + r.end, acts_ref, gu_out.get(), 2 * ffn);
+                    for t in 0..n {
+                        let g = gu_out.get().add(t * 2 * ffn);
+                        for j in r.clone() {
+                            *h_out.get().add(t * ffn + j) = silu(*g.add(j)) * *g.add(ffn + j);
+                        }
+                    }
+                }
+            });
+            quantize_rows(&h, acts);
+            par_matmul(pool, kernel, &layer.down, acts, &mut proj);
+            x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
+        }
+        self.len += n;
+        x.split_off((n - 1) * dim)
+    }
+
+    fn logits(&mut self, hidden: &[f32]) -> Vec<f32> {
+        let mut xn = vec![0f32; hidden.len()];
+        rmsnorm_rows(hidden, &self.out_norm, self.cfg.eps, &mut xn);
+        let acts = &mut self.acts[..1];
+        quantize_rows(&xn, acts);
+        let head = self.output.as_ref().unwrap_or(&self.embd);
+        let mut logits = vec![0f32; head.rows];
+        par_matmul(&self.pool, self.kernel, head, acts, &mut logits);
+        logits
+    }
+}
+
+/// `out[t][r] = w[r] · acts[t]`, the rows shared out over the pool.
+fn par_matmul(pool: &Pool, kernel: Kernel, w: &Q8Matrix, acts: &[QActs], out: &mut [f32]) {
+    assert!(out.len() >= acts.len() * w.rows);
+    let (rows, threads, ptr) = (w.rows, pool.threads(), SyncPtr(out.as_mut_ptr()));
+    // SAFETY: each thread writes only its own rows of `out`, which outlives the call.
+    pool.run(&|i| unsafe { kernel.matmul(w, share(rows, i, threads, 4), acts, ptr.get(), rows) });
+}
+
+fn quantize_rows(x: &[f32], acts: &mut [QActs]) {
+    let width = x.len() / acts.len();
+    for (a, row) in acts.iter_mut().zip(x.chunks_exact(width)) {
+        a.quantize(row);
+    }
+}
+
+/// RMSNorm of each row of `x` (summing squares in f64, as ggml does).
+fn rmsnorm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let dim = weight.len();
+    for (row, out) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        let mean = row.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>() / dim as f64;
+        let scale = 1.0 / (mean as f32 + eps).sqrt();
+        for ((o, v), w) in out.iter_mut().zip(row).zip(weight) {
+            *o = v * scale * w;
+        }
+    }
+}
+
+fn rope(head: &mut [f32], pos: usize, freqs: &[f32], neox: bool) {
+    let half = head.len() / 2;
+    for (i, f) in freqs.iter().enumerate() {
+        let (sin, cos) = (pos as f32 * f).sin_cos();
+        let (a, b) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+        let (x0, x1) = (head[a], head[b]);
+        head[a] = x0 * cos - x1 * sin;
+        head[b] = x0 * sin + x1 * cos;
+    }
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (a, b) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += a[i] * b[i];
+        }
+    }
+    let tail: f32 = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder()).map(|(a, b)| a * b).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Causal attention of `n` new positions (from `pos`) over the cache, one (token, head) pair
+/// at a time, the pairs shared out over the pool.
+#[allow(clippy::too_many_arguments)]
+fn attention(pool: &Pool, c: &Config, qkv: &[f32], k: &[f32], v: &[f32], pos: usize, n: usize, out: &mut [f32]) {
+    let (hd, heads, threads) = (c.head_dim, c.heads, pool.threads());
+    let (q_dim, kv_dim) = (heads * hd, c.kv_heads * hd);
+    let (group, scale, ptr) = (heads / c.kv_heads, 1.0 / (hd as f32).sqrt(), SyncPtr(out.as_mut_ptr()));
+    pool.run(&|i| {
+        let mut scores = vec![0f32; pos + n];
+        for pair in share(n * heads, i, threads, 1) {
+            let (t, h) = (pair / heads, pair % heads);
+            let (q, kvh, upto) = (&qkv[t * (q_dim + 2 * kv_dim) + h * hd..][..hd], h / group, pos + t + 1);
+            let mut max = f32::NEG_INFINITY;
+            for (s, score) in scores[..upto].iter_mut().enumerate() {
+                *score = dot(q, &k[s * kv_dim + kvh * hd..][..hd]) * scale;
+                max = max.max(*score);
+            }
+            let mut sum = 0f32;
+            for score in &mut scores[..upto] {
+                *score = (*score - max).exp();
+                sum += *score;
+            }
+            // SAFETY: the pair's slice of `out` is written by this thread only.
+            let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(t * q_dim + h * hd), hd) };
+            o.fill(0.0);
+            for (s, score) in scores[..upto].iter().enumerate() {
+                let w = score / sum;
+                o.iter_mut().zip(&v[s * kv_dim + kvh * hd..][..hd]).for_each(|(o, v)| *o += w * v);
+            }
+        }
+    });
+}
+
+fn arch(content: &Content) -> Result<String, CpuLlmError> {
+    content
+        .metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .ok_or_else(|| CpuLlmError::Format("no general.architecture".into()))
+}
+
+fn config(content: &Content, arch: &str, max_context: usize) -> Result<Config, CpuLlmError> {
+    let md = &content.metadata;
+    let get = |k: &str| md.get(&format!("{arch}.{k}"));
+    let int = |k: &str| -> Result<usize, CpuLlmError> {
+        get(k).and_then(|v| v.to_u32().ok()).map(|v| v as usize).ok_or_else(|| CpuLlmError::Format(format!("no {arch}.{k}")))
+    };
+    let dim = int("embedding_length")?;
+    let heads = int("attention.head_count")?;
+    let kv_heads = int("attention.head_count_kv").unwrap_or(heads);
+    let head_dim = int("attention.key_length").unwrap_or(dim / heads.max(1));
+    if int("rope.dimension_count").is_ok_and(|d| d != head_dim) {
+        return Err(unsupported("partial rotary embeddings".into()));
+    }
+    let embd = content.tensor_infos.get("token_embd.weight").ok_or_else(|| CpuLlmError::Format("no token_embd.weight".into()))?;
+    Ok(Config {
+        dim,
+        layers: int("block_count")?,
+        heads,
+        kv_heads,
+        head_dim,
+        ffn: int("feed_forward_length")?,
+        vocab: embd.shape.dims()[0],
+        eps: get("attention.layer_norm_rms_epsilon").and_then(|v| v.to_f32().ok()).unwrap_or(1e-5),
+        rope_base: get("rope.freq_base").and_then(|v| v.to_f32().ok()).unwrap_or(10_000.0),
+        neox: arch == "qwen2",
+        context: int("context_length").unwrap_or(2048).min(max_context),
+    })
+}
+
+/// A tensor's dimensions (outermost first) and its bytes as stored.
+fn read_tensor<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<(Vec<usize>, Vec<u8>), CpuLlmError> {
+    let info = content.tensor_infos.get(name).ok_or_else(|| CpuLlmError::Format(format!("no tensor {name}")))?;
+    let (dtype, dims) = (info.ggml_dtype, info.shape.dims().to_vec());
+    let bytes = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
+    let mut raw = vec![0u8; bytes];
+    file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))?;
+    file.read_exact(&mut raw)?;
+    Ok((dims, raw))
+}
+
+fn matrix<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<Q8Matrix, CpuLlmError> {
+    let (dims, raw) = read_tensor(content, file, name)?;
+    Q8Matrix::from_q8_0(&raw, dims[0], dims[1]).ok_or_else(|| CpuLlmError::Format(format!("{name}: not a Q8_0 matrix of {dims:?}")))
+}
+
+/// A vector (norm weights, biases) as f32.
+fn vector<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<Vec<f32>, CpuLlmError> {
+    let dtype = content.tensor_infos.get(name).map(|i| i.ggml_dtype);
+    let (_, raw) = read_tensor(content, file, name)?;
+    match dtype {
+        Some(GgmlDType::F32) => Ok(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
+        Some(GgmlDType::F16) => Ok(raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
+        other => Err(CpuLlmError::Format(format!("{name}: a vector stored as {other:?}"))),
+    }
+}

@@ -1,0 +1,204 @@
+//! The weight and activation formats of the kernels: GGUF's Q8_0 (blocks of 32 int8 with one
+//! f16 scale), repacked at load so that a 64-byte load holds two blocks interleaved four bytes at
+//! a time. A 32-bit lane of a SIMD dot product then belongs to one block (even lanes to the
+//! first, odd lanes to the second), so scales apply lane-wise and a row needs one horizontal sum
+//! at its end, not one per block. Rows are stored in groups of four, chunk by chunk
+//! (`[chunk 0 of rows 0..4][chunk 1 of rows 0..4]…`), so the kernels, which work on four rows
+//! at once, read memory strictly in order. Weight bytes are stored offset by 128 (unsigned),
+//! the form AVX-512 VNNI's `vpdpbusd` takes; the activation side carries the correction.
+
+use half::f16;
+
+pub const QK: usize = 32;
+/// GGUF Q8_0 block: f16 scale then 32 int8.
+pub const Q8_0_BLOCK_BYTES: usize = 34;
+/// Rows per group.
+pub const GROUP: usize = 4;
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct Chunk(pub [u8; 64]);
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct I32x16(pub [i32; 16]);
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct F32x16(pub [f32; 16]);
+
+/// Byte `j` of block `half` (0 or 1) sits at this position of its chunk.
+#[inline]
+fn slot(half: usize, j: usize) -> usize {
+    (j / 4) * 8 + half * 4 + j % 4
+}
+
+/// Rows of Q8_0 weights in the kernels' layout.
+pub struct Q8Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    /// 64-byte chunks per row (two blocks each; a last odd block is padded with zeros).
+    pub chunks: usize,
+    /// Rows rounded up to whole groups (the padding rows are zero).
+    pub(crate) quants: Vec<Chunk>,
+    /// Per chunk, its two f16 scales (first block in the low half), in the same order.
+    pub(crate) scales: Vec<u32>,
+}
+
+/// Where chunk `c` of row `r` is stored.
+#[inline]
+pub(crate) fn at(chunks: usize, r: usize, c: usize) -> usize {
+    ((r / GROUP) * chunks + c) * GROUP + r % GROUP
+}
+
+impl Q8Matrix {
+    /// From GGUF Q8_0 data: `rows` rows of `cols` values (`cols` a multiple of 32).
+    pub fn from_q8_0(raw: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        if cols % QK != 0 || raw.len() != rows * cols / QK * Q8_0_BLOCK_BYTES {
+            return None;
+        }
+        let blocks = cols / QK;
+        let chunks = blocks.div_ceil(2);
+        let stored = rows.div_ceil(GROUP) * GROUP * chunks;
+        let mut m = Self { rows, cols, chunks, quants: vec![Chunk([128; 64]); stored], scales: vec![0; stored] };
+        for r in 0..rows {
+            for b in 0..blocks {
+                let block = &raw[(r * blocks + b) * Q8_0_BLOCK_BYTES..][..Q8_0_BLOCK_BYTES];
+                let (c, half) = (at(chunks, r, b / 2), b % 2);
+                for (j, q) in block[2..].iter().enumerate() {
+                    m.quants[c].0[slot(half, j)] = q ^ 0x80;
+                }
+                m.scales[c] |= u32::from(u16::from_le_bytes([block[0], block[1]])) << (16 * half);
+            }
+        }
+        Some(m)
+    }
+
+    /// Quantises f32 rows (as llama.cpp's `quantize_row_q8_0` does), for tests and fixtures.
+    pub fn quantize(values: &[f32], rows: usize, cols: usize) -> Option<Self> {
+        if values.len() != rows * cols || cols % QK != 0 {
+            return None;
+        }
+        let mut raw = Vec::with_capacity(rows * cols / QK * Q8_0_BLOCK_BYTES);
+        for block in values.chunks(QK) {
+            let (d, q) = quantize_block(block);
+            raw.extend_from_slice(&d.to_le_bytes());
+            raw.extend(q.iter().map(|&v| v as u8));
+        }
+        Self::from_q8_0(&raw, rows, cols)
+    }
+
+    /// Stacks matrices of equal width (q, k and v; gate and up) so one pass covers them all.
+    /// All but the last must have whole groups of rows.
+    pub fn stack(parts: &[Q8Matrix]) -> Option<Self> {
+        let first = parts.first()?;
+        if parts.iter().any(|p| p.cols != first.cols) || parts[..parts.len() - 1].iter().any(|p| p.rows % GROUP != 0) {
+            return None;
+        }
+        Some(Self {
+            rows: parts.iter().map(|p| p.rows).sum(),
+            cols: first.cols,
+            chunks: first.chunks,
+            quants: parts.iter().flat_map(|p| p.quants.iter().copied()).collect(),
+            scales: parts.iter().flat_map(|p| p.scales.iter().copied()).collect(),
+        })
+    }
+
+    /// Row `r` as f32 (an embedding lookup).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        for (i, o) in out.iter_mut().enumerate().take(self.cols) {
+            let (b, j) = (i / QK, i % QK);
+            let c = at(self.chunks, r, b / 2);
+            let q = (self.quants[c].0[slot(b % 2, j)] ^ 0x80) as i8;
+            *o = f32::from(q) * scale(self.scales[c], b % 2);
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.quants.len() * 64 + self.scales.len() * 4
+    }
+}
+
+#[inline]
+pub(crate) fn scale(pair: u32, half: usize) -> f32 {
+    f16::from_bits((pair >> (16 * half)) as u16).to_f32()
+}
+
+/// llama.cpp's Q8_0 rounding: scale amax/127 kept as f16, values rounded half to even.
+fn quantize_block(x: &[f32]) -> (u16, [i8; QK]) {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut q = [0i8; QK];
+    for (q, v) in q.iter_mut().zip(x) {
+        // Round half to even (the SIMD rounding llama.cpp uses) without a libm call: adding
+        // 1.5·2²³ leaves no fraction bits, so the FPU rounds in its default mode.
+        *q = ((v * id + 12_582_912.0) - 12_582_912.0) as i8;
+    }
+    (f16::from_f32(d).to_bits(), q)
+}
+
+/// One activation vector quantised to Q8_0 in the same layout, with what the kernels need.
+#[derive(Default)]
+pub struct QActs {
+    pub(crate) len: usize,
+    /// Signed int8 (as bytes), interleaved as the weights.
+    pub(crate) quants: Vec<Chunk>,
+    /// Per chunk: lane 0 holds -128·Σq of the first block, lane 1 of the second (the offset of
+    /// the weights' bytes, taken back out by starting `vpdpbusd` from it).
+    pub(crate) init: Vec<I32x16>,
+    /// Per chunk: the two blocks' scales, alternating over the 16 lanes.
+    pub(crate) scales: Vec<F32x16>,
+}
+
+impl QActs {
+    pub fn quantize(&mut self, x: &[f32]) {
+        let chunks = x.len().div_ceil(2 * QK);
+        self.len = x.len();
+        self.quants.clear();
+        self.quants.resize(chunks, Chunk([0; 64]));
+        self.init.clear();
+        self.init.resize(chunks, I32x16([0; 16]));
+        self.scales.clear();
+        self.scales.resize(chunks, F32x16([0.0; 16]));
+        for (b, block) in x.chunks(QK).enumerate() {
+            let mut padded = [0f32; QK];
+            padded[..block.len()].copy_from_slice(block);
+            let (d, q) = quantize_block(&padded);
+            let (c, half) = (b / 2, b % 2);
+            for (j, v) in q.iter().enumerate() {
+                self.quants[c].0[slot(half, j)] = *v as u8;
+            }
+            self.init[c].0[half] = -128 * q.iter().map(|&v| i32::from(v)).sum::<i32>();
+            let d = f16::from_bits(d).to_f32();
+            for lane in (half..16).step_by(2) {
+                self.scales[c].0[lane] = d;
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Plain Rust: the reference the SIMD kernels are tested against, and the path on other CPUs.
+pub fn dot_scalar(w: &Q8Matrix, row: usize, a: &QActs) -> f32 {
+    let mut sum = 0f32;
+    for c in 0..w.chunks {
+        let i = at(w.chunks, row, c);
+        let (wq, aq) = (&w.quants[i].0, &a.quants[c].0);
+        let mut isum = [0i32; 2];
+        for i in 0..64 {
+            isum[(i / 4) % 2] += i32::from((wq[i] ^ 0x80) as i8) * i32::from(aq[i] as i8);
+        }
+        for (half, s) in isum.iter().enumerate() {
+            sum += *s as f32 * scale(w.scales[i], half) * a.scales[c].0[half];
+        }
+    }
+    sum
+}
