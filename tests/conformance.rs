@@ -292,10 +292,37 @@ fn the_cpu_engine_agrees_with_candle_and_with_itself() {
     assert!(answer.split_whitespace().count() >= 3, "{answer:?}");
     assert_eq!(answer, greedy(&mut candle));
 
-    // A file it does not take is refused with the reason (Qwen's matrices are Q4_K).
-    let err = match LlamaChat::load_on(&model("qwen2.5-coder-0.5b-instruct"), 2048, None, Engine::Cpu) {
+    // A file it does not take is refused with the reason.
+    let err = match LlamaChat::load_on(&model("gemma3-270m"), 2048, None, Engine::Cpu) {
         Err(e) => e.to_string(),
-        Ok(_) => panic!("the CPU engine takes only Q8_0 matrices"),
+        Ok(_) => panic!("the CPU engine does not run gemma3"),
     };
-    assert!(err.contains("Q8_0") && err.contains("does not run this file"), "{err}");
+    assert!(err.contains("gemma3") && err.contains("does not run this file"), "{err}");
+}
+
+/// Qwen2.5's file mixes Q5_0, Q8_0, Q4_K and Q6_K matrices: the CPU engine runs them all, and
+/// its logits agree with candle's on the same file.
+#[test]
+fn the_cpu_engine_runs_qwen_mixed_quantisations() {
+    use iris_llm_candle::{Engine, LlamaChat};
+    let path = model("qwen2.5-coder-0.5b-instruct");
+    let mut cpu = LlamaChat::load_on(&path, 2048, None, Engine::Cpu).unwrap();
+    let mut candle = LlamaChat::load_on(&path, 2048, None, Engine::Candle).unwrap();
+    let text = cpu
+        .render(&[
+            ChatMessage::new(Role::System, "You are a helpful assistant. Answer in one short sentence."),
+            ChatMessage::new(Role::User, "Which is heavier, a kilogram of iron or a kilogram of feathers?"),
+        ])
+        .unwrap();
+    let ids = cpu.tokenizer().encode(text.as_str(), false).unwrap().get_ids().to_vec();
+    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+    // The first position has no attention to speak of: the matrices alone, to a few ulps.
+    let (a, b) = (cpu.logits_after(&ids[..1], 0).unwrap(), candle.logits_after(&ids[..1], 0).unwrap());
+    let first = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(first < 1e-3, "one token: the engines differ by {first}");
+    let (a, b) = (cpu.logits_after(&ids, 0).unwrap(), candle.logits_after(&ids, 0).unwrap());
+    assert_eq!(argmax(&a), argmax(&b));
+    let spread = b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
+    let max_diff = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max_diff < 0.05 * spread, "the engines differ by {max_diff} of {spread}");
 }

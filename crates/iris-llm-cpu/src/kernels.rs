@@ -1,16 +1,14 @@
-//! The matrix-vector kernels: rows of repacked Q8_0 weights times quantised activations.
+//! The matrix-vector kernels: rows of repacked weights times quantised activations.
 //!
-//! Three implementations of one contract, chosen once at start-up by what the CPU has:
-//! AVX-512 VNNI (`vpdpbusd` multiplies 64 byte pairs into 16 lanes at once), AVX2 (the sign
-//! trick into `vpmaddubsw`, as llama.cpp's Q8_0 dot), and plain Rust for everything else. Rows
+//! Implementations of one contract, chosen once at start-up by what the CPU has: AVX-512 VNNI
+//! (`vpdpbusd` multiplies 64 byte pairs into 16 lanes at once) for every format, AVX2 (the sign
+//! trick into `vpmaddubsw`, as llama.cpp's Q8_0 dot) for the int8 one, and plain Rust
+//! (`Matrix::dot_scalar`) for everything else. Rows
 //! are taken four at a time so the activation chunk is loaded once per four rows and the four
 //! accumulations run side by side; for a batch of tokens (prefill) the four rows stay in L1
 //! while every token passes over them.
 
-use std::ops::Range;
 use std::sync::OnceLock;
-
-use crate::q8::{dot_scalar, Q8Matrix, QActs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
@@ -52,48 +50,21 @@ impl Kernel {
             Kernel::Scalar => "scalar",
         }
     }
-
-    /// `out[t * stride + r] = row r · acts[t]` for the rows in `rows`.
-    ///
-    /// # Safety
-    /// `out` must be valid for those writes, and no other thread may touch those elements.
-    pub unsafe fn matmul(self, w: &Q8Matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
-        assert!(rows.end <= w.rows && acts.iter().all(|a| a.quants.len() == w.chunks));
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => x86::matmul_vnni(w, rows, acts, out, stride),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => x86::matmul_avx2(w, rows, acts, out, stride),
-            _ => {
-                for r in rows {
-                    for (t, a) in acts.iter().enumerate() {
-                        *out.add(t * stride + r) = dot_scalar(w, r, a);
-                    }
-                }
-            }
-        }
-    }
-
-    /// One activation vector, into `out` indexed by row.
-    pub fn matvec(self, w: &Q8Matrix, rows: Range<usize>, a: &QActs, out: &mut [f32]) {
-        assert!(out.len() >= rows.end);
-        // SAFETY: `out` is borrowed mutably and long enough for every row written.
-        unsafe { self.matmul(w, rows, std::slice::from_ref(a), out.as_mut_ptr(), 0) }
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
+    use crate::kquant::{Q4KMatrix, Q6KMatrix};
     use crate::q8::{Q8Matrix, QActs, GROUP};
 
     /// Walks the row groups in order, every token per group (the group stays in L1).
     macro_rules! driver {
-        ($name:ident, $rows:ident, $features:literal) => {
+        ($name:ident, $matrix:ty, $rows:ident, $features:literal) => {
             #[target_feature(enable = $features)]
-            pub unsafe fn $name(w: &Q8Matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
+            pub unsafe fn $name(w: &$matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
                 let mut r = rows.start - rows.start % GROUP;
                 while r < rows.end {
                     for (t, a) in acts.iter().enumerate() {
@@ -113,8 +84,62 @@ mod x86 {
     /// How far ahead of the rows in use to prefetch, in bytes.
     const PREFETCH: usize = 2048;
 
-    driver!(matmul_vnni, rows_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
-    driver!(matmul_avx2, rows_avx2, "avx2,fma,f16c");
+    driver!(matmul_vnni, Q8Matrix, rows_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
+    driver!(matmul_avx2, Q8Matrix, rows_avx2, "avx2,fma,f16c");
+    driver!(matmul_q4k_vnni, Q4KMatrix, rows_q4k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
+    driver!(matmul_q6k_vnni, Q6KMatrix, rows_q6k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
+
+    /// Q4_K: nibbles unpacked in registers; `vpdpbusd` from zero (the quants are unsigned), then
+    /// the minimum times the activations' sums taken off.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
+    unsafe fn rows_q4k_vnni(w: &Q4KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        let n = w.chunks;
+        let (wq, ws, wm) = (w.quants.as_ptr(), w.scales.as_ptr(), w.mins.as_ptr());
+        let nibble = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm512_setzero_ps(); GROUP];
+        for c in 0..n {
+            let x = _mm512_load_si512(a.quants.as_ptr().add(c) as *const _);
+            let dx = _mm512_load_ps(a.scales.as_ptr().add(c) as *const f32);
+            let sums = _mm512_load_ps(a.sums.as_ptr().add(c) as *const f32);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let i = (g * n + c) * GROUP + r;
+                _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH / 2));
+                let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
+                let lo = _mm256_and_si256(packed, nibble);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
+                let q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+                let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
+                let scale = _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits((ws.add(i) as *const u64).read())));
+                let min = _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits((wm.add(i) as *const u64).read())));
+                *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), scale, *acc);
+                *acc = _mm512_fnmadd_ps(min, sums, *acc);
+            }
+        }
+        acc.map(|v| _mm512_reduce_add_ps(v))
+    }
+
+    /// Q6_K: bytes as Q8_0's, four scales per chunk spread over the lanes they cover.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
+    unsafe fn rows_q6k_vnni(w: &Q6KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        let n = w.chunks;
+        let (wq, ws) = (w.quants.as_ptr(), w.scales.as_ptr());
+        // Lane l holds block l % 2, values 4·(l / 2)…: scale index 2·(l % 2) + l / 8.
+        let spread = _mm512_setr_epi32(0, 2, 0, 2, 0, 2, 0, 2, 1, 3, 1, 3, 1, 3, 1, 3);
+        let mut acc = [_mm512_setzero_ps(); GROUP];
+        for c in 0..n {
+            let x = _mm512_load_si512(a.quants.as_ptr().add(c) as *const _);
+            let init = _mm512_load_si512(a.init.as_ptr().add(c) as *const _);
+            let dx = _mm512_load_ps(a.scales.as_ptr().add(c) as *const f32);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let i = (g * n + c) * GROUP + r;
+                _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH));
+                let dot = _mm512_dpbusd_epi32(init, _mm512_load_si512(wq.add(i) as *const _), x);
+                let scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(ws.add(i) as *const f32)));
+                *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), scale, *acc);
+            }
+        }
+        acc.map(|v| _mm512_reduce_add_ps(v))
+    }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
     unsafe fn rows_vnni(w: &Q8Matrix, g: usize, a: &QActs) -> [f32; GROUP] {

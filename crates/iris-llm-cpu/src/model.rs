@@ -9,8 +9,9 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::GgmlDType;
 
 use crate::kernels::Kernel;
+use crate::matrix::Matrix;
 use crate::pool::{share, Pool, SyncPtr};
-use crate::q8::{Q8Matrix, QActs};
+use crate::q8::{ActKind, QActs};
 use crate::CpuLlmError;
 
 /// Tokens of a prompt processed together (bounds the scratch buffers).
@@ -34,23 +35,51 @@ pub struct Config {
 
 struct Layer {
     attn_norm: Vec<f32>,
-    /// q, k and v stacked; their biases (qwen2) likewise.
-    qkv: Q8Matrix,
+    q: Matrix,
+    k: Matrix,
+    v: Matrix,
+    /// q, k and v's biases (qwen2), one after the other.
     qkv_bias: Option<Vec<f32>>,
-    wo: Q8Matrix,
+    wo: Matrix,
     ffn_norm: Vec<f32>,
-    /// gate then up, stacked.
-    gate_up: Q8Matrix,
-    down: Q8Matrix,
-    k: Vec<f32>,
-    v: Vec<f32>,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+    k_cache: Vec<f32>,
+    v_cache: Vec<f32>,
+}
+
+/// Quantised activations of a batch, in each form the matrices they meet need.
+#[derive(Default)]
+struct Acts {
+    q8_0: Vec<QActs>,
+    q8k: Vec<QActs>,
+}
+
+impl Acts {
+    /// Quantises the rows of `x` (`n` of them) for every matrix in `users`.
+    fn quantize(&mut self, x: &[f32], n: usize, users: &[&Matrix]) {
+        for kind in [ActKind::Q8_0, ActKind::Q8K] {
+            if users.iter().any(|m| m.act_kind() == kind) {
+                let acts = if kind == ActKind::Q8_0 { &mut self.q8_0 } else { &mut self.q8k };
+                acts.resize_with(n.max(acts.len()), QActs::default);
+                for (a, row) in acts.iter_mut().zip(x.chunks_exact(x.len() / n)) {
+                    a.quantize_as(row, kind);
+                }
+            }
+        }
+    }
+
+    fn get(&self, kind: ActKind, n: usize) -> &[QActs] {
+        &(if kind == ActKind::Q8_0 { &self.q8_0 } else { &self.q8k })[..n]
+    }
 }
 
 pub struct Model {
     cfg: Config,
-    embd: Q8Matrix,
+    embd: Matrix,
     /// `None`: tied to the embedding.
-    output: Option<Q8Matrix>,
+    output: Option<Matrix>,
     out_norm: Vec<f32>,
     layers: Vec<Layer>,
     /// Rotary frequency of each pair of a head.
@@ -59,7 +88,7 @@ pub struct Model {
     kernel: Kernel,
     /// Positions the KV cache holds.
     len: usize,
-    acts: Vec<QActs>,
+    acts: Acts,
 }
 
 fn unsupported(m: String) -> CpuLlmError {
@@ -73,10 +102,15 @@ impl Model {
         if !matches!(arch.as_str(), "llama" | "qwen2") {
             return Err(unsupported(format!("the `{arch}` family")));
         }
+        let kernel = Kernel::detect();
         for (name, info) in &content.tensor_infos {
             let matrix = info.shape.dims().len() == 2;
-            if matrix && info.ggml_dtype != GgmlDType::Q8_0 {
-                return Err(unsupported(format!("{name} is {:?}; this engine takes Q8_0 matrices", info.ggml_dtype)));
+            if matrix && !Matrix::takes(info.ggml_dtype, kernel) {
+                return Err(unsupported(format!(
+                    "{name} is {:?}; this engine takes Q8_0, Q5_0 and Q4_0 matrices, and Q4_K and Q6_K with AVX-512 VNNI ({} here)",
+                    info.ggml_dtype,
+                    kernel.name()
+                )));
             }
         }
         let cfg = config(content, &arch, usize::MAX)?;
@@ -96,14 +130,6 @@ impl Model {
         let mut layers = Vec::with_capacity(cfg.layers);
         for l in 0..cfg.layers {
             let p = |s: &str| format!("blk.{l}.{s}");
-            let qkv = Q8Matrix::stack(&[
-                matrix(content, file, &p("attn_q.weight"))?,
-                matrix(content, file, &p("attn_k.weight"))?,
-                matrix(content, file, &p("attn_v.weight"))?,
-            ])
-            .ok_or_else(|| CpuLlmError::Format(format!("blk.{l}: q, k and v differ in width")))?;
-            let gate_up = Q8Matrix::stack(&[matrix(content, file, &p("ffn_gate.weight"))?, matrix(content, file, &p("ffn_up.weight"))?])
-                .ok_or_else(|| CpuLlmError::Format(format!("blk.{l}: gate and up differ in width")))?;
             let qkv_bias = if content.tensor_infos.contains_key(&p("attn_q.bias")) {
                 let mut b = vector(content, file, &p("attn_q.bias"))?;
                 b.extend(vector(content, file, &p("attn_k.bias"))?);
@@ -114,16 +140,29 @@ impl Model {
             };
             let layer = Layer {
                 attn_norm: vector(content, file, &p("attn_norm.weight"))?,
-                qkv,
+                q: matrix(content, file, &p("attn_q.weight"))?,
+                k: matrix(content, file, &p("attn_k.weight"))?,
+                v: matrix(content, file, &p("attn_v.weight"))?,
                 qkv_bias,
                 wo: matrix(content, file, &p("attn_output.weight"))?,
                 ffn_norm: vector(content, file, &p("ffn_norm.weight"))?,
-                gate_up,
+                gate: matrix(content, file, &p("ffn_gate.weight"))?,
+                up: matrix(content, file, &p("ffn_up.weight"))?,
                 down: matrix(content, file, &p("ffn_down.weight"))?,
-                k: Vec::with_capacity(cfg.context * kv_dim),
-                v: Vec::with_capacity(cfg.context * kv_dim),
+                k_cache: Vec::with_capacity(cfg.context * kv_dim),
+                v_cache: Vec::with_capacity(cfg.context * kv_dim),
             };
-            if layer.qkv.rows != cfg.heads * cfg.head_dim + 2 * kv_dim || layer.gate_up.rows != 2 * cfg.ffn || layer.down.cols != cfg.ffn {
+            let (q_dim, d) = (cfg.heads * cfg.head_dim, cfg.dim);
+            let shapes = [
+                (&layer.q, q_dim, d),
+                (&layer.k, kv_dim, d),
+                (&layer.v, kv_dim, d),
+                (&layer.wo, d, q_dim),
+                (&layer.gate, cfg.ffn, d),
+                (&layer.up, cfg.ffn, d),
+                (&layer.down, d, cfg.ffn),
+            ];
+            if shapes.iter().any(|(m, rows, cols)| m.rows() != *rows || m.cols() != *cols) {
                 return Err(CpuLlmError::Format(format!("blk.{l}: shapes do not match the metadata")));
             }
             layers.push(layer);
@@ -145,7 +184,7 @@ impl Model {
             pool: Pool::new(threads),
             kernel: Kernel::detect(),
             len: 0,
-            acts: Vec::new(),
+            acts: Acts::default(),
             cfg,
         })
     }
@@ -176,8 +215,8 @@ impl Model {
         }
         let kv_dim = self.cfg.kv_heads * self.cfg.head_dim;
         for l in &mut self.layers {
-            l.k.truncate(pos * kv_dim);
-            l.v.truncate(pos * kv_dim);
+            l.k_cache.truncate(pos * kv_dim);
+            l.v_cache.truncate(pos * kv_dim);
         }
         self.len = pos;
         let mut last = Vec::new();
@@ -202,15 +241,13 @@ impl Model {
             self.embd.dequantize_row(*tok as usize, &mut x[t * dim..(t + 1) * dim]);
         }
         let acts = &mut self.acts;
-        acts.resize_with(n.max(acts.len()), QActs::default);
-        let acts = &mut acts[..n];
         let (mut xn, mut proj) = (vec![0f32; n * dim], vec![0f32; n * dim]);
         let (mut qkv, mut att) = (vec![0f32; n * qkv_dim], vec![0f32; n * q_dim]);
         let (mut gu, mut h) = (vec![0f32; n * 2 * ffn], vec![0f32; n * ffn]);
         for layer in &mut self.layers {
             rmsnorm_rows(&x, &layer.attn_norm, c.eps, &mut xn);
-            quantize_rows(&xn, acts);
-            par_matmul(pool, kernel, &layer.qkv, acts, &mut qkv);
+            acts.quantize(&xn, n, &[&layer.q, &layer.k, &layer.v]);
+            par_matmul(pool, kernel, &[(&layer.q, 0), (&layer.k, q_dim), (&layer.v, q_dim + kv_dim)], acts, n, &mut qkv, qkv_dim);
             for (t, row) in qkv.chunks_exact_mut(qkv_dim).enumerate() {
                 if let Some(b) = &layer.qkv_bias {
                     row.iter_mut().zip(b).for_each(|(r, b)| *r += b);
@@ -218,25 +255,25 @@ impl Model {
                 for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
                     rope(head, pos + t, &self.freqs, c.neox);
                 }
-                layer.k.extend_from_slice(&row[q_dim..q_dim + kv_dim]);
-                layer.v.extend_from_slice(&row[q_dim + kv_dim..]);
+                layer.k_cache.extend_from_slice(&row[q_dim..q_dim + kv_dim]);
+                layer.v_cache.extend_from_slice(&row[q_dim + kv_dim..]);
             }
-            attention(pool, c, &qkv, &layer.k, &layer.v, pos, n, &mut att);
-            quantize_rows(&att, acts);
-            par_matmul(pool, kernel, &layer.wo, acts, &mut proj);
+            attention(pool, c, &qkv, &layer.k_cache, &layer.v_cache, pos, n, &mut att);
+            acts.quantize(&att, n, &[&layer.wo]);
+            par_matmul(pool, kernel, &[(&layer.wo, 0)], acts, n, &mut proj, dim);
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
 
             rmsnorm_rows(&x, &layer.ffn_norm, c.eps, &mut xn);
-            quantize_rows(&xn, acts);
+            acts.quantize(&xn, n, &[&layer.gate, &layer.up]);
             let (gu_out, h_out) = (SyncPtr(gu.as_mut_ptr()), SyncPtr(h.as_mut_ptr()));
-            let (gate_up, acts_ref) = (&layer.gate_up, &*acts);
+            let (gate, up, acts_ref) = (&layer.gate, &layer.up, &*acts);
             // Each thread takes the same rows of gate and of up, so it can join them itself.
             pool.run(&|i| {
                 let r = share(ffn, i, threads, 4);
                 // SAFETY: threads write disjoint rows of `gu`, then read and write only their own.
                 unsafe {
-                    kernel.matmul(gate_up, r.clone(), acts_ref, gu_out.get(), 2 * ffn);
-                    kernel.matmul(gate_up, ffn + r.start..ffn + r.end, acts_ref, gu_out.get(), 2 * ffn);
+                    gate.matmul(kernel, r.clone(), acts_ref.get(gate.act_kind(), n), gu_out.get(), 2 * ffn);
+                    up.matmul(kernel, r.clone(), acts_ref.get(up.act_kind(), n), gu_out.get().add(ffn), 2 * ffn);
                     for t in 0..n {
                         let g = gu_out.get().add(t * 2 * ffn);
                         for j in r.clone() {
@@ -245,8 +282,8 @@ impl Model {
                     }
                 }
             });
-            quantize_rows(&h, acts);
-            par_matmul(pool, kernel, &layer.down, acts, &mut proj);
+            acts.quantize(&h, n, &[&layer.down]);
+            par_matmul(pool, kernel, &[(&layer.down, 0)], acts, n, &mut proj, dim);
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
         }
         self.len += n;
@@ -256,28 +293,25 @@ impl Model {
     fn logits(&mut self, hidden: &[f32]) -> Vec<f32> {
         let mut xn = vec![0f32; hidden.len()];
         rmsnorm_rows(hidden, &self.out_norm, self.cfg.eps, &mut xn);
-        let acts = &mut self.acts[..1];
-        quantize_rows(&xn, acts);
         let head = self.output.as_ref().unwrap_or(&self.embd);
-        let mut logits = vec![0f32; head.rows];
-        par_matmul(&self.pool, self.kernel, head, acts, &mut logits);
+        self.acts.quantize(&xn, 1, &[head]);
+        let mut logits = vec![0f32; head.rows()];
+        par_matmul(&self.pool, self.kernel, &[(head, 0)], &self.acts, 1, &mut logits, head.rows());
         logits
     }
 }
 
-/// `out[t][r] = w[r] · acts[t]`, the rows shared out over the pool.
-fn par_matmul(pool: &Pool, kernel: Kernel, w: &Q8Matrix, acts: &[QActs], out: &mut [f32]) {
-    assert!(out.len() >= acts.len() * w.rows);
-    let (rows, threads, ptr) = (w.rows, pool.threads(), SyncPtr(out.as_mut_ptr()));
-    // SAFETY: each thread writes only its own rows of `out`, which outlives the call.
-    pool.run(&|i| unsafe { kernel.matmul(w, share(rows, i, threads, 4), acts, ptr.get(), rows) });
-}
-
-fn quantize_rows(x: &[f32], acts: &mut [QActs]) {
-    let width = x.len() / acts.len();
-    for (a, row) in acts.iter_mut().zip(x.chunks_exact(width)) {
-        a.quantize(row);
-    }
+/// `out[t * stride + column + r] = w[r] · acts[t]` for each (matrix, column) of `parts`, the
+/// rows of each shared out over the pool.
+fn par_matmul(pool: &Pool, kernel: Kernel, parts: &[(&Matrix, usize)], acts: &Acts, n: usize, out: &mut [f32], stride: usize) {
+    assert!(parts.iter().all(|(m, col)| col + m.rows() <= stride) && out.len() >= n * stride);
+    let (threads, ptr) = (pool.threads(), SyncPtr(out.as_mut_ptr()));
+    pool.run(&|i| {
+        for (m, col) in parts {
+            // SAFETY: each thread writes only its own rows of each part, inside `out`.
+            unsafe { m.matmul(kernel, share(m.rows(), i, threads, 4), acts.get(m.act_kind(), n), ptr.get().add(*col), stride) };
+        }
+    });
 }
 
 /// RMSNorm of each row of `x` (summing squares in f64, as ggml does).
@@ -400,9 +434,11 @@ fn read_tensor<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> R
     Ok((dims, raw))
 }
 
-fn matrix<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<Q8Matrix, CpuLlmError> {
+fn matrix<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<Matrix, CpuLlmError> {
+    let dtype = content.tensor_infos.get(name).map(|i| i.ggml_dtype).ok_or_else(|| CpuLlmError::Format(format!("no tensor {name}")))?;
     let (dims, raw) = read_tensor(content, file, name)?;
-    Q8Matrix::from_q8_0(&raw, dims[0], dims[1]).ok_or_else(|| CpuLlmError::Format(format!("{name}: not a Q8_0 matrix of {dims:?}")))
+    Matrix::from_gguf(dtype, &raw, dims[0], dims[1])
+        .ok_or_else(|| CpuLlmError::Format(format!("{name}: not a {dtype:?} matrix of {dims:?}")))
 }
 
 /// A vector (norm weights, biases) as f32.

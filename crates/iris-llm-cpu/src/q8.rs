@@ -29,7 +29,7 @@ pub struct F32x16(pub [f32; 16]);
 
 /// Byte `j` of block `half` (0 or 1) sits at this position of its chunk.
 #[inline]
-fn slot(half: usize, j: usize) -> usize {
+pub(crate) fn slot(half: usize, j: usize) -> usize {
     (j / 4) * 8 + half * 4 + j % 4
 }
 
@@ -54,7 +54,43 @@ pub(crate) fn at(chunks: usize, r: usize, c: usize) -> usize {
 impl Q8Matrix {
     /// From GGUF Q8_0 data: `rows` rows of `cols` values (`cols` a multiple of 32).
     pub fn from_q8_0(raw: &[u8], rows: usize, cols: usize) -> Option<Self> {
-        if cols % QK != 0 || raw.len() != rows * cols / QK * Q8_0_BLOCK_BYTES {
+        Self::from_blocks(raw, rows, cols, Q8_0_BLOCK_BYTES, |b| {
+            let mut q = [0i8; QK];
+            q.iter_mut().zip(&b[2..]).for_each(|(q, v)| *q = *v as i8);
+            q
+        })
+    }
+
+    /// From GGUF Q4_0 data (`d·(q − 8)`, q of 4 bits): exactly, as int8 with the same scale.
+    pub fn from_q4_0(raw: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        Self::from_blocks(raw, rows, cols, 18, |b| {
+            let mut q = [0i8; QK];
+            for j in 0..16 {
+                q[j] = (b[2 + j] & 0x0F) as i8 - 8;
+                q[j + 16] = (b[2 + j] >> 4) as i8 - 8;
+            }
+            q
+        })
+    }
+
+    /// From GGUF Q5_0 data (`d·(q − 16)`, q of 5 bits, the fifth in a 32-bit mask): exactly.
+    pub fn from_q5_0(raw: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        Self::from_blocks(raw, rows, cols, 22, |b| {
+            let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+            let mut q = [0i8; QK];
+            for j in 0..16 {
+                let hi0 = ((qh >> j) & 1) << 4;
+                let hi1 = ((qh >> (j + 16)) & 1) << 4;
+                q[j] = ((b[6 + j] & 0x0F) as u32 | hi0) as i8 - 16;
+                q[j + 16] = ((b[6 + j] >> 4) as u32 | hi1) as i8 - 16;
+            }
+            q
+        })
+    }
+
+    /// Blocks of `block_bytes`, each an f16 scale first, whose values `values` gives as int8.
+    fn from_blocks(raw: &[u8], rows: usize, cols: usize, block_bytes: usize, values: impl Fn(&[u8]) -> [i8; QK]) -> Option<Self> {
+        if cols % QK != 0 || raw.len() != rows * cols / QK * block_bytes {
             return None;
         }
         let blocks = cols / QK;
@@ -63,10 +99,10 @@ impl Q8Matrix {
         let mut m = Self { rows, cols, chunks, quants: vec![Chunk([128; 64]); stored], scales: vec![0; stored] };
         for r in 0..rows {
             for b in 0..blocks {
-                let block = &raw[(r * blocks + b) * Q8_0_BLOCK_BYTES..][..Q8_0_BLOCK_BYTES];
+                let block = &raw[(r * blocks + b) * block_bytes..][..block_bytes];
                 let (c, half) = (at(chunks, r, b / 2), b % 2);
-                for (j, q) in block[2..].iter().enumerate() {
-                    m.quants[c].0[slot(half, j)] = q ^ 0x80;
+                for (j, q) in values(block).iter().enumerate() {
+                    m.quants[c].0[slot(half, j)] = (*q as u8) ^ 0x80;
                 }
                 m.scales[c] |= u32::from(u16::from_le_bytes([block[0], block[1]])) << (16 * half);
             }
@@ -138,47 +174,112 @@ fn quantize_block(x: &[f32]) -> (u16, [i8; QK]) {
     (f16::from_f32(d).to_bits(), q)
 }
 
-/// One activation vector quantised to Q8_0 in the same layout, with what the kernels need.
+/// How an activation vector is quantised: as llama.cpp does for the weights it meets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ActKind {
+    /// Blocks of 32 with an f16 scale (for Q8_0, Q5_0, Q4_0 weights).
+    #[default]
+    Q8_0,
+    /// Blocks of 256 with an f32 scale (llama.cpp's Q8_K, for the K-quants).
+    Q8K,
+}
+
+/// One activation vector quantised in the weights' layout, with what the kernels need. Per
+/// 32-bit lane (four values): the scale, the sum of the four quants times -128 (the weights'
+/// byte offset, taken back out by starting `vpdpbusd` from it), and that sum times the scale
+/// (for weights with a minimum, Q4_K).
 #[derive(Default)]
 pub struct QActs {
     pub(crate) len: usize,
+    pub(crate) kind: ActKind,
     /// Signed int8 (as bytes), interleaved as the weights.
     pub(crate) quants: Vec<Chunk>,
-    /// Per chunk: lane 0 holds -128·Σq of the first block, lane 1 of the second (the offset of
-    /// the weights' bytes, taken back out by starting `vpdpbusd` from it).
     pub(crate) init: Vec<I32x16>,
-    /// Per chunk: the two blocks' scales, alternating over the 16 lanes.
     pub(crate) scales: Vec<F32x16>,
+    pub(crate) sums: Vec<F32x16>,
 }
 
 impl QActs {
+    /// As Q8_0 (blocks of 32).
     pub fn quantize(&mut self, x: &[f32]) {
+        self.fill(x, ActKind::Q8_0, QK, |block| {
+            let (d, q) = quantize_block(block);
+            (f16::from_bits(d).to_f32(), q.to_vec())
+        });
+    }
+
+    /// As llama.cpp's Q8_K (blocks of 256; the length must be a multiple of 256).
+    pub fn quantize_k(&mut self, x: &[f32]) {
+        self.fill(x, ActKind::Q8K, 256, |block| {
+            let (mut max, mut amax) = (0f32, 0f32);
+            for v in block {
+                if v.abs() > amax {
+                    (amax, max) = (v.abs(), *v);
+                }
+            }
+            if amax == 0.0 {
+                return (0.0, vec![0; block.len()]);
+            }
+            let iscale = -127.0 / max;
+            (1.0 / iscale, block.iter().map(|v| ((iscale * v + 12_582_912.0) - 12_582_912.0).min(127.0) as i8).collect())
+        });
+    }
+
+    pub fn quantize_as(&mut self, x: &[f32], kind: ActKind) {
+        match kind {
+            ActKind::Q8_0 => self.quantize(x),
+            ActKind::Q8K => self.quantize_k(x),
+        }
+    }
+
+    fn fill(&mut self, x: &[f32], kind: ActKind, block: usize, quantize: impl Fn(&[f32]) -> (f32, Vec<i8>)) {
         let chunks = x.len().div_ceil(2 * QK);
-        self.len = x.len();
+        (self.len, self.kind) = (x.len(), kind);
         self.quants.clear();
         self.quants.resize(chunks, Chunk([0; 64]));
         self.init.clear();
         self.init.resize(chunks, I32x16([0; 16]));
         self.scales.clear();
         self.scales.resize(chunks, F32x16([0.0; 16]));
-        for (b, block) in x.chunks(QK).enumerate() {
-            let mut padded = [0f32; QK];
-            padded[..block.len()].copy_from_slice(block);
-            let (d, q) = quantize_block(&padded);
-            let (c, half) = (b / 2, b % 2);
+        self.sums.clear();
+        self.sums.resize(chunks, F32x16([0.0; 16]));
+        let mut padded = vec![0f32; block];
+        for (i, part) in x.chunks(block).enumerate() {
+            padded.fill(0.0);
+            padded[..part.len()].copy_from_slice(part);
+            let (d, q) = quantize(&padded);
             for (j, v) in q.iter().enumerate() {
-                self.quants[c].0[slot(half, j)] = *v as u8;
+                let (b, j) = (i * block / QK + j / QK, j % QK);
+                let (c, half) = (b / 2, b % 2);
+                let pos = slot(half, j);
+                if c >= chunks {
+                    break;
+                }
+                self.quants[c].0[pos] = *v as u8;
+                self.init[c].0[pos / 4] -= 128 * i32::from(*v);
+                self.scales[c].0[pos / 4] = d;
             }
-            self.init[c].0[half] = -128 * q.iter().map(|&v| i32::from(v)).sum::<i32>();
-            let d = f16::from_bits(d).to_f32();
-            for lane in (half..16).step_by(2) {
-                self.scales[c].0[lane] = d;
+        }
+        for c in 0..chunks {
+            for lane in 0..16 {
+                self.sums[c].0[lane] = self.scales[c].0[lane] * (self.init[c].0[lane] / -128) as f32;
             }
         }
     }
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The values the quants stand for (for tests).
+    pub fn dequantize(&self) -> Vec<f32> {
+        (0..self.len)
+            .map(|e| {
+                let (b, j) = (e / QK, e % QK);
+                let pos = slot(b % 2, j);
+                f32::from(self.quants[b / 2].0[pos] as i8) * self.scales[b / 2].0[pos / 4]
+            })
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,28 +1,114 @@
-//! Every kernel this CPU has computes the same products as the plain-Rust reference, and both
-//! are the dot products of the dequantised values; the pool covers every index exactly once.
+//! Every kernel this CPU has computes the same products as the plain-Rust reference; the
+//! reference computes the dot products of the dequantised values; the repacked formats
+//! dequantise to what llama.cpp's `dequantize_row_*` gives for the same bytes; the pool covers
+//! every index exactly once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use candle_core::quantized::GgmlDType;
+use half::f16;
 use iris_llm_cpu::pool::{share, Pool};
-use iris_llm_cpu::q8::{dot_scalar, Q8Matrix, QActs};
-use iris_llm_cpu::Kernel;
+use iris_llm_cpu::q8::QActs;
+use iris_llm_cpu::{Kernel, Matrix};
 
-/// A small deterministic generator (xorshift), values in [-1, 1) with some outliers.
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.max(1);
-    (0..n)
-        .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let v = (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-            if i % 97 == 0 {
-                v * 8.0
-            } else {
-                v
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// In [-1, 1), with an outlier now and then.
+    fn value(&mut self) -> f32 {
+        let v = (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+        if self.next() % 97 == 0 {
+            v * 8.0
+        } else {
+            v
+        }
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    fn half(&mut self, scale: f32) -> [u8; 2] {
+        f16::from_f32(scale * (0.5 + (self.next() % 1000) as f32 / 1000.0)).to_le_bytes()
+    }
+}
+
+/// GGUF bytes of a random matrix of `dtype`, and llama.cpp's dequantisation of them.
+fn random(dtype: GgmlDType, rows: usize, cols: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f32>) {
+    let (mut raw, mut values) = (Vec::new(), Vec::new());
+    let f = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
+    for _ in 0..rows * cols / dtype.block_size() {
+        let start = raw.len();
+        match dtype {
+            GgmlDType::Q8_0 | GgmlDType::Q5_0 | GgmlDType::Q4_0 => {
+                raw.extend(rng.half(0.02));
+                raw.extend(rng.bytes(dtype.type_size() - 2));
+                let (d, b) = (f(&raw[start..]), &raw[start + 2..]);
+                match dtype {
+                    GgmlDType::Q8_0 => values.extend(b.iter().map(|q| d * f32::from(*q as i8))),
+                    GgmlDType::Q4_0 => {
+                        values.extend(b.iter().map(|q| d * (f32::from(q & 0x0F) - 8.0)));
+                        values.extend(b.iter().map(|q| d * (f32::from(q >> 4) - 8.0)));
+                    }
+                    _ => {
+                        let qh = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        let q = |j: usize, v: u8| f32::from(v) + 16.0 * ((qh >> j) & 1) as f32 - 16.0;
+                        values.extend(b[4..].iter().enumerate().map(|(j, v)| d * q(j, v & 0x0F)));
+                        values.extend(b[4..].iter().enumerate().map(|(j, v)| d * q(j + 16, v >> 4)));
+                    }
+                }
             }
-        })
-        .collect()
+            GgmlDType::Q4K => {
+                raw.extend(rng.half(0.01));
+                raw.extend(rng.half(0.01));
+                raw.extend(rng.bytes(140));
+                let b = &raw[start..];
+                let (d, dmin, sc, qs) = (f(b), f(&b[2..]), &b[4..16], &b[16..]);
+                let get = |j: usize| {
+                    if j < 4 {
+                        (sc[j] & 63, sc[j + 4] & 63)
+                    } else {
+                        ((sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4), (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4))
+                    }
+                };
+                for j in 0..4 {
+                    let ((s1, m1), (s2, m2)) = (get(2 * j), get(2 * j + 1));
+                    let q = &qs[32 * j..32 * j + 32];
+                    values.extend(q.iter().map(|v| d * f32::from(s1) * f32::from(v & 0xF) - dmin * f32::from(m1)));
+                    values.extend(q.iter().map(|v| d * f32::from(s2) * f32::from(v >> 4) - dmin * f32::from(m2)));
+                }
+            }
+            GgmlDType::Q6K => {
+                raw.extend(rng.bytes(192));
+                raw.extend((0..16).map(|_| (rng.next() % 64) as u8));
+                raw.extend(rng.half(0.002));
+                let b = &raw[start..];
+                let d = f(&b[208..]);
+                let mut y = [0f32; 256];
+                for n in 0..2 {
+                    let (ql, qh, sc) = (&b[64 * n..], &b[128 + 32 * n..], &b[192 + 8 * n..]);
+                    for l in 0..32 {
+                        let is = l / 16;
+                        let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i8 - 32;
+                        let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+                        let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+                        let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+                        for (k, q) in [q1, q2, q3, q4].into_iter().enumerate() {
+                            y[128 * n + l + 32 * k] = d * f32::from(sc[is + 2 * k] as i8) * f32::from(q);
+                        }
+                    }
+                }
+                values.extend(y);
+            }
+            _ => unreachable!(),
+        }
+    }
+    (raw, values)
 }
 
 fn kernels() -> Vec<Kernel> {
@@ -35,67 +121,99 @@ fn kernels() -> Vec<Kernel> {
     k
 }
 
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-4 * b.abs().max(1.0)
+}
+
 #[test]
-fn every_kernel_computes_the_dequantised_dot_products() {
-    // Widths with an even and an odd number of blocks; row counts in and out of whole groups.
-    for (rows, cols) in [(8, 64), (7, 96), (13, 576), (4, 1536)] {
-        let w = Q8Matrix::quantize(&values(rows * cols, rows as u64 * 31 + cols as u64), rows, cols).unwrap();
-        let tokens: Vec<Vec<f32>> = (0..3).map(|t| values(cols, 7 + t)).collect();
-        let acts: Vec<QActs> = tokens
-            .iter()
-            .map(|x| {
+fn every_format_dequantises_as_llama_cpp_and_every_kernel_agrees() {
+    let mut rng = Rng(0x1234_5678);
+    let cases = [
+        // Widths with an even and an odd number of blocks; rows in and out of whole groups.
+        (GgmlDType::Q8_0, 8, 64),
+        (GgmlDType::Q8_0, 7, 96),
+        (GgmlDType::Q8_0, 13, 576),
+        (GgmlDType::Q5_0, 6, 896),
+        (GgmlDType::Q4_0, 5, 128),
+        (GgmlDType::Q4K, 9, 512),
+        (GgmlDType::Q6K, 6, 256),
+    ];
+    for (dtype, rows, cols) in cases {
+        let (raw, values) = random(dtype, rows, cols, &mut rng);
+        let w = Matrix::from_gguf(dtype, &raw, rows, cols).unwrap();
+        let mut row = vec![0f32; cols];
+        for r in 0..rows {
+            w.dequantize_row(r, &mut row);
+            assert_eq!(row, values[r * cols..(r + 1) * cols], "{dtype:?} row {r}");
+        }
+        let acts: Vec<QActs> = (0..3)
+            .map(|_| {
+                let x: Vec<f32> = (0..cols).map(|_| rng.value()).collect();
                 let mut a = QActs::default();
-                a.quantize(x);
+                a.quantize_as(&x, w.act_kind());
                 a
             })
             .collect();
-        // The exact answer for these quantised operands, in f64.
-        let mut wr = vec![0f32; cols];
-        let xr = Q8Matrix::quantize(&tokens.concat(), 3, cols).unwrap();
-        let mut xrow = vec![0f32; cols];
-        let mut expected = vec![0f64; 3 * rows];
-        for r in 0..rows {
-            w.dequantize_row(r, &mut wr);
-            for t in 0..3 {
-                xr.dequantize_row(t, &mut xrow);
-                expected[t * rows + r] = wr.iter().zip(&xrow).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-            }
-        }
-        for r in 0..rows {
-            for (t, a) in acts.iter().enumerate() {
+        let expected: Vec<f64> = acts
+            .iter()
+            .flat_map(|a| {
+                let x = a.dequantize();
+                values
+                    .chunks(cols)
+                    .map(move |w| w.iter().zip(&x).map(|(w, x)| f64::from(*w) * f64::from(*x)).sum::<f64>())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (t, a) in acts.iter().enumerate() {
+            for r in 0..rows {
                 let e = expected[t * rows + r];
-                assert!((f64::from(dot_scalar(&w, r, a)) - e).abs() <= 1e-4 * e.abs().max(1.0), "scalar {rows}x{cols} r{r}");
+                assert!(close(f64::from(w.dot_scalar(r, a)), e), "{dtype:?} scalar r{r}: {} vs {e}", w.dot_scalar(r, a));
             }
         }
         for kernel in kernels() {
+            if !Matrix::takes(dtype, kernel) && kernel != Kernel::Scalar {
+                continue;
+            }
             let mut out = vec![f32::NAN; 3 * rows];
             // In two parts, as two threads would take them.
             let mid = share(rows, 0, 2, 4).end;
             for part in [0..mid, mid..rows] {
-                unsafe { kernel.matmul(&w, part, &acts, out.as_mut_ptr(), rows) };
+                unsafe { w.matmul(kernel, part, &acts, out.as_mut_ptr(), rows) };
             }
             for (i, (o, e)) in out.iter().zip(&expected).enumerate() {
-                assert!((f64::from(*o) - e).abs() <= 1e-4 * e.abs().max(1.0), "{kernel:?} {rows}x{cols} [{i}]: {o} vs {e}");
+                assert!(close(f64::from(*o), *e), "{dtype:?} {kernel:?} {rows}x{cols} [{i}]: {o} vs {e}");
             }
         }
-        // Quantisation keeps the products close to the f32 ones (a sanity check of the format).
-        let exact: f32 = values(rows * cols, rows as u64 * 31 + cols as u64)[..cols].iter().zip(&tokens[0]).map(|(a, b)| a * b).sum();
-        assert!((dot_scalar(&w, 0, &acts[0]) - exact).abs() < 0.05 * cols as f32 / 64.0, "quantised {rows}x{cols}");
     }
 }
 
 #[test]
-fn zero_and_extreme_blocks_quantise_cleanly() {
-    let mut x = vec![0f32; 64];
-    x[40] = -3.0e4;
-    x[41] = 3.0e4;
+fn activations_quantise_as_llama_cpp_does() {
+    let mut rng = Rng(99);
+    let x: Vec<f32> = (0..512).map(|_| rng.value()).collect();
+    // Q8_0: per 32, scale amax/127 kept as f16; Q8_K: per 256, scale -max/127 in f32.
     let mut a = QActs::default();
     a.quantize(&x);
-    let w = Q8Matrix::quantize(&vec![1.0; 64], 1, 64).unwrap();
-    for kernel in kernels() {
-        let mut out = [f32::NAN];
-        kernel.matvec(&w, 0..1, &a, &mut out);
-        assert!(out[0].abs() < 1.0, "{kernel:?}: {}", out[0]);
+    for (block, got) in x.chunks(32).zip(a.dequantize().chunks(32)) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = f16::from_f32(amax / 127.0).to_f32();
+        for (v, g) in block.iter().zip(got) {
+            assert!((v - g).abs() <= d * 0.5 + 1e-3 * amax, "{v} vs {g}");
+        }
+    }
+    a.quantize_k(&x);
+    for (block, got) in x.chunks(256).zip(a.dequantize().chunks(256)) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (v, g) in block.iter().zip(got) {
+            assert!((v - g).abs() <= amax / 127.0 * 0.51, "{v} vs {g}");
+        }
+    }
+    // An all-zero block and a huge one stay finite.
+    let mut x = vec![0f32; 256];
+    x[200] = 3.0e4;
+    for kind in [iris_llm_cpu::q8::ActKind::Q8_0, iris_llm_cpu::q8::ActKind::Q8K] {
+        a.quantize_as(&x, kind);
+        assert!(a.dequantize().iter().all(|v| v.is_finite()));
     }
 }
 
