@@ -227,9 +227,9 @@ fn memory_is_planned_before_loading() {
     // Fits comfortably: loads.
     iris_llm_candle::LlamaChat::load_with(&path, 2048, Some(4 << 30)).unwrap();
     // Does not fit: refused before loading, with what to change.
-    let err = match iris_llm_candle::LlamaChat::load_with(&path, 8192, Some(400 << 20)) {
+    let err = match iris_llm_candle::LlamaChat::load_with(&path, 8192, Some(300 << 20)) {
         Err(e) => e.to_string(),
-        Ok(_) => panic!("should not fit in 400 MiB"),
+        Ok(_) => panic!("should not fit in 300 MiB"),
     };
     assert!(err.contains("MiB of weights") && err.contains("KV cache for 8192 tokens"), "{err}");
     assert!(err.contains("a context of at most") && err.contains("smaller quantisation"), "{err}");
@@ -266,7 +266,10 @@ fn the_cpu_engine_agrees_with_candle_and_with_itself() {
     assert_eq!(argmax(&whole), argmax(&reference));
     let spread = reference.iter().fold(f32::MIN, |m, v| m.max(*v)) - reference.iter().fold(f32::MAX, |m, v| m.min(*v));
     let max_diff = whole.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(max_diff < 0.05 * spread, "the engines differ by {max_diff} of {spread}");
+    // The CPU engine keeps keys and values in f16 as llama.cpp does (candle: f32), which moves
+    // logits by a few percent of their range; llama.cpp itself is the reference (see
+    // `greedy_decoding_matches_llama_cpp_token_for_token`).
+    assert!(max_diff < 0.1 * spread, "the engines differ by {max_diff} of {spread}");
 
     // Each token's activations are quantised on their own, so how the prompt is scheduled
     // (one pass, on a cache, token by token) changes nothing, to the bit.
@@ -278,7 +281,7 @@ fn the_cpu_engine_agrees_with_candle_and_with_itself() {
     assert_eq!(whole, on_cache);
 
     // Greedy decoding: the same answer from both engines.
-    let mut greedy = |llm: &mut LlamaChat| {
+    let greedy = |llm: &mut LlamaChat| {
         let mut logits = llm.logits_after(&ids, 0).unwrap();
         let mut out = Vec::new();
         for i in 0..12 {
@@ -301,7 +304,7 @@ fn the_cpu_engine_agrees_with_candle_and_with_itself() {
 }
 
 /// Qwen2.5's file mixes Q5_0, Q8_0, Q4_K and Q6_K matrices: the CPU engine runs them all, and
-/// its logits agree with candle's on the same file.
+/// its logits agree with candle's on the same file (up to the f16 KV cache).
 #[test]
 fn the_cpu_engine_runs_qwen_mixed_quantisations() {
     use iris_llm_candle::{Engine, LlamaChat};
@@ -316,13 +319,44 @@ fn the_cpu_engine_runs_qwen_mixed_quantisations() {
         .unwrap();
     let ids = cpu.tokenizer().encode(text.as_str(), false).unwrap().get_ids().to_vec();
     let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
-    // The first position has no attention to speak of: the matrices alone, to a few ulps.
+    // At the first position attention returns the value itself, so only the f16 rounding of
+    // the KV cache separates the engines there.
     let (a, b) = (cpu.logits_after(&ids[..1], 0).unwrap(), candle.logits_after(&ids[..1], 0).unwrap());
+    let spread = b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
     let first = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(first < 1e-3, "one token: the engines differ by {first}");
+    assert!(first < 0.01 * spread, "one token: the engines differ by {first} of {spread}");
     let (a, b) = (cpu.logits_after(&ids, 0).unwrap(), candle.logits_after(&ids, 0).unwrap());
     assert_eq!(argmax(&a), argmax(&b));
     let spread = b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
     let max_diff = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(max_diff < 0.05 * spread, "the engines differ by {max_diff} of {spread}");
+    assert!(max_diff < 0.1 * spread, "the engines differ by {max_diff} of {spread}");
+}
+
+/// Greedy decoding on the same GGUF and prompt gives llama.cpp's first 16 tokens. The ids were
+/// produced by llama.cpp (llama-cpp-python 0.3.36, 2 threads) on these very files; `iris bench
+/// llm MODEL --python PYTHON_WITH_LLAMA_CPP` prints the same comparison live.
+#[test]
+fn greedy_decoding_matches_llama_cpp_token_for_token() {
+    let cases: [(&str, [u32; 16]); 2] = [
+        ("smollm2-135m-instruct", [504, 6376, 314, 4461, 975, 282, 253, 980, 1217, 13739, 43464, 24484, 28, 837, 1420, 13242]),
+        ("qwen2.5-coder-0.5b-instruct", [785, 12884, 374, 6303, 1576, 432, 374, 23415, 315, 6303, 3100, 11, 892, 374, 279, 6028]),
+    ];
+    for (id, expected) in cases {
+        let mut llm = iris_llm_candle::LlamaChat::load(&model(id)).unwrap();
+        let text = llm
+            .render(&[
+                ChatMessage::new(Role::System, "You are a helpful AI assistant named Iris. Give short, correct answers."),
+                ChatMessage::new(Role::User, "Explain in a few sentences why the sky is blue, and what happens at sunset."),
+            ])
+            .unwrap();
+        let ids = llm.tokenizer().encode(text.as_str(), false).unwrap().get_ids().to_vec();
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32).unwrap();
+        let mut logits = llm.logits_after(&ids, 0).unwrap();
+        let mut out = Vec::new();
+        for i in 0..16 {
+            out.push(argmax(&logits));
+            logits = llm.step_for_test(&[out[i]], ids.len() + i);
+        }
+        assert_eq!(out, expected, "{id} on {}: {:?}", llm.engine(), llm.tokenizer().decode(&out, true));
+    }
 }

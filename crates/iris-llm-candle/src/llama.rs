@@ -66,7 +66,8 @@ impl LlamaChat {
         )?;
         let context_len =
             (md.get(&format!("{arch}.context_length")).and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize).min(max_context);
-        let plan = crate::plan::MemoryPlan::from_gguf(&content, context_len);
+        let cpu_engine = engine != Engine::Candle && iris_llm_cpu::Model::check(&content).is_ok();
+        let plan = crate::plan::MemoryPlan::for_engine(&content, context_len, cpu_engine);
         if let Some(available) = available {
             plan.check(available).map_err(fail)?;
         }

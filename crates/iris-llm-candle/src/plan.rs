@@ -13,19 +13,34 @@ pub struct MemoryPlan {
 }
 
 impl MemoryPlan {
+    /// For candle: weights as stored, an f32 KV cache.
     pub fn from_gguf(content: &Content, context: usize) -> Self {
+        Self::for_engine(content, context, false)
+    }
+
+    /// `cpu_engine`: Iris's CPU engine, whose repacked weights can be larger than the file's
+    /// (4- and 5-bit blocks are widened) and whose KV cache is f16.
+    pub fn for_engine(content: &Content, context: usize, cpu_engine: bool) -> Self {
         let weights = content
             .tensor_infos
             .values()
-            .map(|t| (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64)
+            .map(|t| {
+                let stored = (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64;
+                let repacked = iris_llm_cpu::Matrix::repacked_bytes(t.ggml_dtype, t.shape.elem_count());
+                if cpu_engine && t.shape.dims().len() == 2 {
+                    repacked.unwrap_or(stored)
+                } else {
+                    stored
+                }
+            })
             .sum();
         let md = |k: &str| content.metadata.iter().find(|(key, _)| key.ends_with(k)).and_then(|(_, v)| v.to_u32().ok()).unwrap_or(0) as u64;
         let (layers, heads, kv_heads, dim) =
             (md(".block_count"), md(".attention.head_count"), md(".attention.head_count_kv"), md(".embedding_length"));
         let head_dim = if heads > 0 { dim / heads } else { 0 };
         let kv_heads = if kv_heads > 0 { kv_heads } else { heads };
-        // Keys and values, f32, per layer, per position.
-        let kv_cache = 2 * layers * kv_heads * head_dim * 4 * context as u64;
+        // Keys and values, per layer, per position.
+        let kv_cache = 2 * layers * kv_heads * head_dim * if cpu_engine { 2 } else { 4 } * context as u64;
         Self { weights, kv_cache, context }
     }
 

@@ -31,6 +31,18 @@ impl Matrix {
         }
     }
 
+    /// Bytes a matrix of `elems` values of `dtype` takes once repacked (per 64 values: int8 and
+    /// two f16 scales; Q4_K packed nibbles and four f32; Q6_K int8 and four f32).
+    pub fn repacked_bytes(dtype: GgmlDType, elems: usize) -> Option<u64> {
+        let per_64 = match dtype {
+            GgmlDType::Q8_0 | GgmlDType::Q5_0 | GgmlDType::Q4_0 => 68,
+            GgmlDType::Q4K => 48,
+            GgmlDType::Q6K => 80,
+            _ => return None,
+        };
+        Some((elems.div_ceil(64) * per_64) as u64)
+    }
+
     pub fn from_gguf(dtype: GgmlDType, raw: &[u8], rows: usize, cols: usize) -> Option<Self> {
         match dtype {
             GgmlDType::Q8_0 => Q8Matrix::from_q8_0(raw, rows, cols).map(Self::Q8),

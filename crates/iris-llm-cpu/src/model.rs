@@ -1,12 +1,13 @@
 //! The transformer of the llama and qwen2 families on [`Q8Matrix`] weights: RMSNorm, grouped-
 //! query attention with rotary positions (llama's adjacent pairs, qwen2's halves as NeoX), a
-//! SwiGLU feed-forward, and an f32 KV cache that grows in place. Only the last position's
+//! SwiGLU feed-forward, and an f16 KV cache that grows in place. Only the last position's
 //! logits are computed, as llama.cpp does.
 
 use std::io::{Read, Seek, SeekFrom};
 
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::GgmlDType;
+use half::{f16, slice::HalfFloatSliceExt};
 
 use crate::kernels::Kernel;
 use crate::matrix::Matrix;
@@ -45,8 +46,10 @@ struct Layer {
     gate: Matrix,
     up: Matrix,
     down: Matrix,
-    k_cache: Vec<f32>,
-    v_cache: Vec<f32>,
+    /// Keys and values in f16, as llama.cpp keeps them by default: half the memory, and the
+    /// same rounding (greedy answers then match llama.cpp's token for token).
+    k_cache: Vec<f16>,
+    v_cache: Vec<f16>,
 }
 
 /// Quantised activations of a batch, in each form the matrices they meet need.
@@ -255,8 +258,8 @@ impl Model {
                 for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
                     rope(head, pos + t, &self.freqs, c.neox);
                 }
-                layer.k_cache.extend_from_slice(&row[q_dim..q_dim + kv_dim]);
-                layer.v_cache.extend_from_slice(&row[q_dim + kv_dim..]);
+                layer.k_cache.extend(row[q_dim..q_dim + kv_dim].iter().map(|v| f16::from_f32(*v)));
+                layer.v_cache.extend(row[q_dim + kv_dim..].iter().map(|v| f16::from_f32(*v)));
             }
             attention(pool, c, &qkv, &layer.k_cache, &layer.v_cache, pos, n, &mut att);
             acts.quantize(&att, n, &[&layer.wo]);
@@ -337,6 +340,11 @@ fn rope(head: &mut [f32], pos: usize, freqs: &[f32], neox: bool) {
     }
 }
 
+/// `x` rounded to f16.
+fn to_f16(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
+}
+
 fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
@@ -353,20 +361,33 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Causal attention of `n` new positions (from `pos`) over the cache, one (token, head) pair
-/// at a time, the pairs shared out over the pool.
+/// at a time, the pairs shared out over the pool. Pairs are ordered by KV head, so a thread
+/// widens a head's f16 keys and values to f32 once for all the pairs it takes of that head.
 #[allow(clippy::too_many_arguments)]
-fn attention(pool: &Pool, c: &Config, qkv: &[f32], k: &[f32], v: &[f32], pos: usize, n: usize, out: &mut [f32]) {
+fn attention(pool: &Pool, c: &Config, qkv: &[f32], k: &[f16], v: &[f16], pos: usize, n: usize, out: &mut [f32]) {
     let (hd, heads, threads) = (c.head_dim, c.heads, pool.threads());
-    let (q_dim, kv_dim) = (heads * hd, c.kv_heads * hd);
+    let (q_dim, kv_dim, len) = (heads * hd, c.kv_heads * hd, pos + n);
     let (group, scale, ptr) = (heads / c.kv_heads, 1.0 / (hd as f32).sqrt(), SyncPtr(out.as_mut_ptr()));
     pool.run(&|i| {
-        let mut scores = vec![0f32; pos + n];
+        let (mut scores, mut q) = (vec![0f32; len], vec![0f32; hd]);
+        let (mut keys, mut values) = (vec![0f32; len * hd], vec![0f32; len * hd]);
+        let mut widened = None;
         for pair in share(n * heads, i, threads, 1) {
-            let (t, h) = (pair / heads, pair % heads);
-            let (q, kvh, upto) = (&qkv[t * (q_dim + 2 * kv_dim) + h * hd..][..hd], h / group, pos + t + 1);
+            let (kvh, rest) = (pair / (n * group), pair % (n * group));
+            let (t, h) = (rest / group, kvh * group + rest % group);
+            if widened != Some(kvh) {
+                for s in 0..len {
+                    k[s * kv_dim + kvh * hd..][..hd].convert_to_f32_slice(&mut keys[s * hd..(s + 1) * hd]);
+                    v[s * kv_dim + kvh * hd..][..hd].convert_to_f32_slice(&mut values[s * hd..(s + 1) * hd]);
+                }
+                widened = Some(kvh);
+            }
+            // The query meets the f16 keys as f16 too (llama.cpp converts it for the product).
+            q.iter_mut().zip(&qkv[t * (q_dim + 2 * kv_dim) + h * hd..][..hd]).for_each(|(q, x)| *q = to_f16(*x));
+            let upto = pos + t + 1;
             let mut max = f32::NEG_INFINITY;
-            for (s, score) in scores[..upto].iter_mut().enumerate() {
-                *score = dot(q, &k[s * kv_dim + kvh * hd..][..hd]) * scale;
+            for (score, key) in scores[..upto].iter_mut().zip(keys.chunks_exact(hd)) {
+                *score = dot(&q, key) * scale;
                 max = max.max(*score);
             }
             let mut sum = 0f32;
@@ -377,9 +398,10 @@ fn attention(pool: &Pool, c: &Config, qkv: &[f32], k: &[f32], v: &[f32], pos: us
             // SAFETY: the pair's slice of `out` is written by this thread only.
             let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(t * q_dim + h * hd), hd) };
             o.fill(0.0);
-            for (s, score) in scores[..upto].iter().enumerate() {
-                let w = score / sum;
-                o.iter_mut().zip(&v[s * kv_dim + kvh * hd..][..hd]).for_each(|(o, v)| *o += w * v);
+            for (score, value) in scores[..upto].iter().zip(values.chunks_exact(hd)) {
+                // Weights meet the f16 values as f16, as in llama.cpp.
+                let w = to_f16(score / sum);
+                o.iter_mut().zip(value).for_each(|(o, v)| *o += w * v);
             }
         }
     });
