@@ -16,6 +16,12 @@ fn onnx() -> &'static iris_onnx::Environment {
     iris_onnx::init(&model("onnxruntime")).expect("ONNX Runtime loads")
 }
 
+/// The range of `reference`'s logits, and the largest difference of `other`'s from them.
+fn spread_and_diff(reference: &[f32], other: &[f32]) -> (f32, f32) {
+    let spread = reference.iter().fold(f32::MIN, |m, v| m.max(*v)) - reference.iter().fold(f32::MAX, |m, v| m.min(*v));
+    (spread, reference.iter().zip(other).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max))
+}
+
 fn vad_probabilities(vad: &mut dyn Vad, pcm: &[f32]) -> Vec<f32> {
     vad.reset();
     pcm.chunks_exact(vad.frame_len()).map(|f| vad.speech_probability(f).unwrap()).collect()
@@ -216,8 +222,7 @@ fn prefill_on_a_cache_agrees() {
     let chunked = llm.logits_after(&ids[half..], half).unwrap();
     let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
     assert_eq!(argmax(&whole), argmax(&chunked));
-    let spread = whole.iter().fold(f32::MIN, |m, v| m.max(*v)) - whole.iter().fold(f32::MAX, |m, v| m.min(*v));
-    let max_diff = whole.iter().zip(&chunked).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let (spread, max_diff) = spread_and_diff(&whole, &chunked);
     assert!(max_diff < 0.05 * spread, "chunked prefill differs by {max_diff} of {spread}");
 }
 
@@ -264,8 +269,7 @@ fn the_cpu_engine_agrees_with_candle_and_with_itself() {
     let whole = cpu.logits_after(&ids, 0).unwrap();
     let reference = candle.logits_after(&ids, 0).unwrap();
     assert_eq!(argmax(&whole), argmax(&reference));
-    let spread = reference.iter().fold(f32::MIN, |m, v| m.max(*v)) - reference.iter().fold(f32::MAX, |m, v| m.min(*v));
-    let max_diff = whole.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let (spread, max_diff) = spread_and_diff(&reference, &whole);
     // The CPU engine keeps keys and values in f16 as llama.cpp does (candle: f32), which moves
     // logits by a few percent of their range; llama.cpp itself is the reference (see
     // `greedy_decoding_matches_llama_cpp_token_for_token`).
@@ -322,13 +326,11 @@ fn the_cpu_engine_runs_qwen_mixed_quantisations() {
     // At the first position attention returns the value itself, so only the f16 rounding of
     // the KV cache separates the engines there.
     let (a, b) = (cpu.logits_after(&ids[..1], 0).unwrap(), candle.logits_after(&ids[..1], 0).unwrap());
-    let spread = b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
-    let first = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let (spread, first) = spread_and_diff(&b, &a);
     assert!(first < 0.01 * spread, "one token: the engines differ by {first} of {spread}");
     let (a, b) = (cpu.logits_after(&ids, 0).unwrap(), candle.logits_after(&ids, 0).unwrap());
     assert_eq!(argmax(&a), argmax(&b));
-    let spread = b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
-    let max_diff = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let (spread, max_diff) = spread_and_diff(&b, &a);
     assert!(max_diff < 0.1 * spread, "the engines differ by {max_diff} of {spread}");
 }
 

@@ -166,26 +166,20 @@ pub(crate) trait Slots {
     }
 }
 
-impl Slots for Q4KMatrix {
-    fn chunks(&self) -> usize {
-        self.chunks
-    }
-    fn cols(&self) -> usize {
-        self.cols
-    }
-    fn value(&self, i: usize, pos: usize) -> f32 {
-        Q4KMatrix::value(self, i, pos)
-    }
+macro_rules! slots {
+    ($($matrix:ty),*) => {$(
+        impl Slots for $matrix {
+            fn chunks(&self) -> usize {
+                self.chunks
+            }
+            fn cols(&self) -> usize {
+                self.cols
+            }
+            fn value(&self, i: usize, pos: usize) -> f32 {
+                <$matrix>::value(self, i, pos)
+            }
+        }
+    )*};
 }
 
-impl Slots for Q6KMatrix {
-    fn chunks(&self) -> usize {
-        self.chunks
-    }
-    fn cols(&self) -> usize {
-        self.cols
-    }
-    fn value(&self, i: usize, pos: usize) -> f32 {
-        Q6KMatrix::value(self, i, pos)
-    }
-}
+slots!(Q4KMatrix, Q6KMatrix);
