@@ -110,36 +110,6 @@ impl Q8Matrix {
         Some(m)
     }
 
-    /// Quantises f32 rows (as llama.cpp's `quantize_row_q8_0` does), for tests and fixtures.
-    pub fn quantize(values: &[f32], rows: usize, cols: usize) -> Option<Self> {
-        if values.len() != rows * cols || cols % QK != 0 {
-            return None;
-        }
-        let mut raw = Vec::with_capacity(rows * cols / QK * Q8_0_BLOCK_BYTES);
-        for block in values.chunks(QK) {
-            let (d, q) = quantize_block(block);
-            raw.extend_from_slice(&d.to_le_bytes());
-            raw.extend(q.iter().map(|&v| v as u8));
-        }
-        Self::from_q8_0(&raw, rows, cols)
-    }
-
-    /// Stacks matrices of equal width (q, k and v; gate and up) so one pass covers them all.
-    /// All but the last must have whole groups of rows.
-    pub fn stack(parts: &[Q8Matrix]) -> Option<Self> {
-        let first = parts.first()?;
-        if parts.iter().any(|p| p.cols != first.cols) || parts[..parts.len() - 1].iter().any(|p| p.rows % GROUP != 0) {
-            return None;
-        }
-        Some(Self {
-            rows: parts.iter().map(|p| p.rows).sum(),
-            cols: first.cols,
-            chunks: first.chunks,
-            quants: parts.iter().flat_map(|p| p.quants.iter().copied()).collect(),
-            scales: parts.iter().flat_map(|p| p.scales.iter().copied()).collect(),
-        })
-    }
-
     /// Row `r` as f32 (an embedding lookup).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         for (i, o) in out.iter_mut().enumerate().take(self.cols) {
@@ -148,10 +118,6 @@ impl Q8Matrix {
             let q = (self.quants[c].0[slot(b % 2, j)] ^ 0x80) as i8;
             *o = f32::from(q) * scale(self.scales[c], b % 2);
         }
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.quants.len() * 64 + self.scales.len() * 4
     }
 }
 
