@@ -69,6 +69,24 @@ reference_whisper_cpp() {
     echo "$venv/bin/python"
 }
 
+# The reference openWakeWord (the pip package's own pipeline on the same ONNX models) for the
+# wake word conformance test. Prints the Python to use.
+reference_openwakeword() {
+    local venv="$IRIS_DATA/reference/openwakeword"
+    if ! "$venv/bin/python" -c "import numpy, onnxruntime, importlib.util; assert importlib.util.find_spec('openwakeword')" >/dev/null 2>&1; then
+        say "installing the reference openwakeword (once)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >&2 &&
+            "$venv/bin/python" -m pip install -q numpy onnxruntime==1.31.1 >&2 &&
+            "$venv/bin/python" -m pip install -q --no-deps openwakeword==0.4.0 >&2 || {
+            echo "warning: could not install the reference openwakeword; the wake word conformance test will fail" >&2
+            rm -rf "$venv"
+            return 0
+        }
+    fi
+    echo "$venv/bin/python"
+}
+
 # Test-only clients of `iris serve`: the openai and wyoming Python packages, and a headless
 # Chromium driven by playwright-core with the axe-core accessibility audit. Exports
 # IRIS_CLIENT_PYTHON and IRIS_BROWSER_MODULES for the tests; a failure is a warning.

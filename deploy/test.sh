@@ -20,6 +20,23 @@ else
     echo "warning: no sample photos; the vision tests on photos are skipped" >&2
 fi
 client_tools
+# A user-space PulseAudio room, so the live loop runs on real ALSA devices (deploy/pulse-room.sh).
+pulse_packages=(pulseaudio pulseaudio-utils libasound2-plugins)
+pulse_missing=()
+for p in "${pulse_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || pulse_missing+=("$p")
+done
+if [ ${#pulse_missing[@]} -gt 0 ]; then
+    say "installing ${pulse_missing[*]} (for the live loop's device test)"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${pulse_missing[@]}" >/dev/null
+fi
+# Spoken sessions for the live loop ("Hey Jarvis" and a question, in espeak-ng voices).
+"$ROOT/deploy/loop-sessions.sh" "$IRIS_DATA/loop-sessions"
+export IRIS_LOOP_SESSIONS="$IRIS_DATA/loop-sessions"
+IRIS_WAKE_REFERENCE_PYTHON=$(reference_openwakeword)
+[ -n "$IRIS_WAKE_REFERENCE_PYTHON" ] && export IRIS_WAKE_REFERENCE_PYTHON
 IRIS_REFERENCE_PYTHON=$(reference_whisper_cpp)
 [ -n "$IRIS_REFERENCE_PYTHON" ] && export IRIS_REFERENCE_PYTHON
 say "running the test suite"

@@ -41,7 +41,7 @@ fn human() -> Vec<(Vec<f32>, String)> {
 }
 
 fn english() -> AsrOptions {
-    AsrOptions { language: Some("en".into()), partial: false }
+    AsrOptions { language: Some("en".into()), partial: false, fit_context: false }
 }
 
 fn conformance(asr: &dyn Asr) -> Vec<String> {

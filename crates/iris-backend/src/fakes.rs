@@ -140,3 +140,36 @@ impl crate::Vlm for FakeVlm {
         self.direct
     }
 }
+
+/// Hears its one word wherever a hop's peak amplitude is at or above `level` (a test marks the
+/// wake word with a loud burst); scores 0 elsewhere.
+pub struct FakeWakeWord {
+    pub hop_len: usize,
+    pub level: f32,
+}
+
+impl crate::WakeWord for FakeWakeWord {
+    fn hop_len(&self) -> usize {
+        self.hop_len
+    }
+
+    fn words(&self) -> Vec<String> {
+        vec!["fake_word".to_owned()]
+    }
+
+    fn scores(&mut self, hop: &[f32]) -> Result<Vec<f32>, BackendError> {
+        let peak = hop.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        Ok(vec![if peak >= self.level { 1.0 } else { 0.0 }])
+    }
+
+    fn reset(&mut self) {}
+}
+
+/// Says a turn is complete with a fixed probability.
+pub struct FakeTurnDetector(pub f32);
+
+impl crate::TurnDetector for FakeTurnDetector {
+    fn complete_probability(&mut self, _pcm: &[f32]) -> Result<f32, BackendError> {
+        Ok(self.0)
+    }
+}

@@ -78,6 +78,10 @@ pub struct AsrOptions {
     /// A provisional decode for a partial transcript while the person is still speaking: the
     /// backend may trade accuracy for speed (a short encoder window, few tokens, no fallback).
     pub partial: bool,
+    /// A final decode with the encoder window sized to the audio (plus a margin) instead of
+    /// Whisper's fixed 30 s: several times faster on a short live question, at full decoding
+    /// quality otherwise (temperature fallback, no token cap). Used by the live loop.
+    pub fit_context: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -214,6 +218,24 @@ pub trait Tts: Send {
     fn select_language(&mut self, _language: &str) -> Result<String, BackendError> {
         Ok(self.voice_name())
     }
+}
+
+/// A wake word spotter on 16 kHz mono audio, fed in fixed hops.
+pub trait WakeWord: Send {
+    /// Samples per call to [`WakeWord::scores`].
+    fn hop_len(&self) -> usize;
+    /// The words it listens for, in the order of the scores.
+    fn words(&self) -> Vec<String>;
+    /// One score (0..1) per word for the audio heard so far, this hop included.
+    fn scores(&mut self, hop: &[f32]) -> Result<Vec<f32>, BackendError>;
+    /// Forget what was heard (a new stream, or after a detection so it does not fire twice).
+    fn reset(&mut self);
+}
+
+/// Decides whether a pause ends the speaker's turn from what was said and how (Smart Turn).
+pub trait TurnDetector: Send {
+    /// Probability (0..1) that the speaker has finished, given the turn's audio so far (16 kHz mono).
+    fn complete_probability(&mut self, pcm_16k: &[f32]) -> Result<f32, BackendError>;
 }
 
 /// Deterministic skills tried before the language model, as Home Assistant matches intents

@@ -21,6 +21,7 @@ pub struct Config {
     pub models: Models,
     pub speech: Speech,
     pub tools: Tools,
+    pub audio: Audio,
     /// Worker threads for inference; 0 means all cores.
     pub threads: usize,
 }
@@ -58,6 +59,51 @@ pub struct Models {
     /// describe images; empty: the offline vision aid (text reading, object names, colours).
     pub vlm: String,
 }
+
+/// The live voice loop (`iris listen`, and `iris serve` when `enabled`).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audio {
+    /// Run the loop inside `iris serve` on the devices below.
+    pub enabled: bool,
+    /// Device names from `iris audio list`; empty means the default device.
+    pub input: String,
+    pub output: String,
+    /// "wake_word", "always" or "push_to_talk".
+    pub mode: String,
+    /// openWakeWord words to listen for: "hey_jarvis", "alexa", "hey_mycroft", "hey_marvin".
+    pub wake_words: Vec<String>,
+    /// Score (0..1) at or above which a wake word wakes Iris.
+    pub wake_threshold: f32,
+    /// After a detection, the same word is ignored this long, in ms.
+    pub refractory_ms: u64,
+    /// After an answer, speech within this long needs no wake word, in ms; 0 turns it off.
+    pub follow_up_ms: u64,
+    /// Ask a semantic end-of-turn model whether a pause ends the sentence (needs `smart-turn`).
+    pub semantic_turn: bool,
+    /// With the semantic check, the longest pause inside an unfinished sentence, in ms.
+    pub max_pause_ms: u64,
+}
+
+impl Default for Audio {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            input: String::new(),
+            output: String::new(),
+            mode: "wake_word".into(),
+            wake_words: vec!["hey_jarvis".into()],
+            wake_threshold: 0.5,
+            refractory_ms: 2_000,
+            follow_up_ms: 5_000,
+            semantic_turn: false,
+            max_pause_ms: 1_200,
+        }
+    }
+}
+
+/// The wake words the `openwakeword` model ships.
+pub const WAKE_WORDS: &[&str] = &["hey_jarvis", "alexa", "hey_mycroft", "hey_marvin"];
 
 /// The home-action webhook (e.g. a Home Assistant service URL); empty means none.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -194,6 +240,34 @@ impl Config {
         }
         if self.speech.partial_ms != 0 && !(200..=5_000).contains(&self.speech.partial_ms) {
             return bad("speech.partial_ms", format!("is {}; use 200 to 5000, or 0 for no partials", self.speech.partial_ms));
+        }
+        if self.threads > 256 {
+            return bad("threads", format!("is {}; use 0 (all cores) to 256", self.threads));
+        }
+        let a = &self.audio;
+        if !["wake_word", "always", "push_to_talk"].contains(&a.mode.as_str()) {
+            return bad("audio.mode", format!("is {:?}; use \"wake_word\", \"always\" or \"push_to_talk\"", a.mode));
+        }
+        if let Some(w) = a.wake_words.iter().find(|w| !WAKE_WORDS.contains(&w.as_str())) {
+            return bad("audio.wake_words", format!("has {w:?}; use some of {}", WAKE_WORDS.join(", ")));
+        }
+        if a.mode == "wake_word" && a.wake_words.is_empty() {
+            return bad("audio.wake_words", "is empty in wake_word mode; name at least one, e.g. [\"hey_jarvis\"]".into());
+        }
+        if !(0.05..=0.99).contains(&a.wake_threshold) {
+            return bad("audio.wake_threshold", format!("is {}; use 0.05 to 0.99", a.wake_threshold));
+        }
+        if a.refractory_ms > 10_000 {
+            return bad("audio.refractory_ms", format!("is {}; use 0 to 10000", a.refractory_ms));
+        }
+        if a.follow_up_ms > 30_000 {
+            return bad("audio.follow_up_ms", format!("is {}; use 0 (off) to 30000", a.follow_up_ms));
+        }
+        if !(200..=5_000).contains(&a.max_pause_ms) {
+            return bad("audio.max_pause_ms", format!("is {}; use 200 to 5000", a.max_pause_ms));
+        }
+        if a.input.len() > 256 || a.output.len() > 256 {
+            return bad("audio.input", "device names are at most 256 bytes".into());
         }
         let url = &self.tools.webhook_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

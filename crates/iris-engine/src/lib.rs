@@ -172,7 +172,7 @@ impl Engine {
         let live = self.live();
         let language = language.or_else(|| live.config.asr_language());
         let started = std::time::Instant::now();
-        let out = live.asr.transcribe(pcm_16k, &AsrOptions { language, partial: false }, stop)?;
+        let out = live.asr.transcribe(pcm_16k, &AsrOptions { language, partial: false, fit_context: false }, stop)?;
         self.stats.observe("asr", started.elapsed());
         Ok(out)
     }

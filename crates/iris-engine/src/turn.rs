@@ -83,7 +83,7 @@ impl Engine {
         }
         let language = cfg.asr_language();
         let asr = AsrSettings { gated: live.vad.is_some(), partial_every: None };
-        stages.push(Box::new(AsrStage::new(live.asr.clone(), AsrOptions { language, partial: false }, asr)));
+        stages.push(Box::new(AsrStage::new(live.asr.clone(), AsrOptions { language, partial: false, fit_context: false }, asr)));
         let vision = live.vision.clone().map(|v| Box::new(SharedVlm(v)) as Box<dyn iris_backend::Vlm>);
         let mut llm = LlmStage::new(Box::new(SharedLlm(live.llm.clone())), vision, llm_settings(cfg));
         if let Some(skills) = &live.skills {

@@ -82,6 +82,13 @@ impl Asr for WhisperAsr {
             params.set_no_context(true);
             params.set_max_tokens(partial_max_tokens(pcm_16k.len()) as i32);
             params.set_temperature_inc(0.0);
+        } else if opts.fit_context {
+            // A short window can make Whisper loop: twice a fast speaker's tokens at most, and
+            // the loop trimmed below.
+            params.set_audio_ctx(partial_audio_ctx(pcm_16k.len()) as i32);
+            params.set_single_segment(true);
+            params.set_no_context(true);
+            params.set_max_tokens(2 * partial_max_tokens(pcm_16k.len()) as i32);
         }
         let language = match (&opts.language, self.multilingual) {
             (Some(lang), true) => lang.clone(),
@@ -108,7 +115,7 @@ impl Asr for WhisperAsr {
                 text.push_str(&piece);
             }
         }
-        if opts.partial {
+        if opts.partial || opts.fit_context {
             text = trim_repetition(&text);
         }
         let detected = whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_owned);

@@ -155,7 +155,9 @@ impl Models {
         } else {
             None
         };
-        let gated = needs("vad");
+        // A VAD stage, or a live loop that marks speech itself, gates recognition.
+        let gated = needs("vad") || spec.input.contains(iris_frames::FrameKind::SpeechStarted);
+        let live = spec.input.contains(iris_frames::FrameKind::SpeechStarted);
         let mut stages: Vec<Box<dyn Stage>> = Vec::new();
         for s in &spec.stages {
             let stage: Box<dyn Stage> = match s.info.name {
@@ -170,7 +172,14 @@ impl Models {
                     let asr = self.asr()?;
                     let language = cfg.asr_language();
                     let partial_every = (cfg.speech.partial_ms > 0).then(|| std::time::Duration::from_millis(cfg.speech.partial_ms));
-                    Box::new(AsrStage::new(asr, AsrOptions { language, partial: false }, AsrSettings { gated, partial_every }))
+                    let stage = AsrStage::new(
+                        asr,
+                        AsrOptions { language, partial: false, fit_context: live },
+                        AsrSettings { gated, partial_every },
+                    );
+                    // A live turn's pre-roll may hold the tail of the wake word: not part of the question.
+                    let wake_words: Vec<&str> = cfg.audio.wake_words.iter().flat_map(|w| w.split('_')).collect();
+                    Box::new(if live { stage.dropping_leading(&wake_words).merging_pauses() } else { stage })
                 }
                 "llm" => {
                     let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;

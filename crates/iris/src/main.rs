@@ -1,10 +1,12 @@
 //! `iris`: the offline voice-and-vision assistant. The only crate that sees every backend.
 
 mod ask;
+mod audio_cmd;
 mod backends;
 mod bench;
 mod eval;
 mod listen;
+mod live;
 mod look;
 mod models_cmd;
 mod progress;
@@ -35,6 +37,12 @@ enum Command {
     Say(say::SayArgs),
     /// Look at a picture: read its text, say its colour, describe what can be said of it.
     Look(look::LookArgs),
+    /// Listen to the room and answer out loud: wake word, question, spoken answer. With
+    /// --mic-file and --speaker-file, the same loop runs in a simulated room on files.
+    Listen(live::ListenArgs),
+    /// Sound devices: `iris audio list`.
+    #[command(subcommand)]
+    Audio(audio_cmd::AudioCmd),
     /// Serve the panel (set-up, status, settings, models, "try it"), the OpenAI-compatible API
     /// and a Wyoming server for Home Assistant.
     Serve(serve::ServeArgs),
@@ -57,6 +65,8 @@ fn main() -> ExitCode {
         Command::Ask(args) => ask::run(cli.config.as_deref(), args),
         Command::Say(args) => say::run(cli.config.as_deref(), args),
         Command::Look(args) => look::run(cli.config.as_deref(), args),
+        Command::Listen(args) => live::run(cli.config.as_deref(), args),
+        Command::Audio(cmd) => audio_cmd::run(cmd),
         Command::Serve(args) => serve::run(cli.config.as_deref(), args),
         Command::Transcribe(args) => transcribe::run(cli.config.as_deref(), args),
         Command::Bench(cmd) => bench::run(cli.config.as_deref(), cmd),

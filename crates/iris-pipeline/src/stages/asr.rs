@@ -37,6 +37,8 @@ struct State {
     emitted: bool,
     since_partial: usize,
     last_partial: String,
+    /// Merging pauses: the whole turn decoded at its last pause, still valid if no speech followed.
+    at_pause: Option<(String, Option<String>)>,
 }
 
 pub struct AsrStage {
@@ -44,14 +46,61 @@ pub struct AsrStage {
     options: AsrOptions,
     settings: AsrSettings,
     state: PerTurn<State>,
+    /// Words dropped from the start of a final transcript: the wake word, heard in the pre-roll.
+    leading: Vec<String>,
+    merge_pauses: bool,
 }
 
 impl AsrStage {
     pub fn new(asr: Arc<dyn Asr>, options: AsrOptions, settings: AsrSettings) -> Self {
-        Self { asr, options: AsrOptions { partial: false, ..options }, settings, state: PerTurn::default() }
+        Self {
+            asr,
+            options: AsrOptions { partial: false, ..options },
+            settings,
+            state: PerTurn::default(),
+            leading: Vec::new(),
+            merge_pauses: false,
+        }
+    }
+
+    /// Drops these words (any case, any punctuation) from the start of final transcripts: a
+    /// live turn's pre-roll may hold the end of the wake word ("Jarvis, what time is it?").
+    pub fn dropping_leading(mut self, words: &[&str]) -> Self {
+        self.leading = words.iter().map(|w| w.to_lowercase()).collect();
+        self
+    }
+
+    /// For a live turn (the loop marks speech and ends the turn): a pause does not split the
+    /// question. At each pause the whole turn so far is decoded at full quality and shown as a
+    /// partial; if nobody speaks again before the turn ends, that decode is the final, so the
+    /// recogniser works while the end of the turn is still being decided. Context is never lost
+    /// at a pause (Whisper hears up to 30 s at once).
+    pub fn merging_pauses(mut self) -> Self {
+        self.merge_pauses = true;
+        self
+    }
+
+    fn at_pause(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
+        let stop = || out.is_cancelled(turn);
+        let result = self.asr.transcribe(&self.state.get(turn).audio, &self.options, &stop)?;
+        let text = drop_leading(result.text.trim(), &self.leading);
+        let st = self.state.get(turn);
+        st.since_partial = 0;
+        st.at_pause = Some((text.clone(), result.language.clone()));
+        if text.is_empty() || text == st.last_partial {
+            return Ok(());
+        }
+        st.last_partial.clone_from(&text);
+        out.emit(turn, pts, Frame::Transcript(Transcript { text, is_final: false, language: result.language }))
     }
 
     fn transcribe(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
+        if let Some((text, language)) = self.state.get(turn).at_pause.take() {
+            let st = self.state.get(turn);
+            st.emitted = true;
+            st.audio.clear();
+            return out.emit(turn, pts, Frame::Transcript(Transcript { text, is_final: true, language }));
+        }
         let audio = std::mem::take(&mut self.state.get(turn).audio);
         let stop = || out.is_cancelled(turn);
         let result = self.asr.transcribe(&audio, &self.options, &stop)?;
@@ -59,7 +108,8 @@ impl AsrStage {
         st.emitted = true;
         st.since_partial = 0;
         st.last_partial.clear();
-        let frame = Frame::Transcript(Transcript { text: result.text.trim().to_owned(), is_final: true, language: result.language });
+        let text = drop_leading(result.text.trim(), &self.leading);
+        let frame = Frame::Transcript(Transcript { text, is_final: true, language: result.language });
         out.emit(turn, pts, frame)
     }
 
@@ -75,6 +125,24 @@ impl AsrStage {
         st.last_partial.clone_from(&text);
         out.emit(turn, pts, Frame::Transcript(Transcript { text, is_final: false, language: result.language }))
     }
+}
+
+/// `text` without the listed words at its start (compared without case and punctuation).
+fn drop_leading(text: &str, words: &[String]) -> String {
+    let mut rest = text;
+    loop {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word: String = rest[..word_end].chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase();
+        if word.is_empty() || !words.contains(&word) {
+            break;
+        }
+        rest = rest[word_end..].trim_start();
+    }
+    if rest.len() == text.len() {
+        return text.to_owned();
+    }
+    let mut chars = rest.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 impl Stage for AsrStage {
@@ -101,7 +169,7 @@ impl Stage for AsrStage {
                 let end = env.pts + Duration::from_secs_f64(chunk.samples.len() as f64 / RATE as f64);
                 let st = self.state.get(turn);
                 st.audio.extend_from_slice(&chunk.samples);
-                if gated && !st.in_speech && st.audio.len() > PRE_ROLL {
+                if gated && !self.merge_pauses && !st.in_speech && st.audio.len() > PRE_ROLL {
                     let excess = st.audio.len() - PRE_ROLL;
                     st.audio.drain(..excess);
                 }
@@ -121,6 +189,7 @@ impl Stage for AsrStage {
             Frame::SpeechStarted => {
                 let st = self.state.get(turn);
                 st.in_speech = true;
+                st.at_pause = None;
                 st.since_partial = 0;
                 out.send(env)
             }
@@ -128,7 +197,11 @@ impl Stage for AsrStage {
                 self.state.get(turn).in_speech = false;
                 let pts = env.pts;
                 out.send(env)?;
-                self.transcribe(turn, pts, out)
+                if self.merge_pauses {
+                    self.at_pause(turn, pts, out)
+                } else {
+                    self.transcribe(turn, pts, out)
+                }
             }
             _ => Ok(()),
         }
@@ -136,7 +209,7 @@ impl Stage for AsrStage {
 
     fn end_turn(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
         let st = self.state.get(turn);
-        let result = if !self.settings.gated && !st.audio.is_empty() {
+        let result = if (!self.settings.gated || self.merge_pauses) && (!st.audio.is_empty() || st.at_pause.is_some()) {
             self.transcribe(turn, pts, out)
         } else if !st.emitted {
             // Nothing worth recognising: say so with an empty final transcript.
@@ -147,5 +220,19 @@ impl Stage for AsrStage {
         };
         self.state.take(turn);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drop_leading;
+
+    #[test]
+    fn the_wake_word_is_dropped_from_the_start_only() {
+        let words = vec!["hey".to_owned(), "jarvis".to_owned()];
+        assert_eq!(drop_leading("Jarvis, what time is it?", &words), "What time is it?");
+        assert_eq!(drop_leading("Hey Jarvis. Hey, what is Jarvis?", &words), "What is Jarvis?");
+        assert_eq!(drop_leading("What is the time?", &words), "What is the time?");
+        assert_eq!(drop_leading("Jarvis", &words), "");
     }
 }

@@ -47,7 +47,7 @@ pub fn run(config_path: Option<&Path>, args: AsrArgs) -> Result<ExitCode> {
     let t = Instant::now();
     let engine = iris_whisper::WhisperAsr::load(&model, threads)?;
     let load_s = t.elapsed().as_secs_f64();
-    let opts = AsrOptions { language: language.clone(), partial: false };
+    let opts = AsrOptions { language: language.clone(), partial: false, fit_context: false };
     let time = |f: &mut dyn FnMut() -> Result<String>| -> Result<(String, f64)> {
         f()?;
         let mut times = Vec::new();

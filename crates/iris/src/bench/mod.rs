@@ -3,6 +3,7 @@
 
 mod asr;
 mod llm;
+pub mod loop_bench;
 mod tts;
 pub mod whisper_cpp;
 
@@ -20,6 +21,8 @@ pub enum BenchCmd {
     Llm(llm::LlmArgs),
     /// Recognition time and real-time factor: Iris vs whisper.cpp, same model and samples.
     Asr(asr::AsrArgs),
+    /// End of speech to first audio out through the simulated room, with each stage's share.
+    Loop(loop_bench::LoopArgs),
 }
 
 pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
@@ -27,6 +30,7 @@ pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
         BenchCmd::Tts(args) => tts::run(config_path, args),
         BenchCmd::Llm(args) => llm::run(config_path, args),
         BenchCmd::Asr(args) => asr::run(config_path, args),
+        BenchCmd::Loop(args) => loop_bench::run(config_path, args),
     }
 }
 

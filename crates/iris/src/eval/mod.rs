@@ -59,7 +59,7 @@ pub fn run(config_path: Option<&Path>, cmd: EvalCmd) -> Result<ExitCode> {
     for s in &sentences {
         let audio = voice.synthesize(s, &NeverStop)?;
         let pcm = iris_audio::resample(&audio, voice.sample_rate(), 16_000);
-        let heard = asr.transcribe(&pcm, &AsrOptions { language: Some("en".into()), partial: false }, &NeverStop)?.text;
+        let heard = asr.transcribe(&pcm, &AsrOptions { language: Some("en".into()), partial: false, fit_context: false }, &NeverStop)?.text;
         let (e, n) = wer::word_errors(s, &heard);
         errors += e;
         words += n;

@@ -1,0 +1,168 @@
+//! The front end: wake word and voice activity on the microphone's stream, one chunk at a time.
+//! It knows nothing of turns; it reports what it heard, stamped on the media clock.
+
+use iris_backend::{BackendError, Vad, WakeWord};
+
+use crate::controller::Secs;
+
+const RATE: f64 = 16_000.0;
+
+#[derive(Clone, Debug)]
+pub struct FrontSettings {
+    /// A wake word's score at or above this wakes the assistant.
+    pub wake_threshold: f32,
+    /// After a detection, the same word is ignored this long (seconds).
+    pub refractory: Secs,
+    /// VAD probability that starts speech, and below which silence is counted.
+    pub speech_threshold: f32,
+    pub silence_threshold: f32,
+    /// Silence that makes a pause (seconds); the controller decides whether the pause ends the turn.
+    pub pause: Secs,
+}
+
+impl Default for FrontSettings {
+    fn default() -> Self {
+        Self { wake_threshold: 0.5, refractory: 2.0, speech_threshold: 0.5, silence_threshold: 0.35, pause: 0.2 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Heard {
+    Wake {
+        at: Secs,
+        word: String,
+        score: f32,
+    },
+    SpeechStart {
+        at: Secs,
+    },
+    /// Speech ended at `at` (the pause was noticed `pause` later).
+    SpeechEnd {
+        at: Secs,
+    },
+}
+
+pub struct FrontEnd {
+    wake: Option<Box<dyn WakeWord>>,
+    words: Vec<String>,
+    vad: Box<dyn Vad>,
+    settings: FrontSettings,
+    wake_buf: Vec<f32>,
+    vad_buf: Vec<f32>,
+    /// Samples the VAD has judged.
+    vad_pos: u64,
+    wake_pos: u64,
+    in_speech: bool,
+    silence_from: Option<u64>,
+    last_wake: Option<Secs>,
+    /// The highest score each word reached (for false-wake reports).
+    pub max_scores: Vec<f32>,
+}
+
+fn secs(samples: u64) -> Secs {
+    samples as f64 / RATE
+}
+
+impl FrontEnd {
+    pub fn new(wake: Option<Box<dyn WakeWord>>, vad: Box<dyn Vad>, settings: FrontSettings) -> Self {
+        let words = wake.as_ref().map(|w| w.words()).unwrap_or_default();
+        let max_scores = vec![0.0; words.len()];
+        Self {
+            wake,
+            words,
+            vad,
+            settings,
+            wake_buf: Vec::new(),
+            vad_buf: Vec::new(),
+            vad_pos: 0,
+            wake_pos: 0,
+            in_speech: false,
+            silence_from: None,
+            last_wake: None,
+            max_scores,
+        }
+    }
+
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
+    pub fn in_speech(&self) -> bool {
+        self.in_speech
+    }
+
+    /// Hears one chunk of 16 kHz mono audio.
+    pub fn hear(&mut self, chunk: &[f32]) -> Result<Vec<Heard>, BackendError> {
+        let mut heard = Vec::new();
+        if let Some(wake) = self.wake.as_mut() {
+            self.wake_buf.extend_from_slice(chunk);
+            let hop = wake.hop_len();
+            while self.wake_buf.len() >= hop {
+                let frame: Vec<f32> = self.wake_buf.drain(..hop).collect();
+                self.wake_pos += hop as u64;
+                let scores = wake.scores(&frame)?;
+                let at = secs(self.wake_pos);
+                for (i, &score) in scores.iter().enumerate() {
+                    if let Some(m) = self.max_scores.get_mut(i) {
+                        *m = m.max(score);
+                    }
+                    let resting = self.last_wake.is_some_and(|t| at - t < self.settings.refractory);
+                    if score >= self.settings.wake_threshold && !resting {
+                        self.last_wake = Some(at);
+                        heard.push(Heard::Wake { at, word: self.words.get(i).cloned().unwrap_or_default(), score });
+                    }
+                }
+            }
+        }
+        self.vad_buf.extend_from_slice(chunk);
+        let n = self.vad.frame_len();
+        let pause = (self.settings.pause * RATE) as u64;
+        while self.vad_buf.len() >= n {
+            let frame: Vec<f32> = self.vad_buf.drain(..n).collect();
+            let p = self.vad.speech_probability(&frame)?;
+            let start = self.vad_pos;
+            self.vad_pos += n as u64;
+            if !self.in_speech {
+                if p >= self.settings.speech_threshold {
+                    self.in_speech = true;
+                    self.silence_from = None;
+                    heard.push(Heard::SpeechStart { at: secs(start) });
+                }
+            } else if p < self.settings.silence_threshold {
+                let from = *self.silence_from.get_or_insert(start);
+                if self.vad_pos - from >= pause {
+                    self.in_speech = false;
+                    self.silence_from = None;
+                    heard.push(Heard::SpeechEnd { at: secs(from) });
+                }
+            } else {
+                self.silence_from = None;
+            }
+        }
+        Ok(heard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iris_backend::fakes::{FakeVad, FakeWakeWord};
+
+    #[test]
+    fn hears_the_word_and_the_speech_on_the_media_clock() {
+        let wake = FakeWakeWord { hop_len: 1280, level: 0.9 };
+        let vad = FakeVad { frame_len: 512, threshold: 0.05 };
+        let mut front = FrontEnd::new(Some(Box::new(wake)), Box::new(vad), FrontSettings::default());
+        let mut audio = vec![0.0f32; 16_000];
+        audio[3_000..8_000].iter_mut().for_each(|s| *s = 0.2);
+        audio[4_000] = 1.0;
+        let mut heard = Vec::new();
+        for chunk in audio.chunks(320) {
+            heard.extend(front.hear(chunk).unwrap());
+        }
+        assert_eq!(heard[0], Heard::SpeechStart { at: 3072.0 / 16_000.0 });
+        assert!(matches!(&heard[1], Heard::Wake { at, .. } if (*at - 5120.0 / 16_000.0).abs() < 1e-9));
+        assert!(matches!(heard[2], Heard::SpeechEnd { at } if (at - 8192.0 / 16_000.0).abs() < 1e-9));
+        assert_eq!(front.max_scores, vec![1.0]);
+    }
+}

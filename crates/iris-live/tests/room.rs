@@ -1,0 +1,116 @@
+//! The whole loop in the simulated room on fake backends: the turn-taking rules end to end,
+//! on the media clock, in milliseconds.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use iris_backend::fakes::{FakeAsr, FakeLlm, FakeTts, FakeVad, FakeWakeWord};
+use iris_backend::{AsrOptions, GenParams};
+use iris_live::{Controller, Event, FrontEnd, FrontSettings, LiveLoop, Mode, Room, TurnRules};
+use iris_pipeline::stages::{AsrSettings, AsrStage, LlmSettings, LlmStage, SentenceStage, TtsStage, BUILTIN};
+use iris_pipeline::{Pipeline, PipelineSpec, Stage, Turns};
+
+const PIPELINE: &str = include_str!("../../../pipelines/listen.toml");
+
+fn pipeline() -> Pipeline {
+    let spec = PipelineSpec::parse(PIPELINE, BUILTIN).unwrap();
+    let settings = LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0 };
+    let stages: Vec<Box<dyn Stage>> = vec![
+        Box::new(
+            AsrStage::new(
+                Arc::new(FakeAsr::new("what is the capital of france")),
+                AsrOptions::default(),
+                AsrSettings { gated: true, partial_every: None },
+            )
+            .merging_pauses(),
+        ),
+        Box::new(LlmStage::new(Box::new(FakeLlm::new(&["Paris", " is", " the", " capital", "."])), None, settings)),
+        Box::new(SentenceStage::new()),
+        Box::new(TtsStage::new(Box::new(FakeTts::default()))),
+    ];
+    Pipeline::start(&spec, stages, Turns::new())
+}
+
+/// Seconds of silence and "speech" (a steady level); a wake word is a short loud burst.
+fn session(parts: &[(&str, f64)]) -> Vec<f32> {
+    let mut out = Vec::new();
+    for (kind, secs) in parts {
+        let n = (secs * 16_000.0) as usize;
+        let level = match *kind {
+            "wake" => 1.0,
+            "speech" => 0.2,
+            _ => 0.0,
+        };
+        out.extend(std::iter::repeat_n(level, n));
+    }
+    out
+}
+
+fn run(mic: Vec<f32>, mode: Mode) -> (Vec<Event>, Vec<f32>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.wav");
+    let (mut room, speaker) = Room::new(mic, &out, None).unwrap();
+    let p = pipeline();
+    let wake = FakeWakeWord { hop_len: 1280, level: 0.9 };
+    let front = FrontEnd::new(Some(Box::new(wake)), Box::new(FakeVad { frame_len: 512, threshold: 0.05 }), FrontSettings::default());
+    let controller = Controller::new(TurnRules { mode, ..TurnRules::default() }, false);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let lp = LiveLoop::new(&p, front, controller, None, speaker).with_sink(move |e: &Event| sink.lock().unwrap().push(e.clone()));
+    lp.run(&mut room, &AtomicBool::new(false));
+    room.finish().unwrap();
+    let played = iris_audio::read_wav(&out).unwrap().samples;
+    let events = events.lock().unwrap().clone();
+    (events, played)
+}
+
+fn names(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.name()).collect()
+}
+
+#[test]
+fn wake_word_then_question_is_answered_out_loud() {
+    let mic = session(&[("silence", 1.0), ("wake", 0.1), ("silence", 0.5), ("speech", 1.5), ("silence", 3.0)]);
+    let (events, played) = run(mic, Mode::WakeWord);
+    let n = names(&events);
+    for want in [
+        "wake",
+        "speech_start",
+        "speech_end",
+        "end_of_turn",
+        "transcript",
+        "llm_first_token",
+        "sentence",
+        "audio_start",
+        "audio_stop",
+        "answer",
+    ] {
+        assert!(n.contains(&want), "no {want} in {n:?}");
+    }
+    let at = |name: &str| events.iter().find(|e| e.kind.name() == name).map(|e| e.t).unwrap();
+    let speech_end = events.iter().filter(|e| e.kind.name() == "speech_end").last().unwrap().t;
+    assert!((speech_end - 3.1).abs() < 0.05, "speech ended at 3.1 s, heard {speech_end}");
+    assert!(at("end_of_turn") >= speech_end + 0.5, "{events:?}");
+    assert!(at("audio_start") > at("end_of_turn"));
+    let answer = events.iter().find_map(|e| if let iris_live::EventKind::Answer { text } = &e.kind { Some(text.clone()) } else { None });
+    assert_eq!(answer.as_deref(), Some("Paris is the capital."));
+    // What was played sits in the speaker file where audio_start says it started.
+    let first = played.iter().position(|&s| s.abs() > 0.1).unwrap() as f64 / 16_000.0;
+    assert!((first - at("audio_start")).abs() < 0.021, "played at {first}, audio_start {}", at("audio_start"));
+}
+
+#[test]
+fn without_the_wake_word_nobody_answers() {
+    let mic = session(&[("silence", 0.5), ("speech", 1.5), ("silence", 2.0)]);
+    let (events, played) = run(mic, Mode::WakeWord);
+    assert!(!names(&events).contains(&"end_of_turn"), "{:?}", names(&events));
+    assert!(played.iter().all(|&s| s == 0.0));
+}
+
+#[test]
+fn always_mode_answers_every_utterance() {
+    let mic = session(&[("silence", 0.5), ("speech", 1.0), ("silence", 2.0), ("speech", 1.0), ("silence", 2.0)]);
+    let (events, _) = run(mic, Mode::Always);
+    let answers = events.iter().filter(|e| e.kind.name() == "answer").count();
+    assert_eq!(answers, 2, "{:?}", names(&events));
+}

@@ -1,0 +1,232 @@
+//! Sound devices through `cpal` (ALSA on Linux): listing them, a microphone that gives the live
+//! loop 16 kHz mono chunks, and a loudspeaker that plays from the loop's flushable queue.
+//!
+//! Small fixed buffers (20 ms): the ALSA-pulse defaults add 400 ms each way. A device that is
+//! missing or vanishes is an [`IoError::Device`] with one clear line; the microphone reopens it
+//! with back-off, and the loop keeps running meanwhile.
+
+mod resample;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use iris_live::{Capture, IoError, Speaker};
+
+pub use resample::StreamResampler;
+
+const RATE: u32 = 16_000;
+/// 20 ms at 16 kHz.
+const CHUNK: usize = 320;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub input: bool,
+    pub output: bool,
+    pub default_input: bool,
+    pub default_output: bool,
+}
+
+fn host() -> cpal::Host {
+    cpal::default_host()
+}
+
+/// The sound devices there are.
+pub fn list() -> Result<Vec<DeviceInfo>, IoError> {
+    let host = host();
+    let name_of = |d: &cpal::Device| d.description().map(|x| x.name().to_owned()).unwrap_or_else(|_| d.to_string());
+    let def_in = host.default_input_device().map(|d| name_of(&d));
+    let def_out = host.default_output_device().map(|d| name_of(&d));
+    let devices = host.devices().map_err(|e| IoError::Device(format!("cannot list sound devices: {e}")))?;
+    Ok(devices
+        .map(|d| {
+            let name = name_of(&d);
+            DeviceInfo {
+                input: d.supports_input(),
+                output: d.supports_output(),
+                default_input: def_in.as_deref() == Some(name.as_str()),
+                default_output: def_out.as_deref() == Some(name.as_str()),
+                name,
+            }
+        })
+        .collect())
+}
+
+fn find(wanted: &str, input: bool) -> Result<cpal::Device, IoError> {
+    let host = host();
+    let kind = if input { "input" } else { "output" };
+    if wanted.is_empty() || wanted == "default" {
+        let d = if input { host.default_input_device() } else { host.default_output_device() };
+        return d.ok_or_else(|| IoError::Device(format!("no audio {kind} device; connect one, or see `iris audio list`")));
+    }
+    let devices = host.devices().map_err(|e| IoError::Device(format!("cannot list sound devices: {e}")))?;
+    for d in devices {
+        let ok = if input { d.supports_input() } else { d.supports_output() };
+        let name = d.description().map(|x| x.name().to_owned()).unwrap_or_else(|_| d.to_string());
+        if ok && name == wanted {
+            return Ok(d);
+        }
+    }
+    Err(IoError::Device(format!("no audio {kind} device named {wanted:?}; `iris audio list` shows the names ([audio] {kind})")))
+}
+
+fn config(d: &cpal::Device, input: bool) -> Result<cpal::StreamConfig, IoError> {
+    // 16 kHz mono when the device takes it (the pulse plugin converts anything), else its own.
+    let supported = if input {
+        d.supported_input_configs().ok().map(|c| c.collect::<Vec<_>>())
+    } else {
+        d.supported_output_configs().ok().map(|c| c.collect())
+    };
+    let takes_16k = supported.unwrap_or_default().iter().any(|c| {
+        c.channels() == 1 && c.min_sample_rate() <= RATE && c.max_sample_rate() >= RATE && c.sample_format() == cpal::SampleFormat::F32
+    });
+    if takes_16k {
+        return Ok(cpal::StreamConfig { channels: 1, sample_rate: RATE, buffer_size: cpal::BufferSize::Fixed(CHUNK as u32) });
+    }
+    let def = if input { d.default_input_config() } else { d.default_output_config() };
+    let def = def.map_err(|e| IoError::Device(format!("the audio device has no usable format: {e}")))?;
+    let frames = def.sample_rate() / 50;
+    Ok(cpal::StreamConfig { channels: def.channels(), sample_rate: def.sample_rate(), buffer_size: cpal::BufferSize::Fixed(frames) })
+}
+
+/// The microphone: chunks of 16 kHz mono, reopened with back-off when it fails.
+pub struct Microphone {
+    wanted: String,
+    stream: Option<(cpal::Stream, Receiver<Vec<f32>>, Arc<AtomicBool>)>,
+    backoff: Duration,
+    next_try: Instant,
+}
+
+impl Microphone {
+    /// `name`: a device name from [`list`], or "" for the default.
+    pub fn new(name: &str) -> Self {
+        Self { wanted: name.to_owned(), stream: None, backoff: Duration::from_millis(250), next_try: Instant::now() }
+    }
+
+    fn open(&self) -> Result<(cpal::Stream, Receiver<Vec<f32>>, Arc<AtomicBool>), IoError> {
+        let device = find(&self.wanted, true)?;
+        let cfg = config(&device, true)?;
+        let (tx, rx): (SyncSender<Vec<f32>>, _) = sync_channel(256);
+        let failed = Arc::new(AtomicBool::new(false));
+        let failed_cb = failed.clone();
+        let channels = usize::from(cfg.channels.max(1));
+        let mut resampler = StreamResampler::new(cfg.sample_rate, RATE);
+        let mut pending: Vec<f32> = Vec::with_capacity(CHUNK * 2);
+        let stream = device
+            .build_input_stream::<f32, _, _>(
+                cfg,
+                move |data: &[f32], _| {
+                    let mono: Vec<f32> = data.chunks(channels).map(|f| f.iter().sum::<f32>() / f.len() as f32).collect();
+                    resampler.push(&mono, &mut pending);
+                    while pending.len() >= CHUNK {
+                        // A full queue means the loop fell behind: drop the oldest rather than block the device.
+                        let _ = tx.try_send(pending.drain(..CHUNK).collect());
+                    }
+                },
+                move |_e| failed_cb.store(true, Ordering::Relaxed),
+                None,
+            )
+            .map_err(|e| IoError::Device(format!("cannot open the microphone: {e}")))?;
+        stream.play().map_err(|e| IoError::Device(format!("cannot start the microphone: {e}")))?;
+        Ok((stream, rx, failed))
+    }
+}
+
+impl Capture for Microphone {
+    fn read(&mut self) -> Result<Vec<f32>, IoError> {
+        if self.stream.as_ref().is_some_and(|(_, _, failed)| failed.load(Ordering::Relaxed)) {
+            self.stream = None;
+            return Err(IoError::Device("the microphone stopped working; reopening it".into()));
+        }
+        if self.stream.is_none() {
+            if Instant::now() < self.next_try {
+                std::thread::sleep(Duration::from_millis(20));
+                return Err(IoError::Device("no microphone yet; retrying".into()));
+            }
+            match self.open() {
+                Ok(s) => {
+                    self.stream = Some(s);
+                    self.backoff = Duration::from_millis(250);
+                }
+                Err(e) => {
+                    self.next_try = Instant::now() + self.backoff;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    return Err(e);
+                }
+            }
+        }
+        let Some((_, rx, _)) = &self.stream else { return Err(IoError::Device("no microphone".into())) };
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(chunk) => Ok(chunk),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                self.stream = None;
+                Err(IoError::Device("the microphone gives no sound; reopening it".into()))
+            }
+        }
+    }
+}
+
+/// The loudspeaker: plays the loop's 16 kHz [`Speaker`] queue, converted to the device's rate
+/// and channels when it does not take 16 kHz mono.
+pub struct Loudspeaker {
+    _stream: cpal::Stream,
+    failed: Arc<AtomicBool>,
+}
+
+impl Loudspeaker {
+    pub fn open(name: &str, speaker: &Speaker) -> Result<Self, IoError> {
+        let device = find(name, false)?;
+        let cfg = config(&device, false)?;
+        let feed = speaker.clone();
+        let channels = usize::from(cfg.channels.max(1));
+        let step = f64::from(feed.rate()) / f64::from(cfg.sample_rate);
+        let failed = Arc::new(AtomicBool::new(false));
+        let failed_cb = failed.clone();
+        let (mut mono, mut input) = (Vec::new(), Vec::new());
+        // Linear interpolation between queue samples `prev` and `next`, `pos` of the way.
+        let (mut prev, mut next, mut pos) = (0.0f32, 0.0f32, 0.0f64);
+        let stream = device
+            .build_output_stream::<f32, _, _>(
+                cfg,
+                move |data: &mut [f32], _| {
+                    let frames = data.len() / channels;
+                    mono.resize(frames, 0.0);
+                    if (step - 1.0).abs() < 1e-12 {
+                        feed.pull(&mut mono);
+                    } else {
+                        let need = (pos + frames as f64 * step).floor() as usize;
+                        input.resize(need, 0.0);
+                        feed.pull(&mut input);
+                        let mut taken = 0;
+                        for o in mono.iter_mut() {
+                            while pos >= 1.0 {
+                                prev = next;
+                                next = input.get(taken).copied().unwrap_or(0.0);
+                                taken += 1;
+                                pos -= 1.0;
+                            }
+                            *o = prev + (next - prev) * pos as f32;
+                            pos += step;
+                        }
+                    }
+                    for (frame, s) in data.chunks_mut(channels).zip(&mono) {
+                        frame.iter_mut().for_each(|x| *x = *s);
+                    }
+                },
+                move |_e| failed_cb.store(true, Ordering::Relaxed),
+                None,
+            )
+            .map_err(|e| IoError::Device(format!("cannot open the loudspeaker: {e}")))?;
+        stream.play().map_err(|e| IoError::Device(format!("cannot start the loudspeaker: {e}")))?;
+        Ok(Self { _stream: stream, failed })
+    }
+
+    /// The device reported an error (unplugged): reopen it.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}

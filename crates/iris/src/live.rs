@@ -1,0 +1,244 @@
+//! `iris listen`: the appliance's main loop. On sound devices (cpal), or in the simulated room
+//! (`--mic-file IN.wav --speaker-file OUT.wav`), which runs the very same loop on files for
+//! tests and `iris bench loop`.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use iris_live::{
+    Capture, Controller, Echo, Event, EventKind, FrontEnd, FrontSettings, IoError, JsonLines, LiveLoop, Mode, Room, Speaker, Summary,
+    TurnRules,
+};
+use iris_pipeline::stages::BUILTIN;
+use iris_pipeline::{Pipeline, PipelineSpec, Turns};
+
+use crate::backends::Models;
+
+pub const LISTEN_PIPELINE: &str = include_str!("../../../pipelines/listen.toml");
+const WAKE_MODEL: &str = "openwakeword";
+
+#[derive(Args)]
+pub struct ListenArgs {
+    /// The simulated room: this WAV (any rate, any channels) is the microphone, fed in media time.
+    #[arg(long, requires = "speaker_file")]
+    pub mic_file: Option<PathBuf>,
+    /// The simulated room: what Iris plays goes here (16 kHz mono, aligned with --mic-file).
+    #[arg(long)]
+    pub speaker_file: Option<PathBuf>,
+    /// The speaker heard by the microphone: DB (gain) and MS (delay), e.g. -12,40.
+    #[arg(long, allow_hyphen_values = true)]
+    pub echo: Option<String>,
+    /// Write every event of the loop here, one JSON object a line.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// wake_word (default), always or push_to_talk; overrides [audio] mode.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Ask the semantic end-of-turn model at pauses (overrides [audio] semantic_turn).
+    #[arg(long)]
+    pub semantic: Option<bool>,
+    /// On devices: stop after this many seconds of listening (and the last answer).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+}
+
+/// The loop's parts, loaded once.
+pub struct Assistant {
+    pub pipeline: Pipeline,
+    pub front: FrontEnd,
+    pub controller: Controller,
+    _timers: iris_tools::Timers,
+}
+
+pub fn mode_of(models: &Models, wanted: Option<&str>) -> Result<Mode> {
+    let name = wanted.unwrap_or(&models.config.audio.mode);
+    Mode::parse(name).with_context(|| format!("mode {name:?}: use wake_word, always or push_to_talk"))
+}
+
+impl Assistant {
+    pub fn load(models: &Models, mode: Mode, semantic: bool) -> Result<Self> {
+        let cfg = &models.config;
+        if semantic {
+            bail!("the semantic end-of-turn model (Smart Turn) is not in this build yet; run without --semantic");
+        }
+        let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
+        let timers = iris_tools::Timers::new(Arc::new(|label: &str| eprintln!("timer: your {label} is done")));
+        let stages = models.stages(&spec, &timers)?;
+        let pipeline = Pipeline::start(&spec, stages, Turns::new());
+        let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&cfg.models.runtime, "runtime")?))?;
+        let vad = iris_silero::SileroVad::load(env, &models.file(&cfg.models.vad, "vad")?)?;
+        let wake: Option<Box<dyn iris_backend::WakeWord>> = if mode == Mode::WakeWord {
+            let entry = models.catalog.get(WAKE_MODEL).context("the openwakeword model is not in the catalog")?;
+            let file = |name: &str| -> Result<PathBuf> {
+                models
+                    .store
+                    .verified_file(entry, name)
+                    .with_context(|| format!("the wake word model; fetch it with `iris models pull {WAKE_MODEL}`"))
+            };
+            let words =
+                cfg.audio.wake_words.iter().map(|w| Ok((w.clone(), file(&format!("{w}_v0.1.onnx"))?))).collect::<Result<Vec<_>>>()?;
+            let words: Vec<(String, &Path)> = words.iter().map(|(w, p)| (w.clone(), p.as_path())).collect();
+            Some(Box::new(iris_wakeword::OpenWakeWord::load(env, &file("melspectrogram.onnx")?, &file("embedding_model.onnx")?, &words)?))
+        } else {
+            None
+        };
+        let a = &cfg.audio;
+        let settings =
+            FrontSettings { wake_threshold: a.wake_threshold, refractory: a.refractory_ms as f64 / 1000.0, ..FrontSettings::default() };
+        let front = FrontEnd::new(wake, Box::new(vad), settings);
+        let rules = TurnRules {
+            mode,
+            endpoint: cfg.speech.endpoint_ms as f64 / 1000.0,
+            max_pause: a.max_pause_ms as f64 / 1000.0,
+            follow_up: a.follow_up_ms as f64 / 1000.0,
+            ..TurnRules::default()
+        };
+        Ok(Self { pipeline, front, controller: Controller::new(rules, semantic), _timers: timers })
+    }
+
+    /// Runs the loop on `capture` and `speaker` until the capture finishes or `stop` is set.
+    pub fn run(self, capture: &mut dyn Capture, speaker: Speaker, sinks: Vec<Box<dyn iris_live::EventSink>>, stop: &AtomicBool) -> Summary {
+        let mut lp = LiveLoop::new(&self.pipeline, self.front, self.controller, None, speaker);
+        for s in sinks {
+            lp = lp.with_boxed_sink(s);
+        }
+        let summary = lp.run(capture, stop);
+        self.pipeline.shutdown();
+        summary
+    }
+}
+
+/// A line on stderr for what a person watching would want to see.
+fn console(e: &Event) {
+    let line = match &e.kind {
+        EventKind::Wake { word, score } => format!("heard {word} ({score:.2})"),
+        EventKind::Transcript { text } => format!("you said: {text}"),
+        EventKind::Answer { text } => format!("iris said: {text}"),
+        EventKind::BargeIn => "interrupted".to_owned(),
+        EventKind::Error { message } => format!("error: {message}"),
+        _ => return,
+    };
+    eprintln!("[{:8.2}] {line}", e.t);
+}
+
+pub fn run(config_path: Option<&Path>, args: ListenArgs) -> Result<ExitCode> {
+    let models = Models::open(config_path)?;
+    let mode = mode_of(&models, args.mode.as_deref())?;
+    let echo = args.echo.as_deref().map(Echo::parse).transpose().map_err(anyhow::Error::msg)?;
+    let mic = args.mic_file.as_deref().map(iris_audio::load_speech).transpose()?;
+    let mut sinks: Vec<Box<dyn iris_live::EventSink>> = vec![Box::new(console)];
+    if let Some(path) = &args.events {
+        let file = File::create(path).with_context(|| format!("cannot write the events file {}", path.display()))?;
+        sinks.push(Box::new(JsonLines::new(BufWriter::new(file))));
+    }
+    let assistant = Assistant::load(&models, mode, args.semantic.unwrap_or(models.config.audio.semantic_turn))?;
+    let stop = AtomicBool::new(false);
+    let summary = match (mic, &args.speaker_file) {
+        (Some(mic), Some(out)) => {
+            let (mut room, speaker) = Room::new(mic, out, echo)?;
+            let summary = assistant.run(&mut room, speaker, sinks, &stop);
+            room.finish()?;
+            summary
+        }
+        _ => {
+            if echo.is_some() {
+                bail!("--echo applies to the simulated room: give --mic-file and --speaker-file too");
+            }
+            let a = &models.config.audio;
+            eprintln!("listening (mode {:?}); Ctrl-C stops", mode);
+            let mut devices = Devices::new(&a.input, &a.output);
+            devices.limit = args.seconds.map(|s| (s.max(0.0) * 16_000.0) as u64);
+            let speaker = devices.speaker.clone();
+            assistant.run(&mut devices, speaker, sinks, &stop)
+        }
+    };
+    let scores: Vec<String> = summary.max_wake_scores.iter().map(|(w, s)| format!("{w} max {s:.3}")).collect();
+    eprintln!(
+        "{:.1} s heard, {} wake(s) [{}], {} turn(s), {} error(s)",
+        summary.seconds,
+        summary.wakes,
+        scores.join(", "),
+        summary.turns.len(),
+        summary.errors
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Real devices: the microphone, and the loudspeaker reopened with back-off. While there is no
+/// loudspeaker the answers are drained unheard at the microphone's pace, so the loop goes on.
+pub struct Devices {
+    mic: iris_sound::Microphone,
+    output: String,
+    pub speaker: Speaker,
+    loud: Option<iris_sound::Loudspeaker>,
+    /// Stop after this many samples heard.
+    pub limit: Option<u64>,
+    heard: u64,
+    next_try: Instant,
+    backoff: Duration,
+    reported: bool,
+}
+
+impl Devices {
+    pub fn new(input: &str, output: &str) -> Self {
+        Self {
+            mic: iris_sound::Microphone::new(input),
+            output: output.to_owned(),
+            speaker: Speaker::new(16_000),
+            loud: None,
+            limit: None,
+            heard: 0,
+            next_try: Instant::now(),
+            backoff: Duration::from_millis(250),
+            reported: false,
+        }
+    }
+
+    fn keep_loudspeaker(&mut self) {
+        if self.loud.as_ref().is_some_and(|l| l.failed()) {
+            self.loud = None;
+            eprintln!("error: the loudspeaker stopped working; reopening it");
+        }
+        if self.loud.is_none() && Instant::now() >= self.next_try {
+            match iris_sound::Loudspeaker::open(&self.output, &self.speaker) {
+                Ok(l) => {
+                    self.loud = Some(l);
+                    self.backoff = Duration::from_millis(250);
+                    self.reported = false;
+                }
+                Err(e) => {
+                    if !self.reported {
+                        eprintln!("error: {e}; answers are not heard until it is back (retrying)");
+                        self.reported = true;
+                    }
+                    self.next_try = Instant::now() + self.backoff;
+                    self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+impl Capture for Devices {
+    fn read(&mut self) -> Result<Vec<f32>, IoError> {
+        self.keep_loudspeaker();
+        let chunk = self.mic.read()?;
+        self.heard += chunk.len() as u64;
+        if self.loud.is_none() {
+            let mut drained = vec![0.0; chunk.len()];
+            self.speaker.pull(&mut drained);
+        }
+        Ok(chunk)
+    }
+
+    fn finished(&self) -> bool {
+        self.limit.is_some_and(|l| self.heard >= l)
+    }
+}

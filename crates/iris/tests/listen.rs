@@ -1,0 +1,205 @@
+//! The live loop end to end on the default pack: in the simulated room (spoken sessions in
+//! voices that are not Iris's, over light noise), and on real ALSA devices through a user-space
+//! PulseAudio server. One test function per setting, run one after another, so nothing else
+//! competes for the cores while the media clock runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+const IRIS: &str = env!("CARGO_BIN_EXE_iris");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sessions() -> (PathBuf, Vec<Value>) {
+    let dir = std::env::var_os("IRIS_LOOP_SESSIONS").map(PathBuf::from).expect("IRIS_LOOP_SESSIONS (deploy/test.sh makes them)");
+    let text = std::fs::read_to_string(dir.join("sessions.jsonl")).expect("sessions.jsonl");
+    (dir, text.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn first<'a>(events: &'a [Value], name: &str) -> Option<&'a Value> {
+    events.iter().find(|e| e["event"] == name)
+}
+
+/// Lower-case words, numbers as digits (Whisper writes "12" for "twelve").
+fn normalise(s: &str) -> Vec<String> {
+    const NUMBERS: [&str; 21] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+    ];
+    const TENS: [(&str, &str); 7] =
+        [("thirty", "30"), ("forty", "40"), ("fifty", "50"), ("sixty", "60"), ("seventy", "70"), ("eighty", "80"), ("ninety", "90")];
+    let s: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    s.split_whitespace()
+        .map(|w| match NUMBERS.iter().position(|n| *n == w) {
+            Some(i) => i.to_string(),
+            None => TENS.iter().find(|(n, _)| *n == w).map_or(w.to_owned(), |(_, d)| (*d).to_owned()),
+        })
+        .collect()
+}
+
+fn room(mic: &Path, dir: &Path, extra: &[&str]) -> (Vec<Value>, Vec<f32>, String) {
+    let out = dir.join("out.wav");
+    let ev = dir.join("events.jsonl");
+    let o = Command::new(IRIS)
+        .args(["listen", "--mic-file"])
+        .arg(mic)
+        .arg("--speaker-file")
+        .arg(&out)
+        .arg("--events")
+        .arg(&ev)
+        .args(extra)
+        .output()
+        .expect("run iris");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "iris listen failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (events(&ev), iris_audio::read_wav(&out).unwrap().samples, stderr)
+}
+
+/// Each session: the wake word is heard, the question transcribed, the answer right and played,
+/// and the response time is in the events. Then a question without the wake word: no answer.
+#[test]
+fn the_room_hears_the_wake_word_and_answers_out_loud() {
+    let (dir, list) = sessions();
+    let tmp = tempfile::tempdir().unwrap();
+    for s in &list {
+        let mic = dir.join(s["file"].as_str().unwrap());
+        let (ev, played, log) = room(&mic, tmp.path(), &[]);
+        let ctx = format!("{}: {log}", s["file"]);
+        assert!(first(&ev, "wake").is_some(), "no wake word heard in {ctx}");
+        let heard = first(&ev, "transcript").unwrap_or_else(|| panic!("no transcript in {ctx}"))["text"].as_str().unwrap().to_owned();
+        let want = normalise(s["question"].as_str().unwrap());
+        let got = normalise(&heard);
+        let missing = want.iter().filter(|w| !got.contains(w)).count();
+        assert!(missing <= 1, "heard {heard:?} for {:?} in {ctx}", s["question"]);
+        let answer = first(&ev, "answer").unwrap_or_else(|| panic!("no answer in {ctx}"))["text"].as_str().unwrap().to_lowercase();
+        let right = s["answer_has_any"].as_array().unwrap().iter().any(|w| answer.contains(w.as_str().unwrap()));
+        assert!(right, "answer {answer:?} to {:?} in {ctx}", s["question"]);
+        let start = first(&ev, "audio_start").unwrap_or_else(|| panic!("nothing played in {ctx}"))["t"].as_f64().unwrap();
+        let speech_end =
+            ev.iter().filter(|e| e["event"] == "speech_end" && e["t"].as_f64().unwrap() < start).last().unwrap()["t"].as_f64().unwrap();
+        assert!(start > speech_end, "{ctx}");
+        // The speaker file holds the answer where audio_start says it began.
+        // (A voice starts with a breath of near silence: the first loud sample comes a little after.)
+        let first_sound = played.iter().position(|s| s.abs() > 0.01).expect("the answer is in the speaker file") as f64 / 16_000.0;
+        assert!(first_sound >= start - 0.021 && first_sound - start < 0.6, "sound at {first_sound}, audio_start {start}: {ctx}");
+    }
+    // Wake-word mode: a question without the wake word is not answered.
+    let (ev, played, log) = room(&root().join("tests/data/question.wav"), tmp.path(), &[]);
+    assert!(first(&ev, "wake").is_none() && first(&ev, "answer").is_none(), "{log}");
+    assert!(played.iter().all(|s| *s == 0.0));
+    // Always mode: it is.
+    let (ev, _, log) = room(&root().join("tests/data/question.wav"), tmp.path(), &["--mode", "always"]);
+    let answer = first(&ev, "answer").unwrap_or_else(|| panic!("always mode: {log}"))["text"].as_str().unwrap().to_lowercase();
+    assert!(answer.contains("paris"), "{answer}");
+}
+
+/// 44.1 kHz stereo input with the answer's echo mixed back in: still one clear turn.
+#[test]
+fn stereo_input_at_another_rate_with_echo() {
+    let (dir, _) = sessions();
+    let tmp = tempfile::tempdir().unwrap();
+    let stereo = tmp.path().join("stereo.wav");
+    let status = Command::new("sox").arg(dir.join("01.wav")).args(["-r", "44100", "-c", "2"]).arg(&stereo).status().expect("sox");
+    assert!(status.success());
+    let (ev, _, log) = room(&stereo, tmp.path(), &["--echo", "-12,40"]);
+    let answers: Vec<_> = ev.iter().filter(|e| e["event"] == "answer").collect();
+    assert_eq!(answers.len(), 1, "{log}");
+    assert!(answers[0]["text"].as_str().unwrap().to_lowercase().contains("paris"), "{log}");
+}
+
+/// Bad input: a missing microphone file, and a bad echo setting, each one clear line.
+#[test]
+fn bad_room_input_is_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["--mic-file", "/nonexistent.wav", "--speaker-file", "/tmp/x.wav"], "no such file"),
+        (vec!["--mic-file", "tests/data/question.wav", "--speaker-file", "/tmp/x.wav", "--echo", "loud"], "--echo"),
+        (vec!["--mode", "sometimes", "--mic-file", "tests/data/question.wav", "--speaker-file", "/tmp/x.wav"], "mode"),
+    ] {
+        let o =
+            Command::new(IRIS).current_dir(root()).arg("listen").args(&args).current_dir(tmp.path()).current_dir(root()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}: {err}");
+        assert!(err.lines().count() == 1 && err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// Real ALSA devices through cpal: a user-space PulseAudio room; the session is played into the
+/// room, and what Iris plays is recorded from the speaker's monitor.
+#[test]
+fn the_loop_runs_on_real_alsa_devices_through_pulseaudio() {
+    let (dir, _) = sessions();
+    let tmp = tempfile::tempdir().unwrap();
+    let pulse = tmp.path().join("pulse");
+    let script = root().join("deploy/pulse-room.sh");
+    let started = Command::new(&script).arg("start").arg(&pulse).output().expect("deploy/pulse-room.sh (needs pulseaudio)");
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let server = String::from_utf8_lossy(&started.stdout).trim().to_owned();
+    let ev = tmp.path().join("events.jsonl");
+    let rec = tmp.path().join("speaker.wav");
+    let iris = Command::new(IRIS)
+        .args(["listen", "--seconds", "16", "--events"])
+        .arg(&ev)
+        .env("PULSE_SERVER", &server)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut recorder = Command::new("parecord")
+        .args(["-d", "spk.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav"])
+        .arg(&rec)
+        .env("PULSE_SERVER", &server)
+        .spawn()
+        .unwrap();
+    // Let the models load and the microphone open before speaking.
+    let mut waited = 0;
+    while !std::fs::read_to_string(&ev).is_ok_and(|_| true) && waited < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let played = Command::new("paplay").args(["-d", "room"]).arg(dir.join("01.wav")).env("PULSE_SERVER", &server).status().unwrap();
+    assert!(played.success());
+    let out = iris.wait_with_output().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SIGINT, so parecord finishes the WAV header.
+    let _ = Command::new("kill").arg("-INT").arg(recorder.id().to_string()).status();
+    let _ = recorder.wait();
+    let _ = Command::new(&script).arg("stop").arg(&pulse).status();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let ev = events(&ev);
+    assert!(first(&ev, "wake").is_some(), "{log}");
+    let answer = first(&ev, "answer").unwrap_or_else(|| panic!("no answer: {log}"))["text"].as_str().unwrap().to_lowercase();
+    assert!(answer.contains("paris"), "{answer}: {log}");
+    let heard = iris_audio::read_wav(&rec).unwrap().samples;
+    let loud = heard.iter().filter(|s| s.abs() > 0.02).count();
+    assert!(loud > 1_600, "the speaker's monitor recorded {loud} loud samples of {}: no answer", heard.len());
+}

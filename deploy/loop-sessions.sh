@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Spoken sessions for the live loop's tests and `iris bench loop`: "Hey Jarvis", a pause, a
+# question, over light background noise, in espeak-ng voices (not Iris's own Piper voice).
+# Usage: deploy/loop-sessions.sh DIR. Writes DIR/NN.wav and DIR/sessions.jsonl (file, question,
+# and the words a right answer contains). Deterministic: the same files on every machine.
+set -euo pipefail
+dir=$1
+mkdir -p "$dir"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# voice|speed|question|answer words (any of them, |-separated)
+sessions=(
+    "en-us+m3|150|What is the capital of France?|paris"
+    "en-us+f2|140|What is the capital of Italy?|rome"
+    "en-us+f4|160|What is seven times six?|42|forty-two|forty two"
+    "en-gb-scotland|145|What is the capital of France?|paris"
+    "en-gb+m4|150|What is twelve plus thirty?|42|forty-two|forty two"
+    "en-gb-x-rp+f3|135|What is the capital of Japan?|tokyo"
+)
+: > "$dir/sessions.jsonl.tmp"
+n=0
+for s in "${sessions[@]}"; do
+    n=$((n + 1))
+    IFS='|' read -r voice speed question answers <<< "$s"
+    name=$(printf '%02d' "$n")
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/wake.wav" "Hey Jarvis"
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/q.wav" "$question"
+    sox "$tmp/wake.wav" -r 16000 -c 1 -b 16 "$tmp/wake16.wav"
+    sox "$tmp/q.wav" -r 16000 -c 1 -b 16 "$tmp/q16.wav"
+    sox -n -r 16000 -c 1 -b 16 "$tmp/s1.wav" trim 0 1.0
+    sox -n -r 16000 -c 1 -b 16 "$tmp/s2.wav" trim 0 0.5
+    sox -n -r 16000 -c 1 -b 16 "$tmp/s3.wav" trim 0 3.5
+    sox "$tmp/s1.wav" "$tmp/wake16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s3.wav" "$tmp/speech.wav"
+    len=$(soxi -D "$tmp/speech.wav")
+    # Light noise about 30 dB below the speech (repeatable: -R).
+    sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
+    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/$name.wav"
+    words=$(printf '%s' "$answers" | sed 's/|/", "/g')
+    printf '{"file": "%s.wav", "question": "%s", "answer_has_any": ["%s"]}\n' "$name" "$question" "$words" >> "$dir/sessions.jsonl.tmp"
+done
+mv "$dir/sessions.jsonl.tmp" "$dir/sessions.jsonl"
