@@ -7,7 +7,9 @@ mod resample;
 mod wav;
 
 pub use resample::resample;
-pub use wav::{pcm16_le, read_wav, to_i16, wav_bytes, write_wav_atomic, AudioError, DecodedAudio, WavStream};
+pub use wav::{
+    pcm16_le, read_wav, to_i16, wav_bytes, write_wav_atomic, AudioError, DecodedAudio, WavStream, MAX_CHANNELS, MAX_RATE, MIN_RATE,
+};
 
 /// Mixes interleaved channels down to mono by averaging.
 pub fn downmix(interleaved: &[f32], channels: usize) -> Vec<f32> {

@@ -24,6 +24,13 @@ pub enum AudioError {
     Write { path: PathBuf, message: String },
 }
 
+/// The sample rates audio can have: a header claiming less (1 Hz) or more is damage or an
+/// attack, and resampling it would cost memory and time out of all proportion to the file.
+pub const MIN_RATE: u32 = 4_000;
+pub const MAX_RATE: u32 = 384_000;
+/// Channels a WAV may have (7.1 is 8; 32 leaves room for microphone arrays).
+pub const MAX_CHANNELS: usize = 32;
+
 /// Interleaved samples in -1..1 with their format.
 #[derive(Clone, Debug)]
 pub struct DecodedAudio {
@@ -62,8 +69,14 @@ pub fn read_wav(path: &Path) -> Result<DecodedAudio, AudioError> {
         .map_err(|e| classify(path, e))?;
     let spec = reader.spec();
     let channels = usize::from(spec.channels);
-    if channels == 0 || spec.sample_rate == 0 {
-        return Err(AudioError::Unsupported { path: p(), message: "zero channels or zero sample rate".into() });
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(AudioError::Unsupported { path: p(), message: format!("{channels} channels; use 1 to {MAX_CHANNELS}") });
+    }
+    if !(MIN_RATE..=MAX_RATE).contains(&spec.sample_rate) {
+        return Err(AudioError::Unsupported {
+            path: p(),
+            message: format!("a sample rate of {} Hz; audio is {MIN_RATE} to {MAX_RATE} Hz", spec.sample_rate),
+        });
     }
     let samples: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => collect(path, reader.into_samples::<f32>().map(|s| s.map(|v| v.clamp(-1.0, 1.0))))?,
@@ -298,5 +311,24 @@ mod tests {
         assert_eq!(a.sample_rate, 22_050);
         assert!((a.samples[1] - 0.5).abs() < 1e-3);
         assert!(std::fs::read_dir(&d).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    }
+
+    /// Issue 14.1: a header claiming 1 Hz made resampling allocate 128 GB; it is refused at once.
+    #[test]
+    fn rates_no_audio_can_have_are_refused_before_any_work() {
+        let d = std::env::temp_dir().join(format!("iris-rates-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        for rate in [1u32, 3_999, 384_001, 2_000_000] {
+            let path = d.join(format!("r{rate}.wav"));
+            let mut bytes = wav_bytes(&[0.0; 1000], 16_000);
+            bytes[24..28].copy_from_slice(&rate.to_le_bytes());
+            bytes[28..32].copy_from_slice(&(rate * 2).to_le_bytes());
+            std::fs::write(&path, bytes).unwrap();
+            let started = std::time::Instant::now();
+            let err = crate::load_speech(&path).unwrap_err().to_string();
+            assert!(err.contains("sample rate") && err.contains("Hz"), "{rate}: {err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(1), "{rate}: refused only after {:?}", started.elapsed());
+        }
+        std::fs::remove_dir_all(&d).ok();
     }
 }

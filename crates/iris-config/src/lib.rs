@@ -326,4 +326,21 @@ mod tests {
         let e = Config::parse("[assistant]\nmax_tokens = 3\nmax_tokns = 3", Path::new("c.toml")).unwrap_err().to_string();
         assert!(e.starts_with("c.toml: line 3: unknown field `max_tokns`"), "{e}");
     }
+
+    /// Issue 14.2: `threads = 100000` spawned thousands of threads; a machine can bear 256.
+    #[test]
+    fn threads_and_audio_settings_have_ranges() {
+        let e = Config::parse("threads = 100000", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("`threads` is 100000; use 0 (all cores) to 256"), "{e}");
+        assert!(Config::parse("threads = 256", Path::new("c.toml")).is_ok());
+        for (text, field) in [
+            ("[audio]\nmode = \"sometimes\"", "audio.mode"),
+            ("[audio]\nwake_words = [\"hey_siri\"]", "audio.wake_words"),
+            ("[audio]\nwake_threshold = 0.0", "audio.wake_threshold"),
+            ("[audio]\nfollow_up_ms = 3600000", "audio.follow_up_ms"),
+        ] {
+            let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
+    }
 }

@@ -134,10 +134,11 @@ async fn handle(engine: &Arc<Engine>, heard: &mut Listening, e: Event) -> Result
 }
 
 fn set_format(heard: &mut Listening, e: &Event) -> Result<(), String> {
-    let rate = e.u64("rate").map_or(heard.rate, |r| r as u32);
-    let width = e.u64("width").map_or(heard.width, |w| w as u16);
-    let channels = e.u64("channels").map_or(heard.channels, |c| c as u16);
-    if !(4_000..=192_000).contains(&rate) || channels == 0 || channels > 8 {
+    // Out-of-range values are refused, never truncated into range by a cast.
+    let rate = e.u64("rate").map_or(Some(heard.rate), |r| u32::try_from(r).ok()).unwrap_or(0);
+    let width = e.u64("width").map_or(Some(heard.width), |w| u16::try_from(w).ok()).unwrap_or(0);
+    let channels = e.u64("channels").map_or(Some(heard.channels), |c| u16::try_from(c).ok()).unwrap_or(0);
+    if !(iris_audio::MIN_RATE..=192_000).contains(&rate) || channels == 0 || channels > 8 {
         return Err(format!("audio format rate {rate}, channels {channels} is not usable; send 16 kHz mono"));
     }
     (heard.rate, heard.width, heard.channels) = (rate, width, channels);
