@@ -69,17 +69,18 @@ reference_whisper_cpp() {
     echo "$venv/bin/python"
 }
 
-# The reference openWakeWord (the pip package's own pipeline on the same ONNX models) for the
-# wake word conformance test. Prints the Python to use.
-reference_openwakeword() {
-    local venv="$IRIS_DATA/reference/openwakeword"
-    if ! "$venv/bin/python" -c "import numpy, onnxruntime, importlib.util; assert importlib.util.find_spec('openwakeword')" >/dev/null 2>&1; then
-        say "installing the reference openwakeword (once)"
+# The references for the live loop's models: openWakeWord (the pip package's own streaming
+# pipeline) and Smart Turn (pipecat's features and model), on the same ONNX Runtime version.
+# Prints the Python to use.
+reference_live() {
+    local venv="$IRIS_DATA/reference/live"
+    if ! "$venv/bin/python" -c "import numpy, onnxruntime, importlib.util as u; assert u.find_spec('openwakeword') and u.find_spec('pipecat')" >/dev/null 2>&1; then
+        say "installing the reference openwakeword and pipecat (once)"
         rm -rf "$venv"
         python3 -m venv "$venv" >&2 &&
             "$venv/bin/python" -m pip install -q numpy onnxruntime==1.31.1 >&2 &&
-            "$venv/bin/python" -m pip install -q --no-deps openwakeword==0.4.0 >&2 || {
-            echo "warning: could not install the reference openwakeword; the wake word conformance test will fail" >&2
+            "$venv/bin/python" -m pip install -q --no-deps openwakeword==0.4.0 pipecat-ai==1.14.0 >&2 || {
+            echo "warning: could not install the references; the wake word and end-of-turn conformance tests will fail" >&2
             rm -rf "$venv"
             return 0
         }

@@ -8,7 +8,9 @@ dir=$1
 mkdir -p "$dir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# voice|speed|question|answer words (any of them, |-separated)
+# voice|speed|question|answer words (any of them, |-separated). " ... " in a question is a
+# 0.4 s pause in the middle of the sentence (shorter than the end-of-turn silence: the question
+# must come out whole, not cut at the pause).
 sessions=(
     "en-us+m3|150|What is the capital of France?|paris"
     "en-us+f2|140|What is the capital of Italy?|rome"
@@ -16,6 +18,7 @@ sessions=(
     "en-gb-scotland|145|What is the capital of France?|paris"
     "en-gb+m4|150|What is twelve plus thirty?|42|forty-two|forty two"
     "en-gb-x-rp+f3|135|What is the capital of Japan?|tokyo"
+    "en-us+m1|150|What is the capital ... of Germany?|berlin"
 )
 : > "$dir/sessions.jsonl.tmp"
 n=0
@@ -24,9 +27,13 @@ for s in "${sessions[@]}"; do
     IFS='|' read -r voice speed question answers <<< "$s"
     name=$(printf '%02d' "$n")
     espeak-ng -v "$voice" -s "$speed" -w "$tmp/wake.wav" "Hey Jarvis"
-    espeak-ng -v "$voice" -s "$speed" -w "$tmp/q.wav" "$question"
     sox "$tmp/wake.wav" -r 16000 -c 1 -b 16 "$tmp/wake16.wav"
+    # One utterance, the pause as an SSML break, so the voice keeps the sentence's intonation
+    # across it (an unfinished sentence sounds unfinished).
+    ssml="<speak>${question// ... /<break time=\"400ms\"/>}</speak>"
+    espeak-ng -m -v "$voice" -s "$speed" -w "$tmp/q.wav" "$ssml"
     sox "$tmp/q.wav" -r 16000 -c 1 -b 16 "$tmp/q16.wav"
+    question=${question// ... / }
     sox -n -r 16000 -c 1 -b 16 "$tmp/s1.wav" trim 0 1.0
     sox -n -r 16000 -c 1 -b 16 "$tmp/s2.wav" trim 0 0.5
     sox -n -r 16000 -c 1 -b 16 "$tmp/s3.wav" trim 0 3.5

@@ -35,8 +35,8 @@ fi
 # Spoken sessions for the live loop ("Hey Jarvis" and a question, in espeak-ng voices).
 "$ROOT/deploy/loop-sessions.sh" "$IRIS_DATA/loop-sessions"
 export IRIS_LOOP_SESSIONS="$IRIS_DATA/loop-sessions"
-IRIS_WAKE_REFERENCE_PYTHON=$(reference_openwakeword)
-[ -n "$IRIS_WAKE_REFERENCE_PYTHON" ] && export IRIS_WAKE_REFERENCE_PYTHON
+IRIS_LIVE_REFERENCE_PYTHON=$(reference_live)
+[ -n "$IRIS_LIVE_REFERENCE_PYTHON" ] && export IRIS_LIVE_REFERENCE_PYTHON
 IRIS_REFERENCE_PYTHON=$(reference_whisper_cpp)
 [ -n "$IRIS_REFERENCE_PYTHON" ] && export IRIS_REFERENCE_PYTHON
 say "running the test suite"

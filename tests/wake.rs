@@ -41,8 +41,8 @@ fn sessions() -> PathBuf {
 
 #[test]
 fn scores_equal_the_reference_openwakeword() {
-    let Some(python) = std::env::var_os("IRIS_WAKE_REFERENCE_PYTHON") else {
-        panic!("IRIS_WAKE_REFERENCE_PYTHON is not set: deploy/test.sh installs the reference openwakeword package");
+    let Some(python) = std::env::var_os("IRIS_LIVE_REFERENCE_PYTHON") else {
+        panic!("IRIS_LIVE_REFERENCE_PYTHON is not set: deploy/test.sh installs the reference openwakeword package");
     };
     let dir = sessions();
     for name in ["01.wav", "02.wav", "05.wav"] {

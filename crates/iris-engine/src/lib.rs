@@ -6,6 +6,7 @@
 mod shared;
 mod stats;
 mod turn;
+mod voice;
 
 use std::sync::{Arc, RwLock};
 
@@ -18,6 +19,7 @@ use iris_pipeline::stages::LlmSettings;
 pub use shared::{SharedLlm, SharedTts, SharedVlm};
 pub use stats::{now_unix, Histogram, LogLine, Stats, TurnRecord, BUCKETS};
 pub use turn::{TurnEvent, TurnInput};
+pub use voice::VoiceTurn;
 
 use shared::{lock, Shared};
 
@@ -104,13 +106,16 @@ pub struct Engine {
     loader: Box<dyn Loader>,
     live: RwLock<Arc<Live>>,
     pub stats: Stats,
+    /// The voice loop runs (`iris serve` with `[audio] enabled`), and push-to-talk requests for it.
+    voice_loop: std::sync::atomic::AtomicBool,
+    talk: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
     pub fn start(loader: Box<dyn Loader>, config: Config) -> Result<Self, EngineError> {
         let backends = loader.load(&config).map_err(EngineError::Load)?;
         let live = RwLock::new(Arc::new(Live::new(config, backends)));
-        let engine = Self { loader, live, stats: Stats::default() };
+        let engine = Self { loader, live, stats: Stats::default(), voice_loop: Default::default(), talk: Default::default() };
         engine.stats.log("info", format!("models loaded: {}", describe(&engine.loaded())));
         Ok(engine)
     }

@@ -78,6 +78,8 @@ pub struct LiveLoop<'a> {
     current: Option<Current>,
     wakes: usize,
     errors: usize,
+    /// Polled each chunk: a push-to-talk request (a panel button, Enter on a terminal).
+    talk: Option<Box<dyn FnMut() -> bool + 'a>>,
 }
 
 impl<'a> LiveLoop<'a> {
@@ -102,7 +104,14 @@ impl<'a> LiveLoop<'a> {
             current: None,
             wakes: 0,
             errors: 0,
+            talk: None,
         }
+    }
+
+    /// Polls `talk` once per chunk; `true` starts a turn as push to talk does.
+    pub fn with_talk(mut self, talk: Box<dyn FnMut() -> bool + 'a>) -> Self {
+        self.talk = Some(talk);
+        self
     }
 
     pub fn with_sink(self, sink: impl EventSink + 'a) -> Self {
@@ -225,6 +234,9 @@ impl<'a> LiveLoop<'a> {
                 }
                 self.send(Frame::Audio(AudioChunk::new(RATE, fresh.to_vec())), from);
             }
+        }
+        if self.talk.as_mut().is_some_and(|poll| poll()) {
+            self.push_to_talk();
         }
         let t = self.now();
         let actions = self.controller.tick(t);

@@ -23,6 +23,7 @@ use crate::backends::Models;
 
 pub const LISTEN_PIPELINE: &str = include_str!("../../../pipelines/listen.toml");
 const WAKE_MODEL: &str = "openwakeword";
+const TURN_MODEL: &str = "smart-turn";
 
 #[derive(Args)]
 pub struct ListenArgs {
@@ -54,7 +55,8 @@ pub struct Assistant {
     pub pipeline: Pipeline,
     pub front: FrontEnd,
     pub controller: Controller,
-    _timers: iris_tools::Timers,
+    pub detector: Option<Box<dyn iris_backend::TurnDetector>>,
+    _timers: Option<iris_tools::Timers>,
 }
 
 pub fn mode_of(models: &Models, wanted: Option<&str>) -> Result<Mode> {
@@ -63,14 +65,25 @@ pub fn mode_of(models: &Models, wanted: Option<&str>) -> Result<Mode> {
 }
 
 impl Assistant {
+    /// Loads every model the loop needs (`iris listen`).
     pub fn load(models: &Models, mode: Mode, semantic: bool) -> Result<Self> {
-        let cfg = &models.config;
-        if semantic {
-            bail!("the semantic end-of-turn model (Smart Turn) is not in this build yet; run without --semantic");
-        }
         let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
         let timers = iris_tools::Timers::new(Arc::new(|label: &str| eprintln!("timer: your {label} is done")));
         let stages = models.stages(&spec, &timers)?;
+        Self::with_stages(models, stages, mode, semantic, Some(timers))
+    }
+
+    /// The loop around pipeline stages made elsewhere (`iris serve`'s shared models); loads only
+    /// the front end's small models (VAD, wake word, end of turn).
+    pub fn with_stages(
+        models: &Models,
+        stages: Vec<Box<dyn iris_pipeline::Stage>>,
+        mode: Mode,
+        semantic: bool,
+        timers: Option<iris_tools::Timers>,
+    ) -> Result<Self> {
+        let cfg = &models.config;
+        let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
         let pipeline = Pipeline::start(&spec, stages, Turns::new());
         let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&cfg.models.runtime, "runtime")?))?;
         let vad = iris_silero::SileroVad::load(env, &models.file(&cfg.models.vad, "vad")?)?;
@@ -89,6 +102,14 @@ impl Assistant {
         } else {
             None
         };
+        let detector: Option<Box<dyn iris_backend::TurnDetector>> = if semantic {
+            let file = models.file(TURN_MODEL, "turn").context(
+                "the semantic end-of-turn model; fetch it with `iris models pull smart-turn`, or set [audio] semantic_turn = false",
+            )?;
+            Some(Box::new(iris_smartturn::SmartTurn::load(env, &file, 1)?))
+        } else {
+            None
+        };
         let a = &cfg.audio;
         let settings =
             FrontSettings { wake_threshold: a.wake_threshold, refractory: a.refractory_ms as f64 / 1000.0, ..FrontSettings::default() };
@@ -100,12 +121,27 @@ impl Assistant {
             follow_up: a.follow_up_ms as f64 / 1000.0,
             ..TurnRules::default()
         };
-        Ok(Self { pipeline, front, controller: Controller::new(rules, semantic), _timers: timers })
+        Ok(Self { pipeline, front, controller: Controller::new(rules, semantic), detector, _timers: timers })
     }
 
     /// Runs the loop on `capture` and `speaker` until the capture finishes or `stop` is set.
     pub fn run(self, capture: &mut dyn Capture, speaker: Speaker, sinks: Vec<Box<dyn iris_live::EventSink>>, stop: &AtomicBool) -> Summary {
-        let mut lp = LiveLoop::new(&self.pipeline, self.front, self.controller, None, speaker);
+        self.run_with(capture, speaker, sinks, None, stop)
+    }
+
+    /// As `run`, polling `talk` each chunk for push-to-talk requests.
+    pub fn run_with(
+        self,
+        capture: &mut dyn Capture,
+        speaker: Speaker,
+        sinks: Vec<Box<dyn iris_live::EventSink>>,
+        talk: Option<Box<dyn FnMut() -> bool + '_>>,
+        stop: &AtomicBool,
+    ) -> Summary {
+        let mut lp = LiveLoop::new(&self.pipeline, self.front, self.controller, self.detector, speaker);
+        if let Some(talk) = talk {
+            lp = lp.with_talk(talk);
+        }
         for s in sinks {
             lp = lp.with_boxed_sink(s);
         }
@@ -240,5 +276,68 @@ impl Capture for Devices {
 
     fn finished(&self) -> bool {
         self.limit.is_some_and(|l| self.heard >= l)
+    }
+}
+
+/// The per-turn figures a status page and `/metrics` show, from a turn's events.
+pub fn voice_turn(t: &iris_live::TurnTimes) -> iris_engine::VoiceTurn {
+    let ms = |a: Option<f64>, b: Option<f64>| Some(((b? - a?).max(0.0) * 1000.0).round() as u64);
+    let stages = [
+        ("end_of_turn", ms(t.speech_end, t.end_of_turn)),
+        ("asr", ms(t.end_of_turn, t.transcript)),
+        ("llm", ms(t.transcript, t.sentence)),
+        ("tts", ms(t.sentence, t.audio_start)),
+    ];
+    iris_engine::VoiceTurn {
+        transcript: t.transcript_text.clone(),
+        answer: t.answer_text.clone(),
+        stages_ms: stages.into_iter().filter_map(|(n, v)| Some((n.to_owned(), v?))).collect(),
+        response_ms: t.response().map(|r| (r * 1000.0).round() as u64),
+    }
+}
+
+/// `iris serve` with `[audio] enabled`: the loop on the sound devices, on the engine's shared
+/// models, its turns in the engine's statistics, push to talk from the panel. Runs on its own
+/// thread; a failure to start is logged and the rest of the server goes on.
+pub fn serve_voice(engine: Arc<iris_engine::Engine>, models: Models) {
+    let spawned = std::thread::Builder::new().name("iris-voice".into()).spawn(move || {
+        let a = models.config.audio.clone();
+        let started = mode_of(&models, None).and_then(|mode| {
+            let stages = engine.voice_stages(&a.wake_words);
+            Assistant::with_stages(&models, stages, mode, a.semantic_turn, None).map(|asst| (asst, mode))
+        });
+        let (assistant, mode) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                engine.stats.log("error", format!("the voice loop cannot start: {e:#}"));
+                eprintln!("error: the voice loop cannot start: {e:#}");
+                return;
+            }
+        };
+        engine.set_voice_loop(true);
+        engine.stats.log("info", format!("voice loop listening ({mode:?}) on {:?} / {:?}", a.input, a.output));
+        let mut devices = Devices::new(&a.input, &a.output);
+        let speaker = devices.speaker.clone();
+        let recorder = engine.clone();
+        let mut timeline = iris_live::events::Timeline::default();
+        let record = move |e: &Event| {
+            timeline.record(e);
+            if let (EventKind::Answer { .. }, Some(turn)) = (&e.kind, e.turn) {
+                if let Some(t) = timeline.turns.iter().find(|t| t.turn == turn) {
+                    recorder.record_voice_turn(voice_turn(t));
+                }
+                timeline.turns.retain(|t| t.turn != turn);
+            }
+            if let EventKind::Error { message } = &e.kind {
+                recorder.stats.log("error", format!("voice loop: {message}"));
+            }
+        };
+        let sinks: Vec<Box<dyn iris_live::EventSink>> = vec![Box::new(console), Box::new(record)];
+        let talk = engine.clone();
+        assistant.run_with(&mut devices, speaker, sinks, Some(Box::new(move || talk.take_talk_request())), &AtomicBool::new(false));
+        engine.set_voice_loop(false);
+    });
+    if let Err(e) = spawned {
+        eprintln!("error: cannot start the voice loop's thread: {e}");
     }
 }

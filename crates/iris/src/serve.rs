@@ -117,8 +117,12 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     eprintln!("loading models…");
     let engine = Arc::new(Engine::start(Box::new(loader), models.config.clone())?);
     let shelf = iris_web::ModelShelf::new(Store::new(models.store.home()), backends::catalog(&models.store)?, Arc::new(Converters));
+    let voice_models = models.config.audio.enabled.then(|| Models::open(Some(&config_path))).transpose()?;
     let panel = iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?;
     let set_up = panel.auth.is_set_up();
+    if let Some(voice_models) = voice_models {
+        crate::live::serve_voice(engine.clone(), voice_models);
+    }
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -22,6 +22,9 @@ pub struct LoopArgs {
     /// wake_word (default) or always.
     #[arg(long, default_value = "wake_word")]
     mode: String,
+    /// Ask the semantic end-of-turn model at pauses (default: [audio] semantic_turn).
+    #[arg(long)]
+    semantic: Option<bool>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -44,9 +47,9 @@ pub fn read_sessions(dir: &Path) -> Result<Vec<Session>> {
 }
 
 /// One session through the room: the turns it produced.
-pub fn run_session(models: &Models, mode: Mode, wav: &Path, out: &Path) -> Result<Vec<TurnTimes>> {
+pub fn run_session(models: &Models, mode: Mode, semantic: bool, wav: &Path, out: &Path) -> Result<Vec<TurnTimes>> {
     let mic = iris_audio::load_speech(wav)?;
-    let assistant = Assistant::load(models, mode, false)?;
+    let assistant = Assistant::load(models, mode, semantic)?;
     let (mut room, speaker) = Room::new(mic, out, None)?;
     let summary = assistant.run(&mut room, speaker, Vec::new(), &AtomicBool::new(false));
     room.finish()?;
@@ -64,6 +67,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 pub fn run(config_path: Option<&Path>, args: LoopArgs) -> Result<ExitCode> {
     let models = Models::open(config_path)?;
     let mode = Mode::parse(&args.mode).with_context(|| format!("--mode {:?}: use wake_word or always", args.mode))?;
+    let semantic = args.semantic.unwrap_or(models.config.audio.semantic_turn);
     let sessions = read_sessions(&args.sessions)?;
     if sessions.is_empty() {
         bail!("{}: no sessions", args.sessions.display());
@@ -71,7 +75,7 @@ pub fn run(config_path: Option<&Path>, args: LoopArgs) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
     let mut rows = Vec::new();
     for s in &sessions {
-        let turns = run_session(&models, mode, &args.sessions.join(&s.file), &tmp.path().join("out.wav"))?;
+        let turns = run_session(&models, mode, semantic, &args.sessions.join(&s.file), &tmp.path().join("out.wav"))?;
         let t = turns.into_iter().find(|t| t.audio_start.is_some()).unwrap_or_default();
         let right = s.answer_has_any.iter().any(|w| t.answer_text.to_lowercase().contains(&w.to_lowercase()));
         if !args.json {
@@ -106,7 +110,7 @@ pub fn run(config_path: Option<&Path>, args: LoopArgs) -> Result<ExitCode> {
             stages.iter().map(|(n, v)| ((*n).to_owned(), serde_json::json!(pct(&mut v.clone(), 0.5).round()))).collect();
         println!(
             "{}",
-            serde_json::json!({"sessions": sessions.len(), "answered": answered, "right": right, "p50_ms": p50.round(), "p90_ms": p90.round(), "stage_p50_ms": shares})
+            serde_json::json!({"sessions": sessions.len(), "semantic": semantic, "answered": answered, "right": right, "p50_ms": p50.round(), "p90_ms": p90.round(), "stage_p50_ms": shares})
         );
     } else {
         println!(
