@@ -62,7 +62,8 @@ const pages = {
         const tr = body.insertRow();
         for (const v of [m.task, m.id, m.device]) tr.insertCell().textContent = v;
       }
-      text($("voice"), "Voice: " + s.voice);
+      text($("voice"), "Voice: " + s.voice + (s.voice_loop ? "; listening to the room" : ""));
+      $("talk").hidden = !s.voice_loop;
       const mem = s.memory;
       text($("memory"), `Iris uses ${mb(mem.iris_rss)}; ${mb(mem.available)} of ${mb(mem.total)} is free. Up ${Math.round(s.uptime_s / 60)} min.`);
       const turns = $("turns");
@@ -91,6 +92,10 @@ const pages = {
       text($("updated"), "Updated " + new Date().toLocaleTimeString());
     };
     $("refresh").addEventListener("click", load);
+    $("talk").addEventListener("click", async () => {
+      try { await api("POST", "/api/talk"); text($("talk-state"), "Listening: ask your question."); }
+      catch (err) { text($("talk-state"), err.message); }
+    });
     await load();
     setInterval(() => load().catch(() => {}), 10000);
   },

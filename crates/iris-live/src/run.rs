@@ -152,6 +152,10 @@ impl<'a> LiveLoop<'a> {
         let mut finished_at = None;
         let mut last_error: Option<String> = None;
         while !stop.load(Ordering::Relaxed) {
+            // Checked before reading too: a device that never comes back must not hold the loop.
+            if capture.finished() && self.current.is_none() && finished_at.is_some() {
+                break;
+            }
             capture.pace(self.current.is_some());
             let chunk = match capture.read() {
                 Ok(c) => c,
@@ -163,7 +167,7 @@ impl<'a> LiveLoop<'a> {
                         self.emit(t, EventKind::Error { message: message.clone() });
                         last_error = Some(message);
                     }
-                    if matches!(e, IoError::File(_)) {
+                    if matches!(e, IoError::File(_)) || capture.finished() {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(20));

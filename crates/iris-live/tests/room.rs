@@ -114,3 +114,43 @@ fn always_mode_answers_every_utterance() {
     let answers = events.iter().filter(|e| e.kind.name() == "answer").count();
     assert_eq!(answers, 2, "{:?}", names(&events));
 }
+
+/// An hour of silence through the loop: nothing is kept that grows with time.
+#[test]
+fn an_hour_of_silence_keeps_memory_flat() {
+    struct Silence {
+        left: usize,
+    }
+    impl iris_live::Capture for Silence {
+        fn read(&mut self) -> Result<Vec<f32>, iris_live::IoError> {
+            self.left = self.left.saturating_sub(1);
+            Ok(vec![0.0; 320])
+        }
+        fn finished(&self) -> bool {
+            self.left == 0
+        }
+    }
+    use iris_live::Capture;
+    fn rss_kb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+    let p = pipeline();
+    let wake = FakeWakeWord { hop_len: 1280, level: 0.9 };
+    let front = FrontEnd::new(Some(Box::new(wake)), Box::new(FakeVad { frame_len: 512, threshold: 0.05 }), FrontSettings::default());
+    let controller = Controller::new(TurnRules::default(), false);
+    let speaker = iris_live::Speaker::new(16_000);
+    // Ten minutes first (warm-up), then the rest of the hour: the second part adds nothing.
+    let mut lp = LiveLoop::new(&p, front, controller, None, speaker);
+    let mut silence = Silence { left: 0 };
+    for _ in 0..30_000 {
+        lp.step(&silence.read().unwrap());
+    }
+    let warm = rss_kb();
+    for _ in 0..150_000 {
+        lp.step(&silence.read().unwrap());
+    }
+    let after = rss_kb();
+    assert!(after <= warm + 2_048, "RSS grew from {warm} kB to {after} kB over 50 minutes of silence");
+}

@@ -3,7 +3,6 @@
 //! A machine with no sound card is normal for a headless box: it is reported as
 //! [`PlaybackError::NoDevice`] with what to do, never a panic.
 
-use std::ffi::{c_char, c_int};
 use std::num::NonZeroU32;
 
 use rodio::buffer::SamplesBuffer;
@@ -17,27 +16,6 @@ pub enum PlaybackError {
     Input(String),
 }
 
-// libasound prints its own diagnostics to stderr (eight lines for "no sound card"); Iris
-// reports the failure itself in one line, so ALSA's handler is replaced by a silent one.
-// The C type is variadic; a handler that ignores the variadic tail is called correctly on the
-// Linux ABIs Iris targets (x86_64 SysV, AArch64), as other ALSA users in Rust do.
-type AlsaErrorHandler = unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char);
-
-#[link(name = "asound")]
-extern "C" {
-    fn snd_lib_error_set_handler(handler: Option<AlsaErrorHandler>) -> c_int;
-}
-
-unsafe extern "C" fn quiet_alsa(_file: *const c_char, _line: c_int, _func: *const c_char, _err: c_int, _fmt: *const c_char) {}
-
-fn silence_alsa() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: installs a handler that touches none of its arguments.
-    ONCE.call_once(|| unsafe {
-        snd_lib_error_set_handler(Some(quiet_alsa));
-    });
-}
-
 /// The default output device, playing what is queued in order.
 pub struct Speaker {
     // Keeps the device open; dropping it stops playback.
@@ -47,7 +25,7 @@ pub struct Speaker {
 
 impl Speaker {
     pub fn open() -> Result<Self, PlaybackError> {
-        silence_alsa();
+        iris_sound::silence_alsa();
         let mut sink = DeviceSinkBuilder::open_default_sink().map_err(|e| PlaybackError::NoDevice(e.to_string()))?;
         sink.log_on_drop(false);
         let player = Player::connect_new(sink.mixer());

@@ -7,6 +7,7 @@
 
 mod resample;
 
+use std::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -22,6 +23,19 @@ const RATE: u32 = 16_000;
 const CHUNK: usize = 320;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Whether a stream error means the device is gone. An under- or overrun (a busy machine) is
+/// not: the stream goes on by itself, and reopening it would only lose more audio.
+fn is_fatal(e: &cpal::Error) -> bool {
+    use cpal::ErrorKind as K;
+    matches!(e.kind(), K::DeviceNotAvailable | K::HostUnavailable | K::StreamInvalidated)
+}
+
+/// Drops a stream on a thread of its own: closing an ALSA stream joins its worker, and the
+/// pulse plugin can hang there when its server went away; the loop must not hang with it.
+fn close<T: Send + 'static>(stream: T) {
+    let _ = std::thread::Builder::new().name("iris-close-stream".into()).spawn(move || drop(stream));
+}
+
 #[derive(Clone, Debug)]
 pub struct DeviceInfo {
     pub name: String,
@@ -31,7 +45,30 @@ pub struct DeviceInfo {
     pub default_output: bool,
 }
 
+// libasound prints its own diagnostics to stderr (eight lines for "no sound card", one per
+// retry while a sound server is away); Iris reports failures itself in one line, so ALSA's
+// handler is replaced by a silent one. The C type is variadic; a handler that ignores the
+// variadic tail is called correctly on the Linux ABIs Iris targets (x86_64 SysV, AArch64).
+type AlsaErrorHandler = unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char);
+
+#[link(name = "asound")]
+extern "C" {
+    fn snd_lib_error_set_handler(handler: Option<AlsaErrorHandler>) -> c_int;
+}
+
+unsafe extern "C" fn quiet_alsa(_file: *const c_char, _line: c_int, _func: *const c_char, _err: c_int, _fmt: *const c_char) {}
+
+/// Silences libasound's own messages (once per process).
+pub fn silence_alsa() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: installs a handler that touches none of its arguments.
+    ONCE.call_once(|| unsafe {
+        snd_lib_error_set_handler(Some(quiet_alsa));
+    });
+}
+
 fn host() -> cpal::Host {
+    silence_alsa();
     cpal::default_host()
 }
 
@@ -88,7 +125,8 @@ fn config(d: &cpal::Device, input: bool) -> Result<cpal::StreamConfig, IoError> 
         return Ok(cpal::StreamConfig { channels: 1, sample_rate: RATE, buffer_size: cpal::BufferSize::Fixed(CHUNK as u32) });
     }
     let def = if input { d.default_input_config() } else { d.default_output_config() };
-    let def = def.map_err(|e| IoError::Device(format!("the audio device has no usable format: {e}")))?;
+    let kind = if input { "microphone" } else { "loudspeaker" };
+    let def = def.map_err(|e| IoError::Device(format!("cannot open the {kind}: {e}; check it with `iris audio list`")))?;
     let frames = def.sample_rate() / 50;
     Ok(cpal::StreamConfig { channels: def.channels(), sample_rate: def.sample_rate(), buffer_size: cpal::BufferSize::Fixed(frames) })
 }
@@ -99,12 +137,20 @@ pub struct Microphone {
     stream: Option<(cpal::Stream, Receiver<Vec<f32>>, Arc<AtomicBool>)>,
     backoff: Duration,
     next_try: Instant,
+    /// Why the last attempt to open failed, repeated while waiting to retry (one line, not many).
+    last_error: String,
 }
 
 impl Microphone {
     /// `name`: a device name from [`list`], or "" for the default.
     pub fn new(name: &str) -> Self {
-        Self { wanted: name.to_owned(), stream: None, backoff: Duration::from_millis(250), next_try: Instant::now() }
+        Self {
+            wanted: name.to_owned(),
+            stream: None,
+            backoff: Duration::from_millis(250),
+            next_try: Instant::now(),
+            last_error: String::new(),
+        }
     }
 
     fn open(&self) -> Result<(cpal::Stream, Receiver<Vec<f32>>, Arc<AtomicBool>), IoError> {
@@ -127,7 +173,11 @@ impl Microphone {
                         let _ = tx.try_send(pending.drain(..CHUNK).collect());
                     }
                 },
-                move |_e| failed_cb.store(true, Ordering::Relaxed),
+                move |e: cpal::Error| {
+                    if is_fatal(&e) {
+                        failed_cb.store(true, Ordering::Relaxed)
+                    }
+                },
                 None,
             )
             .map_err(|e| IoError::Device(format!("cannot open the microphone: {e}")))?;
@@ -139,13 +189,15 @@ impl Microphone {
 impl Capture for Microphone {
     fn read(&mut self) -> Result<Vec<f32>, IoError> {
         if self.stream.as_ref().is_some_and(|(_, _, failed)| failed.load(Ordering::Relaxed)) {
-            self.stream = None;
+            if let Some(s) = self.stream.take() {
+                close(s);
+            }
             return Err(IoError::Device("the microphone stopped working; reopening it".into()));
         }
         if self.stream.is_none() {
             if Instant::now() < self.next_try {
                 std::thread::sleep(Duration::from_millis(20));
-                return Err(IoError::Device("no microphone yet; retrying".into()));
+                return Err(IoError::Device(self.last_error.clone()));
             }
             match self.open() {
                 Ok(s) => {
@@ -155,7 +207,8 @@ impl Capture for Microphone {
                 Err(e) => {
                     self.next_try = Instant::now() + self.backoff;
                     self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                    return Err(e);
+                    self.last_error = format!("{e} (retrying)");
+                    return Err(IoError::Device(self.last_error.clone()));
                 }
             }
         }
@@ -163,7 +216,9 @@ impl Capture for Microphone {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(chunk) => Ok(chunk),
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                self.stream = None;
+                if let Some(s) = self.stream.take() {
+                    close(s);
+                }
                 Err(IoError::Device("the microphone gives no sound; reopening it".into()))
             }
         }
@@ -217,7 +272,11 @@ impl Loudspeaker {
                         frame.iter_mut().for_each(|x| *x = *s);
                     }
                 },
-                move |_e| failed_cb.store(true, Ordering::Relaxed),
+                move |e: cpal::Error| {
+                    if is_fatal(&e) {
+                        failed_cb.store(true, Ordering::Relaxed)
+                    }
+                },
                 None,
             )
             .map_err(|e| IoError::Device(format!("cannot open the loudspeaker: {e}")))?;
@@ -228,5 +287,10 @@ impl Loudspeaker {
     /// The device reported an error (unplugged): reopen it.
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Closes the stream without waiting for it (see `close`).
+    pub fn close(self) {
+        close(self._stream);
     }
 }

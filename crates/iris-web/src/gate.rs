@@ -38,6 +38,8 @@ fn door(path: &str) -> Door {
     match path {
         "/api/state" | "/api/setup" | "/api/login" => Door::Open,
         p if p.starts_with("/static/") => Door::Open,
+        // Push to talk: the panel's button, or a token holder (a physical button, an automation).
+        "/api/talk" => Door::Api,
         p if p.starts_with("/api/") => Door::Panel,
         p if p.starts_with("/v1/") || p == "/metrics" => Door::Api,
         "/" => Door::Page("status".into()),
@@ -113,6 +115,7 @@ fn route_label(path: &str) -> &'static str {
         "/api/tokens",
         "/api/models",
         "/api/try",
+        "/api/talk",
         "/v1/models",
         "/v1/chat/completions",
         "/v1/audio/transcriptions",

@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/status", get(panel::status))
         .route("/api/config", get(panel::get_config).put(panel::put_config))
         .route("/api/logs", get(panel::logs))
+        .route("/api/talk", post(panel::talk))
         .route("/api/tokens", get(panel::tokens).post(panel::create_token))
         .route("/api/tokens/{id}", delete(panel::revoke_token))
         .route("/api/models", get(models::list))

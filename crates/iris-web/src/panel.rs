@@ -88,6 +88,7 @@ pub async fn status(State(s): State<AppState>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "models": e.loaded(),
         "voice": e.voice_name(),
+        "voice_loop": e.voice_loop_running(),
         "memory": memory(),
         "uptime_s": START.get_or_init(std::time::Instant::now).elapsed().as_secs(),
         "turns": e.stats.recent_turns(),
@@ -145,6 +146,15 @@ pub async fn put_config(State(s): State<AppState>, Json(body): Json<Value>) -> A
         return Err(ApiError::Internal(e.to_string()));
     }
     Ok(Json(json!({ "applied": format!("{applied:?}").to_lowercase(), "config": config })))
+}
+
+/// Push to talk: the voice loop listens now, without the wake word.
+pub async fn talk(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if s.engine.request_talk() {
+        Ok(Json(json!({ "listening": true })))
+    } else {
+        Err(ApiError::Conflict("the voice loop is not running; turn it on with `[audio] enabled = true` in config.toml".into()))
+    }
 }
 
 pub async fn logs(State(s): State<AppState>) -> Json<Value> {

@@ -321,3 +321,17 @@ async fn password_change_logs_everyone_out() {
     assert_eq!(send(&p.app, fresh.req("GET", "/api/status", None)).await.status, 200);
     assert_eq!(send(&p.app, post_json("/api/login", json!({ "password": "a new password" }))).await.status, 200);
 }
+
+#[tokio::test]
+async fn push_to_talk_needs_the_voice_loop_and_a_login() {
+    let p = panel();
+    let owner = owner(&p.app).await;
+    assert_eq!(send(&p.app, post_json("/api/talk", json!({}))).await.status, 401);
+    let r = send(&p.app, owner.req("POST", "/api/talk", None)).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("[audio] enabled"));
+    p.engine.set_voice_loop(true);
+    assert_eq!(send(&p.app, owner.req("POST", "/api/talk", None)).await.status, 200);
+    assert!(p.engine.take_talk_request() && !p.engine.take_talk_request());
+    assert_eq!(send(&p.app, owner.req("GET", "/api/status", None)).await.json()["voice_loop"], true);
+}

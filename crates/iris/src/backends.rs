@@ -179,7 +179,12 @@ impl Models {
                     );
                     // A live turn's pre-roll may hold the tail of the wake word: not part of the question.
                     let wake_words: Vec<&str> = cfg.audio.wake_words.iter().flat_map(|w| w.split('_')).collect();
-                    Box::new(if live { stage.dropping_leading(&wake_words).merging_pauses() } else { stage })
+                    Box::new(match (live, gated) {
+                        (true, _) => stage.dropping_leading(&wake_words).merging_pauses(),
+                        // A recording: pauses do not split what Whisper hears.
+                        (false, true) => stage.merging_utterances(std::time::Duration::from_secs(25)),
+                        (false, false) => stage,
+                    })
                 }
                 "llm" => {
                     let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;

@@ -192,7 +192,22 @@ pub fn run(config_path: Option<&Path>, args: ListenArgs) -> Result<ExitCode> {
             let mut devices = Devices::new(&a.input, &a.output);
             devices.limit = args.seconds.map(|s| (s.max(0.0) * 16_000.0) as u64);
             let speaker = devices.speaker.clone();
-            assistant.run(&mut devices, speaker, sinks, &stop)
+            // Push to talk from the terminal: each Enter starts a turn.
+            let pressed = Arc::new(AtomicBool::new(false));
+            if mode == Mode::PushToTalk {
+                eprintln!("press Enter, then ask");
+                let flag = pressed.clone();
+                std::thread::spawn(move || {
+                    for line in std::io::stdin().lines() {
+                        if line.is_err() {
+                            break;
+                        }
+                        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+            let talk = Box::new(move || pressed.swap(false, std::sync::atomic::Ordering::Relaxed));
+            assistant.run_with(&mut devices, speaker, sinks, Some(talk), &stop)
         }
     };
     let scores: Vec<String> = summary.max_wake_scores.iter().map(|(w, s)| format!("{w} max {s:.3}")).collect();
@@ -217,6 +232,11 @@ pub struct Devices {
     /// Stop after this many samples heard.
     pub limit: Option<u64>,
     heard: u64,
+    /// With no device at all the media clock stands still: the limit also holds in wall time.
+    started: Instant,
+    /// The speaker's played position, and when it last moved (a stalled stream is reopened).
+    last_played: u64,
+    moved_at: Instant,
     next_try: Instant,
     backoff: Duration,
     reported: bool,
@@ -231,6 +251,9 @@ impl Devices {
             loud: None,
             limit: None,
             heard: 0,
+            started: Instant::now(),
+            last_played: 0,
+            moved_at: Instant::now(),
             next_try: Instant::now(),
             backoff: Duration::from_millis(250),
             reported: false,
@@ -238,8 +261,18 @@ impl Devices {
     }
 
     fn keep_loudspeaker(&mut self) {
-        if self.loud.as_ref().is_some_and(|l| l.failed()) {
-            self.loud = None;
+        // A stream whose server went away may report nothing: if queued sound has not moved for
+        // a second, the loudspeaker is gone too.
+        let played = self.speaker.played();
+        if played != self.last_played || self.speaker.pending() == 0 {
+            (self.last_played, self.moved_at) = (played, Instant::now());
+        }
+        let stalled = self.moved_at.elapsed() > Duration::from_secs(1);
+        if self.loud.as_ref().is_some_and(|l| l.failed() || stalled) {
+            self.moved_at = Instant::now();
+            if let Some(l) = self.loud.take() {
+                l.close();
+            }
             eprintln!("error: the loudspeaker stopped working; reopening it");
         }
         if self.loud.is_none() && Instant::now() >= self.next_try {
@@ -275,7 +308,7 @@ impl Capture for Devices {
     }
 
     fn finished(&self) -> bool {
-        self.limit.is_some_and(|l| self.heard >= l)
+        self.limit.is_some_and(|l| self.heard >= l || self.started.elapsed().as_secs_f64() > l as f64 / 16_000.0 + 5.0)
     }
 }
 

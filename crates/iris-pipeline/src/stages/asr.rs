@@ -39,6 +39,8 @@ struct State {
     last_partial: String,
     /// Merging pauses: the whole turn decoded at its last pause, still valid if no speech followed.
     at_pause: Option<(String, Option<String>)>,
+    /// Merging utterances: the ones already ended, waiting for the window to fill.
+    held: Vec<f32>,
 }
 
 pub struct AsrStage {
@@ -49,6 +51,8 @@ pub struct AsrStage {
     /// Words dropped from the start of a final transcript: the wake word, heard in the pre-roll.
     leading: Vec<String>,
     merge_pauses: bool,
+    /// Merge utterances into windows of up to this many samples (recordings).
+    window: Option<usize>,
 }
 
 impl AsrStage {
@@ -59,6 +63,7 @@ impl AsrStage {
             settings,
             state: PerTurn::default(),
             leading: Vec::new(),
+            window: None,
             merge_pauses: false,
         }
     }
@@ -78,6 +83,29 @@ impl AsrStage {
     pub fn merging_pauses(mut self) -> Self {
         self.merge_pauses = true;
         self
+    }
+
+    /// For recordings: utterances the VAD cut at pauses are recognised together, in windows of
+    /// up to `window` of speech (Whisper hears 30 s at once), so a sentence read with pauses keeps
+    /// its context, as a whole-file recogniser would hear it. Finals come once a window is full
+    /// and at the end of the turn; partials show the window so far.
+    pub fn merging_utterances(mut self, window: Duration) -> Self {
+        self.window = Some((window.as_secs_f64() * RATE as f64) as usize);
+        self
+    }
+
+    /// An utterance ended: hold it, recognising what is held first if it would overflow the window.
+    fn hold(&mut self, turn: TurnId, pts: Duration, window: usize, out: &mut dyn Output) -> Result<(), StageError> {
+        let st = self.state.get(turn);
+        if !st.held.is_empty() && st.held.len() + st.audio.len() > window {
+            let audio = std::mem::replace(&mut st.audio, std::mem::take(&mut st.held));
+            self.transcribe(turn, pts, out)?;
+            self.state.get(turn).audio = audio;
+        }
+        let st = self.state.get(turn);
+        let audio = std::mem::take(&mut st.audio);
+        st.held.extend_from_slice(&audio);
+        Ok(())
     }
 
     fn at_pause(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
@@ -116,7 +144,10 @@ impl AsrStage {
     fn partial(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
         let opts = AsrOptions { partial: true, ..self.options.clone() };
         let stop = || out.is_cancelled(turn);
-        let result = self.asr.transcribe(&self.state.get(turn).audio, &opts, &stop)?;
+        let st = self.state.get(turn);
+        let window: std::borrow::Cow<[f32]> =
+            if st.held.is_empty() { (&st.audio[..]).into() } else { [&st.held[..], &st.audio[..]].concat().into() };
+        let result = self.asr.transcribe(&window, &opts, &stop)?;
         let text = result.text.trim().to_owned();
         let st = self.state.get(turn);
         if text.is_empty() || text == st.last_partial {
@@ -197,10 +228,10 @@ impl Stage for AsrStage {
                 self.state.get(turn).in_speech = false;
                 let pts = env.pts;
                 out.send(env)?;
-                if self.merge_pauses {
-                    self.at_pause(turn, pts, out)
-                } else {
-                    self.transcribe(turn, pts, out)
+                match (self.merge_pauses, self.window) {
+                    (true, _) => self.at_pause(turn, pts, out),
+                    (false, Some(window)) => self.hold(turn, pts, window, out),
+                    (false, None) => self.transcribe(turn, pts, out),
                 }
             }
             _ => Ok(()),
@@ -208,6 +239,18 @@ impl Stage for AsrStage {
     }
 
     fn end_turn(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
+        let st = self.state.get(turn);
+        if !st.held.is_empty() {
+            // What is held, and an utterance still going on when the turn ended.
+            let mut audio = std::mem::take(&mut st.held);
+            if st.in_speech {
+                audio.extend_from_slice(&st.audio);
+            }
+            st.audio = audio;
+            let result = self.transcribe(turn, pts, out);
+            self.state.take(turn);
+            return result;
+        }
         let st = self.state.get(turn);
         let result = if (!self.settings.gated || self.merge_pauses) && (!st.audio.is_empty() || st.at_pause.is_some()) {
             self.transcribe(turn, pts, out)

@@ -60,6 +60,7 @@ pub struct TestPanel {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub loads: Arc<AtomicUsize>,
+    pub engine: Arc<Engine>,
 }
 
 pub fn panel() -> TestPanel {
@@ -71,8 +72,8 @@ pub fn panel() -> TestPanel {
     let loader = FakeLoader { loads: loads.clone(), known };
     let engine = Arc::new(Engine::start(Box::new(loader), Config::default()).unwrap());
     let shelf = ModelShelf::new(Store::new(dir.path()), catalog, Arc::new(iris_models::convert::NoExternal));
-    let panel = Panel::new(engine, config_path.clone(), shelf).unwrap();
-    TestPanel { app: iris_web::router(Arc::new(panel)), dir, config_path, loads }
+    let panel = Panel::new(engine.clone(), config_path.clone(), shelf).unwrap();
+    TestPanel { app: iris_web::router(Arc::new(panel)), dir, config_path, loads, engine }
 }
 
 pub struct Reply {
