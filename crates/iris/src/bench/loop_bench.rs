@@ -99,8 +99,8 @@ pub fn run(config_path: Option<&Path>, args: LoopArgs) -> Result<ExitCode> {
         ("end of turn (silence)", span(|t| Some((t.speech_end?, t.end_of_turn?)))),
         ("transcript", span(|t| Some((t.end_of_turn?, t.transcript?)))),
         ("first token", span(|t| Some((t.transcript?, t.llm_first_token?)))),
-        ("first sentence", span(|t| Some((t.llm_first_token?, t.sentence?)))),
-        ("voice and playback", span(|t| Some((t.sentence?, t.audio_start?)))),
+        ("first sentence voiced", span(|t| Some((t.llm_first_token?, t.sentence?)))),
+        ("playback", span(|t| Some((t.sentence?, t.audio_start?)))),
     ];
     let answered = total.len();
     let right = rows.iter().filter(|(_, r)| *r).count();
