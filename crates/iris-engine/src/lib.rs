@@ -35,6 +35,9 @@ pub enum EngineError {
     Turn(String),
 }
 
+/// The most text one request may have spoken (HTTP and Wyoming alike).
+pub const MAX_SPEAK_BYTES: usize = 4096;
+
 /// A model in use, for the status page: what it does, which one, and where it really runs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct LoadedModel {
@@ -199,6 +202,10 @@ impl Engine {
 
     /// Speaks `text` with the configured voice: mono samples and their rate.
     pub fn speak(&self, text: &str, stop: &dyn StopFlag) -> Result<(Vec<f32>, u32), EngineError> {
+        // Checked here, where every caller (HTTP, Wyoming) passes: speech costs ~3 s of CPU per KB.
+        if text.len() > MAX_SPEAK_BYTES {
+            return Err(EngineError::Turn(format!("the text to speak is {} bytes; send at most {MAX_SPEAK_BYTES} at a time", text.len())));
+        }
         let live = self.live();
         let started = std::time::Instant::now();
         let mut tts = lock(&live.tts);

@@ -25,8 +25,7 @@ pub struct Speaker {
 
 impl Speaker {
     pub fn open() -> Result<Self, PlaybackError> {
-        iris_sound::silence_alsa();
-        let mut sink = DeviceSinkBuilder::open_default_sink().map_err(|e| PlaybackError::NoDevice(e.to_string()))?;
+        let mut sink = iris_sound::quietly(DeviceSinkBuilder::open_default_sink).map_err(|e| PlaybackError::NoDevice(e.to_string()))?;
         sink.log_on_drop(false);
         let player = Player::connect_new(sink.mixer());
         Ok(Self { _sink: sink, player })

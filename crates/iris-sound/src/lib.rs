@@ -67,6 +67,35 @@ pub fn silence_alsa() {
     });
 }
 
+extern "C" {
+    fn dup(fd: c_int) -> c_int;
+    fn dup2(from: c_int, to: c_int) -> c_int;
+    #[link_name = "close"]
+    fn close_fd(fd: c_int) -> c_int;
+}
+
+/// Runs `f` with the process's stderr sent to /dev/null: ALSA's plugins (JACK's above all) print
+/// their own complaints straight to stderr while devices are listed or opened, where Iris says
+/// what went wrong in one line of its own. Other threads' stderr is lost for that moment too.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsRawFd;
+    silence_alsa();
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else { return f() };
+    // SAFETY: plain descriptor calls on fd 2 and descriptors this function owns; stderr is
+    // restored before returning.
+    let saved = unsafe { dup(2) };
+    if saved < 0 {
+        return f();
+    }
+    unsafe { dup2(null.as_raw_fd(), 2) };
+    let out = f();
+    unsafe {
+        dup2(saved, 2);
+        close_fd(saved);
+    }
+    out
+}
+
 fn host() -> cpal::Host {
     silence_alsa();
     cpal::default_host()
@@ -74,6 +103,10 @@ fn host() -> cpal::Host {
 
 /// The sound devices there are.
 pub fn list() -> Result<Vec<DeviceInfo>, IoError> {
+    quietly(list_devices)
+}
+
+fn list_devices() -> Result<Vec<DeviceInfo>, IoError> {
     let host = host();
     let name_of = |d: &cpal::Device| d.description().map(|x| x.name().to_owned()).unwrap_or_else(|_| d.to_string());
     let def_in = host.default_input_device().map(|d| name_of(&d));
@@ -199,7 +232,7 @@ impl Capture for Microphone {
                 std::thread::sleep(Duration::from_millis(20));
                 return Err(IoError::Device(self.last_error.clone()));
             }
-            match self.open() {
+            match quietly(|| self.open()) {
                 Ok(s) => {
                     self.stream = Some(s);
                     self.backoff = Duration::from_millis(250);
@@ -234,6 +267,10 @@ pub struct Loudspeaker {
 
 impl Loudspeaker {
     pub fn open(name: &str, speaker: &Speaker) -> Result<Self, IoError> {
+        quietly(|| Self::open_device(name, speaker))
+    }
+
+    fn open_device(name: &str, speaker: &Speaker) -> Result<Self, IoError> {
         let device = find(name, false)?;
         let cfg = config(&device, false)?;
         let feed = speaker.clone();

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::try_it::join;
 use crate::{upload, AppState};
 
-const MAX_SPEECH_INPUT: usize = 4096;
+const MAX_SPEECH_INPUT: usize = iris_engine::MAX_SPEAK_BYTES;
 
 pub async fn models(State(s): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = s

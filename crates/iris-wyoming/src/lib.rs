@@ -18,8 +18,24 @@ const CHUNK_SAMPLES: usize = 2048;
 
 /// Accepts connections until the task is dropped; each is served on its own task.
 pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
+    let mut pause = std::time::Duration::from_millis(50);
     loop {
-        let (stream, peer) = listener.accept().await?;
+        // An accept error (out of file descriptors, a client gone mid-handshake) is transient:
+        // say so once, wait a little longer each time, and keep listening.
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => {
+                pause = std::time::Duration::from_millis(50);
+                c
+            }
+            Err(e) => {
+                if pause <= std::time::Duration::from_millis(50) {
+                    engine.stats.log("error", format!("wyoming: cannot accept a connection ({e}); retrying"));
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                continue;
+            }
+        };
         let engine = engine.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(engine.clone(), stream).await {
@@ -106,6 +122,9 @@ async fn handle(engine: &Arc<Engine>, heard: &mut Listening, e: Event) -> Result
             let text = e.str("text").unwrap_or_default().to_owned();
             if text.trim().is_empty() {
                 return Err("synthesize has no text".into());
+            }
+            if text.len() > iris_engine::MAX_SPEAK_BYTES {
+                return Err(format!("synthesize text is {} bytes; send at most {} at a time", text.len(), iris_engine::MAX_SPEAK_BYTES));
             }
             let engine = engine.clone();
             let (samples, rate) = blocking(move || engine.speak(&text, &iris_backend::NeverStop).map_err(|e| e.to_string())).await?;

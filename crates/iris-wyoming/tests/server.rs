@@ -100,6 +100,20 @@ async fn a_broken_event_gets_an_error_and_the_server_stays_up() {
     assert!(got.last().unwrap().data["text"].as_str().unwrap().contains("too large"), "{got:?}");
     let got = exchange(port, &[Event::new("synthesize", json!({ "text": " " }))], b"", "error").await;
     assert_eq!(got.last().unwrap().data["text"], "synthesize has no text");
+    // Issue 14.4: text beyond what HTTP takes cost 18 s of CPU per 5 KB; refused at once.
+    let long = "word ".repeat(1_000);
+    let got = exchange(port, &[Event::new("synthesize", json!({ "text": long }))], b"", "error").await;
+    assert!(got.last().unwrap().data["text"].as_str().unwrap().contains("at most 4096"), "{got:?}");
+    // Out-of-range format fields are refused, not wrapped into range by a cast.
+    let chunk = Event::new("audio-chunk", json!({ "rate": 4294983296u64, "width": 2, "channels": 1 })).with_payload(vec![0; 64]);
+    let got = exchange(
+        port,
+        &[Event::new("transcribe", json!({})), Event::new("audio-start", json!({ "rate": 16000, "width": 2, "channels": 1 })), chunk],
+        b"",
+        "error",
+    )
+    .await;
+    assert!(got.last().unwrap().data["text"].as_str().unwrap().contains("not usable"), "{got:?}");
     let info = exchange(port, &[Event::new("describe", json!({}))], b"", "info").await;
     assert_eq!(info.last().unwrap().kind, "info");
 }

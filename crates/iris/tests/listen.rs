@@ -30,38 +30,8 @@ fn first<'a>(events: &'a [Value], name: &str) -> Option<&'a Value> {
 
 /// Lower-case words, numbers as digits (Whisper writes "12" for "twelve").
 fn normalise(s: &str) -> Vec<String> {
-    const NUMBERS: [&str; 21] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-    ];
-    const TENS: [(&str, &str); 7] =
-        [("thirty", "30"), ("forty", "40"), ("fifty", "50"), ("sixty", "60"), ("seventy", "70"), ("eighty", "80"), ("ninety", "90")];
     let s: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    s.split_whitespace()
-        .map(|w| match NUMBERS.iter().position(|n| *n == w) {
-            Some(i) => i.to_string(),
-            None => TENS.iter().find(|(n, _)| *n == w).map_or(w.to_owned(), |(_, d)| (*d).to_owned()),
-        })
-        .collect()
+    s.split_whitespace().map(|w| iris_tools::intent::number_word(w).map_or(w.to_owned(), |n| n.to_string())).collect()
 }
 
 fn room(mic: &Path, dir: &Path, extra: &[&str]) -> (Vec<Value>, Vec<f32>, String) {
