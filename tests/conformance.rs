@@ -313,6 +313,17 @@ fn the_cpu_engine_agrees_with_candle_and_with_itself() {
 fn the_cpu_engine_runs_qwen_mixed_quantisations() {
     use iris_llm_candle::{Engine, LlamaChat};
     let path = model("qwen2.5-coder-0.5b-instruct");
+    if !std::arch::is_x86_feature_detected!("avx512vnni") {
+        // Without AVX-512 VNNI the engine has no K-quant kernels: it must say so, naming the
+        // matrix type and what this CPU has, and the default engine must run the file on candle.
+        let err = match LlamaChat::load_on(&path, 2048, None, Engine::Cpu) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("the CPU engine has no K-quant kernel without AVX-512 VNNI"),
+        };
+        assert!(err.contains("does not run this file") && err.contains("AVX-512 VNNI"), "{err}");
+        assert!(LlamaChat::load_on(&path, 2048, None, Engine::Auto).is_ok(), "candle runs what the CPU engine refuses");
+        return;
+    }
     let mut cpu = LlamaChat::load_on(&path, 2048, None, Engine::Cpu).unwrap();
     let mut candle = LlamaChat::load_on(&path, 2048, None, Engine::Candle).unwrap();
     let text = cpu
