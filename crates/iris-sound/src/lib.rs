@@ -38,7 +38,10 @@ fn close<T: Send + 'static>(stream: T) {
 
 #[derive(Clone, Debug)]
 pub struct DeviceInfo {
+    /// The short name `[audio] input`/`output` take (ALSA's PCM name: "pulse", "hw:CARD=…").
     pub name: String,
+    /// What the device says it is.
+    pub description: String,
     pub input: bool,
     pub output: bool,
     pub default_input: bool,
@@ -108,14 +111,14 @@ pub fn list() -> Result<Vec<DeviceInfo>, IoError> {
 
 fn list_devices() -> Result<Vec<DeviceInfo>, IoError> {
     let host = host();
-    let name_of = |d: &cpal::Device| d.description().map(|x| x.name().to_owned()).unwrap_or_else(|_| d.to_string());
-    let def_in = host.default_input_device().map(|d| name_of(&d));
-    let def_out = host.default_output_device().map(|d| name_of(&d));
+    let def_in = host.default_input_device().map(|d| short_name(&d));
+    let def_out = host.default_output_device().map(|d| short_name(&d));
     let devices = host.devices().map_err(|e| IoError::Device(format!("cannot list sound devices: {e}")))?;
     Ok(devices
         .map(|d| {
-            let name = name_of(&d);
+            let name = short_name(&d);
             DeviceInfo {
+                description: description(&d),
                 input: d.supports_input(),
                 output: d.supports_output(),
                 default_input: def_in.as_deref() == Some(name.as_str()),
@@ -126,6 +129,15 @@ fn list_devices() -> Result<Vec<DeviceInfo>, IoError> {
         .collect())
 }
 
+fn short_name(d: &cpal::Device) -> String {
+    d.id().map(|i| i.id().to_owned()).unwrap_or_else(|_| description(d))
+}
+
+fn description(d: &cpal::Device) -> String {
+    d.description().map(|x| x.name().to_owned()).unwrap_or_else(|_| d.to_string())
+}
+
+/// A device by its short name or its description.
 fn find(wanted: &str, input: bool) -> Result<cpal::Device, IoError> {
     let host = host();
     let kind = if input { "input" } else { "output" };
@@ -136,8 +148,7 @@ fn find(wanted: &str, input: bool) -> Result<cpal::Device, IoError> {
     let devices = host.devices().map_err(|e| IoError::Device(format!("cannot list sound devices: {e}")))?;
     for d in devices {
         let ok = if input { d.supports_input() } else { d.supports_output() };
-        let name = d.description().map(|x| x.name().to_owned()).unwrap_or_else(|_| d.to_string());
-        if ok && name == wanted {
+        if ok && (short_name(&d) == wanted || description(&d) == wanted) {
             return Ok(d);
         }
     }

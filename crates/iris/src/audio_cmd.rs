@@ -26,7 +26,7 @@ pub fn run(cmd: AudioCmd) -> Result<ExitCode> {
                 if d.output {
                     roles.push(if d.default_output { "output (default)" } else { "output" });
                 }
-                println!("{:<40} {}", d.name, roles.join(", "));
+                println!("{:<24} {:<32} {}", d.name, roles.join(", "), d.description);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -151,6 +151,11 @@ fn the_loop_runs_on_real_alsa_devices_through_pulseaudio() {
         String::from_utf8_lossy(&started.stdout).trim().to_owned()
     };
     let server = start_pulse();
+    // The sound server's devices are listed by the short names [audio] input/output take.
+    let list = Command::new(IRIS).args(["audio", "list"]).env("PULSE_SERVER", &server).output().unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success() && listed.lines().any(|l| l.starts_with("pulse ")), "{listed}");
+    assert!(list.stderr.is_empty(), "ALSA's own noise leaked: {}", String::from_utf8_lossy(&list.stderr));
     let ev = tmp.path().join("events.jsonl");
     let rec = tmp.path().join("speaker.wav");
     let iris = Command::new(IRIS)
