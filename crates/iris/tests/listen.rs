@@ -1,7 +1,7 @@
 //! The live loop end to end on the default pack: in the simulated room (spoken sessions in
 //! voices that are not Iris's, over light noise), and on real ALSA devices through a user-space
-//! PulseAudio server. One test function per setting, run one after another, so nothing else
-//! competes for the cores while the media clock runs.
+//! PulseAudio server. The tests take turns (a lock), so nothing else in this binary competes for
+//! the cores while the media clock runs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,6 +9,14 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 const IRIS: &str = env!("CARGO_BIN_EXE_iris");
+
+/// The tests of this file take turns: each runs the loop on the media clock with real models,
+/// and two at once on two cores starve each other (a device test then loses audio).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -57,6 +65,7 @@ fn room(mic: &Path, dir: &Path, extra: &[&str]) -> (Vec<Value>, Vec<f32>, String
 /// and the response time is in the events. Then a question without the wake word: no answer.
 #[test]
 fn the_room_hears_the_wake_word_and_answers_out_loud() {
+    let _turn = one_at_a_time();
     let (dir, list) = sessions();
     let tmp = tempfile::tempdir().unwrap();
     for s in &list {
@@ -94,6 +103,7 @@ fn the_room_hears_the_wake_word_and_answers_out_loud() {
 /// 44.1 kHz stereo input with the answer's echo mixed back in: still one clear turn.
 #[test]
 fn stereo_input_at_another_rate_with_echo() {
+    let _turn = one_at_a_time();
     let (dir, _) = sessions();
     let tmp = tempfile::tempdir().unwrap();
     let stereo = tmp.path().join("stereo.wav");
@@ -108,6 +118,7 @@ fn stereo_input_at_another_rate_with_echo() {
 /// Bad input: a missing microphone file, and a bad echo setting, each one clear line.
 #[test]
 fn bad_room_input_is_one_clear_line() {
+    let _turn = one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     for (args, needle) in [
         (vec!["--mic-file", "/nonexistent.wav", "--speaker-file", "/tmp/x.wav"], "no such file"),
@@ -141,6 +152,7 @@ fn wait_for(events: &Path, name: &str, count: usize, secs: u64) -> bool {
 /// are reopened, and the next question is answered.
 #[test]
 fn the_loop_runs_on_real_alsa_devices_through_pulseaudio() {
+    let _turn = one_at_a_time();
     let (dir, _) = sessions();
     let tmp = tempfile::tempdir().unwrap();
     let pulse = tmp.path().join("pulse");
