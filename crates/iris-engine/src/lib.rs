@@ -14,7 +14,7 @@ use iris_backend::{
     Asr, AsrOptions, AsrOutput, BackendError, ChatMessage, Flow, GenParams, GenStats, Llm, Skills, StopFlag, Tts, Vad, Vlm,
 };
 use iris_config::Config;
-use iris_pipeline::stages::LlmSettings;
+use iris_pipeline::stages::{LlmSettings, LlmStage};
 
 pub use shared::{SharedLlm, SharedTts, SharedVlm};
 pub use stats::{now_unix, Histogram, LogLine, Stats, TurnRecord, BUCKETS};
@@ -82,6 +82,21 @@ struct Live {
 }
 
 impl Live {
+    /// The answering end of a pipeline on these shared models: the language model (with the
+    /// vision model and the skills), sentences, the voice.
+    fn answer_stages(&self) -> [Box<dyn iris_pipeline::Stage>; 3] {
+        let vision = self.vision.clone().map(|v| Box::new(SharedVlm(v)) as Box<dyn Vlm>);
+        let mut llm = LlmStage::new(Box::new(SharedLlm(self.llm.clone())), vision, llm_settings(&self.config));
+        if let Some(skills) = &self.skills {
+            llm = llm.with_skills(skills());
+        }
+        [
+            Box::new(llm),
+            Box::new(iris_pipeline::stages::SentenceStage::new()),
+            Box::new(iris_pipeline::stages::TtsStage::new(Box::new(SharedTts(self.tts.clone())))),
+        ]
+    }
+
     fn new(config: Config, b: Backends) -> Self {
         Self {
             config,

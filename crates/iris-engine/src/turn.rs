@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use iris_backend::{AsrOptions, StopFlag};
 use iris_frames::{AudioChunk, Envelope, Frame, ImageFrame};
-use iris_pipeline::stages::{AsrSettings, AsrStage, LlmStage, SentenceStage, TtsStage, VadSettings, VadStage, BUILTIN};
+use iris_pipeline::stages::{AsrSettings, AsrStage, VadSettings, VadStage, BUILTIN};
 use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Stage, Turns};
 
 use crate::stats::{now_unix, TurnRecord};
-use crate::{llm_settings, Engine, EngineError, SharedLlm, SharedTts, SharedVlm};
+use crate::{Engine, EngineError};
 
 /// The turn pipeline: `[vad] asr llm sentences tts`, the VAD only when the loader gives one.
 fn spec_text(with_vad: bool) -> String {
@@ -84,14 +84,7 @@ impl Engine {
         let language = cfg.asr_language();
         let asr = AsrSettings { gated: live.vad.is_some(), partial_every: None };
         stages.push(Box::new(AsrStage::new(live.asr.clone(), AsrOptions { language, partial: false, fit_context: false }, asr)));
-        let vision = live.vision.clone().map(|v| Box::new(SharedVlm(v)) as Box<dyn iris_backend::Vlm>);
-        let mut llm = LlmStage::new(Box::new(SharedLlm(live.llm.clone())), vision, llm_settings(cfg));
-        if let Some(skills) = &live.skills {
-            llm = llm.with_skills(skills());
-        }
-        stages.push(Box::new(llm));
-        stages.push(Box::new(SentenceStage::new()));
-        stages.push(Box::new(TtsStage::new(Box::new(SharedTts(live.tts.clone())))));
+        stages.extend(live.answer_stages());
 
         let turns = Turns::new();
         let pipeline = Pipeline::start(&spec, stages, turns.clone());

@@ -5,12 +5,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use iris_backend::AsrOptions;
-use iris_pipeline::stages::{AsrSettings, AsrStage, LlmStage, SentenceStage, TtsStage};
+use iris_pipeline::stages::AsrStage;
 use iris_pipeline::Stage;
 
 use crate::stats::{now_unix, TurnRecord};
-use crate::{llm_settings, Engine, SharedLlm, SharedTts, SharedVlm};
+use crate::Engine;
 
 /// One answered voice turn, from the loop's events (media-clock milliseconds).
 #[derive(Clone, Debug, Default)]
@@ -29,17 +28,11 @@ impl Engine {
     pub fn voice_stages(&self, wake_words: &[String]) -> Vec<Box<dyn Stage>> {
         let live = self.live();
         let cfg = &live.config;
-        let words: Vec<&str> = wake_words.iter().flat_map(|w| w.split('_')).collect();
-        let options = AsrOptions { language: cfg.asr_language(), partial: false, fit_context: true };
         let partial_every = (cfg.speech.partial_ms > 0).then(|| Duration::from_millis(cfg.speech.partial_ms));
-        let asr =
-            AsrStage::new(live.asr.clone(), options, AsrSettings { gated: true, partial_every }).dropping_leading(&words).merging_pauses();
-        let vision = live.vision.clone().map(|v| Box::new(SharedVlm(v)) as Box<dyn iris_backend::Vlm>);
-        let mut llm = LlmStage::new(Box::new(SharedLlm(live.llm.clone())), vision, llm_settings(cfg));
-        if let Some(skills) = &live.skills {
-            llm = llm.with_skills(skills());
-        }
-        vec![Box::new(asr), Box::new(llm), Box::new(SentenceStage::new()), Box::new(TtsStage::new(Box::new(SharedTts(live.tts.clone()))))]
+        let asr = AsrStage::for_live_turns(live.asr.clone(), cfg.asr_language(), partial_every, wake_words);
+        let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(asr)];
+        stages.extend(live.answer_stages());
+        stages
     }
 
     /// A voice turn for the status page and `/metrics` (`voice_response` is speech end to first audio).

@@ -150,7 +150,10 @@ impl TurnTimes {
     }
 }
 
-/// Gathers [`TurnTimes`] for every turn from the events.
+/// Turns a [`Timeline`] keeps: a loop that runs for days must not grow with every question.
+const KEPT_TURNS: usize = 64;
+
+/// Gathers [`TurnTimes`] for the latest turns from the events.
 #[derive(Default)]
 pub struct Timeline {
     pub turns: Vec<TurnTimes>,
@@ -162,6 +165,9 @@ impl Timeline {
         let pos = match self.turns.iter().position(|t| t.turn == turn) {
             Some(p) => p,
             None => {
+                if self.turns.len() >= KEPT_TURNS {
+                    self.turns.remove(0);
+                }
                 self.turns.push(TurnTimes { turn, ..TurnTimes::default() });
                 self.turns.len() - 1
             }

@@ -152,10 +152,6 @@ impl<'a> LiveLoop<'a> {
         let mut finished_at = None;
         let mut last_error: Option<String> = None;
         while !stop.load(Ordering::Relaxed) {
-            // Checked before reading too: a device that never comes back must not hold the loop.
-            if capture.finished() && self.current.is_none() && finished_at.is_some() {
-                break;
-            }
             capture.pace(self.current.is_some());
             let chunk = match capture.read() {
                 Ok(c) => c,
@@ -346,18 +342,15 @@ impl<'a> LiveLoop<'a> {
         let stopped = self.speaker.flush();
         let t = self.now();
         self.emit(t, EventKind::BargeIn);
-        if let Some(cur) = self.current.take() {
-            self.pipeline.cancel(cur.id);
-            let text = played_text(&cur.ledger, stopped);
-            let id = cur.id;
-            self.current = Some(cur);
-            if self.current.as_ref().is_some_and(|c| c.audio_started) {
-                self.emit(t, EventKind::AudioStop);
-            }
-            self.emit(t, EventKind::Answer { text });
-            self.current = None;
-            self.turns.finish(id);
+        let Some(cur) = self.current.as_ref() else { return };
+        let (id, started, text) = (cur.id, cur.audio_started, played_text(&cur.ledger, stopped));
+        self.pipeline.cancel(id);
+        if started {
+            self.emit(t, EventKind::AudioStop);
         }
+        self.emit(t, EventKind::Answer { text });
+        self.current = None;
+        self.turns.finish(id);
     }
 
     fn drain_pipeline(&mut self) {

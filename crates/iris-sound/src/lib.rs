@@ -30,6 +30,15 @@ fn is_fatal(e: &cpal::Error) -> bool {
     matches!(e.kind(), K::DeviceNotAvailable | K::HostUnavailable | K::StreamInvalidated)
 }
 
+/// A stream's error callback: marks `failed` when the device is gone.
+fn on_error(failed: Arc<AtomicBool>) -> impl FnMut(cpal::Error) + Send + 'static {
+    move |e| {
+        if is_fatal(&e) {
+            failed.store(true, Ordering::Relaxed)
+        }
+    }
+}
+
 /// Drops a stream on a thread of its own: closing an ALSA stream joins its worker, and the
 /// pulse plugin can hang there when its server went away; the loop must not hang with it.
 fn close<T: Send + 'static>(stream: T) {
@@ -202,26 +211,23 @@ impl Microphone {
         let cfg = config(&device, true)?;
         let (tx, rx): (SyncSender<Vec<f32>>, _) = sync_channel(256);
         let failed = Arc::new(AtomicBool::new(false));
-        let failed_cb = failed.clone();
         let channels = usize::from(cfg.channels.max(1));
         let mut resampler = StreamResampler::new(cfg.sample_rate, RATE);
         let mut pending: Vec<f32> = Vec::with_capacity(CHUNK * 2);
+        let mut mono: Vec<f32> = Vec::new();
         let stream = device
             .build_input_stream::<f32, _, _>(
                 cfg,
                 move |data: &[f32], _| {
-                    let mono: Vec<f32> = data.chunks(channels).map(|f| f.iter().sum::<f32>() / f.len() as f32).collect();
+                    mono.clear();
+                    mono.extend(data.chunks(channels).map(|f| f.iter().sum::<f32>() / f.len() as f32));
                     resampler.push(&mono, &mut pending);
                     while pending.len() >= CHUNK {
-                        // A full queue means the loop fell behind: drop the oldest rather than block the device.
+                        // A full queue means the loop fell behind: drop this chunk rather than block the device.
                         let _ = tx.try_send(pending.drain(..CHUNK).collect());
                     }
                 },
-                move |e: cpal::Error| {
-                    if is_fatal(&e) {
-                        failed_cb.store(true, Ordering::Relaxed)
-                    }
-                },
+                on_error(failed.clone()),
                 None,
             )
             .map_err(|e| IoError::Device(format!("cannot open the microphone: {e}")))?;
@@ -288,7 +294,6 @@ impl Loudspeaker {
         let channels = usize::from(cfg.channels.max(1));
         let step = f64::from(feed.rate()) / f64::from(cfg.sample_rate);
         let failed = Arc::new(AtomicBool::new(false));
-        let failed_cb = failed.clone();
         let (mut mono, mut input) = (Vec::new(), Vec::new());
         // Linear interpolation between queue samples `prev` and `next`, `pos` of the way.
         let (mut prev, mut next, mut pos) = (0.0f32, 0.0f32, 0.0f64);
@@ -320,11 +325,7 @@ impl Loudspeaker {
                         frame.iter_mut().for_each(|x| *x = *s);
                     }
                 },
-                move |e: cpal::Error| {
-                    if is_fatal(&e) {
-                        failed_cb.store(true, Ordering::Relaxed)
-                    }
-                },
+                on_error(failed.clone()),
                 None,
             )
             .map_err(|e| IoError::Device(format!("cannot open the loudspeaker: {e}")))?;

@@ -172,19 +172,17 @@ impl Models {
                     let asr = self.asr()?;
                     let language = cfg.asr_language();
                     let partial_every = (cfg.speech.partial_ms > 0).then(|| std::time::Duration::from_millis(cfg.speech.partial_ms));
-                    let stage = AsrStage::new(
-                        asr,
-                        AsrOptions { language, partial: false, fit_context: live },
-                        AsrSettings { gated, partial_every },
-                    );
-                    // A live turn's pre-roll may hold the tail of the wake word: not part of the question.
-                    let wake_words: Vec<&str> = cfg.audio.wake_words.iter().flat_map(|w| w.split('_')).collect();
-                    Box::new(match (live, gated) {
-                        (true, _) => stage.dropping_leading(&wake_words).merging_pauses(),
+                    if live {
+                        Box::new(AsrStage::for_live_turns(asr, language, partial_every, &cfg.audio.wake_words))
+                    } else {
+                        let stage = AsrStage::new(
+                            asr,
+                            AsrOptions { language, partial: false, fit_context: false },
+                            AsrSettings { gated, partial_every },
+                        );
                         // A recording: pauses do not split what Whisper hears.
-                        (false, true) => stage.merging_utterances(std::time::Duration::from_secs(25)),
-                        (false, false) => stage,
-                    })
+                        Box::new(if gated { stage.merging_utterances(std::time::Duration::from_secs(25)) } else { stage })
+                    }
                 }
                 "llm" => {
                     let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;

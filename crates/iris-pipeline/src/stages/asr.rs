@@ -68,6 +68,15 @@ impl AsrStage {
         }
     }
 
+    /// The recogniser of a live loop's turns (the loop marks speech itself): pauses merged, the
+    /// encoder window fitted to the audio, and the words of the wake word names ("hey_jarvis")
+    /// dropped from the start of transcripts.
+    pub fn for_live_turns(asr: Arc<dyn Asr>, language: Option<String>, partial_every: Option<Duration>, wake_words: &[String]) -> Self {
+        let options = AsrOptions { language, partial: false, fit_context: true };
+        let words: Vec<&str> = wake_words.iter().flat_map(|w| w.split('_')).collect();
+        Self::new(asr, options, AsrSettings { gated: true, partial_every }).dropping_leading(&words).merging_pauses()
+    }
+
     /// Drops these words (any case, any punctuation) from the start of final transcripts: a
     /// live turn's pre-roll may hold the end of the wake word ("Jarvis, what time is it?").
     pub fn dropping_leading(mut self, words: &[&str]) -> Self {
