@@ -126,6 +126,39 @@ fn stop_strings_and_top_k_shape_the_answer() {
     assert_eq!(ask(GenParams { temperature: 1.5, top_k: Some(1), ..GenParams::default() }), greedy);
 }
 
+/// Issue 14.8 and 14.12: client mistakes were 500s (one with a backtrace), and a 30 MB prompt
+/// was tokenised whole before the context check.
+#[test]
+fn requests_the_model_cannot_meet_are_the_callers_to_fix() {
+    let mut llm = iris_llm_candle::LlamaChat::load(&model("smollm2-135m-instruct")).unwrap();
+    let mut ask = |text: &str, params: GenParams| {
+        let mut answer = String::new();
+        let r = llm.generate(&[ChatMessage::new(Role::User, text)], &params, &NeverStop, &mut |d| {
+            answer.push_str(d);
+            iris_backend::Flow::Continue
+        });
+        r.map(|stats| (stats, answer))
+    };
+    // Far beyond the context: refused before tokenising (30 MB would take seconds and GBs).
+    let huge = "word ".repeat(6_000_000);
+    match ask(&huge, GenParams::default()) {
+        Err(BackendError::Request(m)) => assert!(m.contains("reads at most"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Just beyond it, found by the tokeniser.
+    match ask(&"word ".repeat(5_000), GenParams::default()) {
+        Err(BackendError::Request(m)) => assert!(m.contains("send fewer or shorter messages"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // The largest max_tokens on a short prompt: the answer stops by itself or at the context.
+    let (stats, _) = ask("What is the capital of France?", GenParams { max_tokens: 4096, ..GenParams::default() }).unwrap();
+    assert!(stats.generated_tokens > 0);
+    // A nucleus smaller than any probability keeps the likeliest token: the greedy answer.
+    let greedy = ask("What is the capital of France?", GenParams::default()).unwrap().1;
+    let tiny = GenParams { temperature: 0.8, top_p: Some(1e-300), ..GenParams::default() };
+    assert_eq!(ask("What is the capital of France?", tiny).unwrap().1, greedy);
+}
+
 #[test]
 fn smollm2_stops_when_cancelled() {
     let mut llm = iris_llm_candle::LlamaChat::load(&model("smollm2-135m-instruct")).unwrap();

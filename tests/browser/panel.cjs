@@ -76,6 +76,9 @@ async function main() {
       await page.getByLabel("Speaking rate").fill("1.1");
       await page.getByLabel("Name", { exact: true }).fill("Ada");
       await page.getByLabel("Persona and system prompt").fill("You are a helpful AI assistant named Ada. Give short, correct answers.");
+      // Home Assistant: Wyoming turned on for one host and a range.
+      await page.getByLabel("Answer Wyoming clients").check();
+      await page.getByLabel("Addresses allowed", { exact: false }).fill("192.168.1.20, 10.0.0.0/8");
       await page.getByRole("button", { name: "Save settings" }).click();
       await page.locator("#config-result").filter({ hasText: "Saved" }).waitFor();
       report.saved = await page.locator("#config-result").innerText();

@@ -110,7 +110,9 @@ const pages = {
     const fields = document.querySelectorAll("#config-form [id*='.']");
     for (const el of fields) {
       const [section, key] = el.id.split(".");
-      el.value = cfg[section][key];
+      const v = cfg[section][key];
+      if (el.type === "checkbox") el.checked = v;
+      else el.value = el.hasAttribute("data-list") ? v.join(", ") : v;
     }
     $("config-form").addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -119,7 +121,9 @@ const pages = {
       const next = structuredClone(cfg);
       for (const el of fields) {
         const [section, key] = el.id.split(".");
-        next[section][key] = el.type === "number" ? Number(el.value) : el.value;
+        next[section][key] = el.type === "checkbox" ? el.checked
+          : el.type === "number" ? Number(el.value)
+          : el.hasAttribute("data-list") ? el.value.split(",").map((x) => x.trim()).filter((x) => x) : el.value;
       }
       try {
         const r = await api("PUT", "/api/config", next);

@@ -17,6 +17,10 @@ pub enum BackendError {
     Load(String),
     #[error("{0}")]
     Inference(String),
+    /// The request cannot be met as asked (a prompt longer than the model's context): the
+    /// caller's to change, and an HTTP client's 400.
+    #[error("{0}")]
+    Request(String),
     #[error("cancelled")]
     Cancelled,
 }

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod wyoming;
+pub use wyoming::Wyoming;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {message}")]
@@ -22,6 +25,7 @@ pub struct Config {
     pub speech: Speech,
     pub tools: Tools,
     pub audio: Audio,
+    pub wyoming: Wyoming,
     /// Worker threads for inference; 0 means all cores.
     pub threads: usize,
 }
@@ -241,6 +245,24 @@ impl Config {
         if self.speech.partial_ms != 0 && !(200..=5_000).contains(&self.speech.partial_ms) {
             return bad("speech.partial_ms", format!("is {}; use 200 to 5000, or 0 for no partials", self.speech.partial_ms));
         }
+        if self.assistant.top_k > 1_000 {
+            return bad("assistant.top_k", format!("is {}; use 0 (all) to 1000", self.assistant.top_k));
+        }
+        if self.assistant.history_turns > 50 {
+            return bad("assistant.history_turns", format!("is {}; use 0 to 50", self.assistant.history_turns));
+        }
+        if self.assistant.max_sentences > 50 {
+            return bad("assistant.max_sentences", format!("is {}; use 0 (no limit) to 50", self.assistant.max_sentences));
+        }
+        if self.assistant.stop.len() > 8 || self.assistant.stop.iter().any(|s| s.is_empty() || s.len() > 64) {
+            return bad("assistant.stop", "holds at most 8 texts of 1 to 64 bytes".into());
+        }
+        if self.assistant.name.trim().is_empty() || self.assistant.name.len() > 64 {
+            return bad("assistant.name", "must be 1 to 64 bytes".into());
+        }
+        if self.models.vlm.len() > 4096 {
+            return bad("models.vlm", "is longer than 4096 bytes".into());
+        }
         if self.threads > 256 {
             return bad("threads", format!("is {}; use 0 (all cores) to 256", self.threads));
         }
@@ -266,10 +288,19 @@ impl Config {
         if !(200..=5_000).contains(&a.max_pause_ms) {
             return bad("audio.max_pause_ms", format!("is {}; use 200 to 5000", a.max_pause_ms));
         }
+        if a.wake_words.len() > WAKE_WORDS.len() {
+            return bad("audio.wake_words", format!("has {} entries; list each word once", a.wake_words.len()));
+        }
         if a.input.len() > 256 || a.output.len() > 256 {
             return bad("audio.input", "device names are at most 256 bytes".into());
         }
+        if let Err(problem) = self.wyoming.check() {
+            return bad("wyoming.allow", problem);
+        }
         let url = &self.tools.webhook_url;
+        if url.len() > 2048 || self.tools.webhook_token.len() > 1024 {
+            return bad("tools.webhook_url", "is longer than 2048 bytes (or its token than 1024)".into());
+        }
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return bad("tools.webhook_url", format!("is {url:?}; use an http:// or https:// URL"));
         }
@@ -338,6 +369,10 @@ mod tests {
             ("[audio]\nwake_words = [\"hey_siri\"]", "audio.wake_words"),
             ("[audio]\nwake_threshold = 0.0", "audio.wake_threshold"),
             ("[audio]\nfollow_up_ms = 3600000", "audio.follow_up_ms"),
+            ("[assistant]\ntop_k = 100000", "assistant.top_k"),
+            ("[assistant]\nhistory_turns = 100000", "assistant.history_turns"),
+            ("[assistant]\nstop = [\"\"]", "assistant.stop"),
+            ("[wyoming]\nallow = [\"nas.local\"]", "wyoming.allow"),
         ] {
             let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");

@@ -5,14 +5,13 @@
 
 mod shared;
 mod stats;
+mod transcribe;
 mod turn;
 mod voice;
 
 use std::sync::{Arc, RwLock};
 
-use iris_backend::{
-    Asr, AsrOptions, AsrOutput, BackendError, ChatMessage, Flow, GenParams, GenStats, Llm, Skills, StopFlag, Tts, Vad, Vlm,
-};
+use iris_backend::{Asr, BackendError, ChatMessage, Flow, GenParams, GenStats, Llm, Skills, StopFlag, Tts, Vad, Vlm};
 use iris_config::Config;
 use iris_pipeline::stages::{LlmSettings, LlmStage};
 
@@ -83,11 +82,11 @@ struct Live {
 
 impl Live {
     /// The answering end of a pipeline on these shared models: the language model (with the
-    /// vision model and the skills), sentences, the voice.
-    fn answer_stages(&self) -> [Box<dyn iris_pipeline::Stage>; 3] {
+    /// vision model and, when `tools`, the skills), sentences, the voice.
+    fn answer_stages(&self, tools: bool) -> [Box<dyn iris_pipeline::Stage>; 3] {
         let vision = self.vision.clone().map(|v| Box::new(SharedVlm(v)) as Box<dyn Vlm>);
         let mut llm = LlmStage::new(Box::new(SharedLlm(self.llm.clone())), vision, llm_settings(&self.config));
-        if let Some(skills) = &self.skills {
+        if let Some(skills) = self.skills.as_ref().filter(|_| tools) {
             llm = llm.with_skills(skills());
         }
         [
@@ -191,15 +190,6 @@ impl Engine {
         llm_settings(&self.live().config).params
     }
 
-    pub fn transcribe(&self, pcm_16k: &[f32], language: Option<String>, stop: &dyn StopFlag) -> Result<AsrOutput, EngineError> {
-        let live = self.live();
-        let language = language.or_else(|| live.config.asr_language());
-        let started = std::time::Instant::now();
-        let out = live.asr.transcribe(pcm_16k, &AsrOptions { language, partial: false, fit_context: false }, stop)?;
-        self.stats.observe("asr", started.elapsed());
-        Ok(out)
-    }
-
     /// Raw chat completion: `messages` as given (the API client keeps the conversation).
     pub fn chat(
         &self,
@@ -217,6 +207,19 @@ impl Engine {
 
     /// Speaks `text` with the configured voice: mono samples and their rate.
     pub fn speak(&self, text: &str, stop: &dyn StopFlag) -> Result<(Vec<f32>, u32), EngineError> {
+        let mut audio = Vec::new();
+        let rate = self.speak_each(text, stop, &mut |samples, _| {
+            audio.extend_from_slice(samples);
+            Flow::Continue
+        })?;
+        Ok((audio, rate))
+    }
+
+    /// Speaks `text` sentence by sentence, as the voice loop does (Piper phrases each one
+    /// whole), handing each sentence's samples and their rate on as soon as they are made, so
+    /// a client hears the start while the rest is synthesised; `Flow::Stop` ends it there.
+    /// Returns the rate.
+    pub fn speak_each(&self, text: &str, stop: &dyn StopFlag, on_audio: &mut dyn FnMut(&[f32], u32) -> Flow) -> Result<u32, EngineError> {
         // Checked here, where every caller (HTTP, Wyoming) passes: speech costs ~3 s of CPU per KB.
         if text.len() > MAX_SPEAK_BYTES {
             return Err(EngineError::Turn(format!("the text to speak is {} bytes; send at most {MAX_SPEAK_BYTES} at a time", text.len())));
@@ -224,18 +227,19 @@ impl Engine {
         let live = self.live();
         let started = std::time::Instant::now();
         let mut tts = lock(&live.tts);
-        let mut audio = Vec::new();
-        // Sentence by sentence, as the voice loop speaks: Piper phrases each one whole.
+        let rate = tts.sample_rate();
         let mut splitter = iris_pipeline::stages::SentenceSplitter::default();
         let mut sentences = splitter.push(text);
         sentences.extend(splitter.finish());
         for sentence in sentences {
-            audio.extend(tts.synthesize(&sentence, stop)?);
+            let audio = tts.synthesize(&sentence, stop)?;
+            if on_audio(&audio, rate) == Flow::Stop {
+                break;
+            }
         }
-        let rate = tts.sample_rate();
         drop(tts);
         self.stats.observe("tts", started.elapsed());
-        Ok((audio, rate))
+        Ok(rate)
     }
 
     /// What the vision backend says of `image` for `question`, and whether that is already the

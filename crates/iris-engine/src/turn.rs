@@ -32,6 +32,9 @@ pub struct TurnInput {
     pub audio: Option<Vec<f32>>,
     pub text: Option<String>,
     pub image: Option<ImageFrame>,
+    /// Answer without the skills (timers, home actions): for clients that are not trusted
+    /// with them, such as Wyoming's unless the owner allows it.
+    pub without_tools: bool,
 }
 
 /// What a turn gives, as it comes.
@@ -84,7 +87,7 @@ impl Engine {
         let language = cfg.asr_language();
         let asr = AsrSettings { gated: live.vad.is_some(), partial_every: None };
         stages.push(Box::new(AsrStage::new(live.asr.clone(), AsrOptions { language, partial: false, fit_context: false }, asr)));
-        stages.extend(live.answer_stages());
+        stages.extend(live.answer_stages(!input.without_tools));
 
         let turns = Turns::new();
         let pipeline = Pipeline::start(&spec, stages, turns.clone());

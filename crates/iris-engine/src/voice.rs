@@ -31,7 +31,7 @@ impl Engine {
         let partial_every = (cfg.speech.partial_ms > 0).then(|| Duration::from_millis(cfg.speech.partial_ms));
         let asr = AsrStage::for_live_turns(live.asr.clone(), cfg.asr_language(), partial_every, wake_words);
         let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(asr)];
-        stages.extend(live.answer_stages());
+        stages.extend(live.answer_stages(true));
         stages
     }
 

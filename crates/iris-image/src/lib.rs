@@ -35,6 +35,12 @@ pub fn load_image(path: &Path) -> Result<ImageFrame, ImageError> {
         .with_guessed_format()
         .map_err(|e| ImageError::NotImage { path: p(), detail: e.to_string() })?;
     let format = reader.format().ok_or_else(|| ImageError::NotImage { path: p(), detail: "unknown format".into() })?;
+    // Known but not built in (GIF, WebP, BMP, …): say so, rather than "damaged" when the
+    // decoder is missing.
+    if !matches!(format, image::ImageFormat::Jpeg | image::ImageFormat::Png) {
+        let name = format.extensions_str().first().map_or("this", |e| e).to_uppercase();
+        return Err(ImageError::NotImage { path: p(), detail: format!("{name} images are not supported") });
+    }
     if format == image::ImageFormat::Jpeg && !jpeg_is_complete(path) {
         // JPEG decoders pad a cut-off file with grey instead of failing: check the end marker.
         return Err(ImageError::Damaged { path: p(), detail: "the JPEG data stops before its end marker".into() });
@@ -85,6 +91,28 @@ mod tests {
             }
         }
         !crc
+    }
+
+    /// Issue 14 (low): GIF, WebP and BMP photos were called "damaged or truncated".
+    #[test]
+    fn formats_not_built_in_are_named_as_unsupported() {
+        let dir = tempfile_dir("formats");
+        for (name, bytes) in [
+            ("a.gif", &b"GIF89a\x01\0\x01\0\0\0\0;"[..]),
+            ("a.webp", &b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\x10\x07\x10\x11\x11\x88\x88\xfe\x07\0"[..]),
+            ("a.bmp", &b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\x18\0\0\0\0\0\x04\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\xff\0"[..]),
+        ] {
+            std::fs::write(dir.join(name), bytes).unwrap();
+            let e = load_image(&dir.join(name)).unwrap_err().to_string();
+            assert!(e.contains("images are not supported") && e.contains("use a JPEG or PNG"), "{name}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("iris-image-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod controller;
 pub mod events;
 pub mod front;
 pub mod io;
+mod ledger;
 pub mod room;
 pub mod run;
 

@@ -3,6 +3,12 @@
 //!
 //! The loop holds the turn in progress and its answer's ledger (which sentence went to which
 //! samples of the speaker), so when an answer stops, early or not, it knows what was heard.
+//!
+//! It also answers ahead: at each pause the recogniser decodes the whole question so far; the
+//! loop starts answering that text at once, as a turn of its own whose audio is held back, while
+//! the end of the turn is still being decided. If the user goes on speaking, that answer is
+//! withdrawn (and forgotten by the language model); if the turn ends there, it is the answer,
+//! already made or well under way, so the reply starts sooner by what the pause took.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,12 +17,16 @@ use std::time::Duration;
 
 use iris_backend::TurnDetector;
 use iris_frames::{AudioChunk, Envelope, Frame, TurnId};
-use iris_pipeline::{Pipeline, PipelineEvent, Turns};
+use iris_pipeline::{Pipeline, Turns};
 
 use crate::controller::{Action, Controller, Secs};
 use crate::events::{Event, EventKind, EventSink, Timeline};
 use crate::front::{FrontEnd, Heard};
 use crate::io::{Capture, IoError, Speaker};
+use crate::ledger::{played_text, Spoken};
+
+mod answer;
+use answer::Ahead;
 
 const RATE: u32 = 16_000;
 /// Microphone audio kept for pre-roll.
@@ -28,15 +38,14 @@ fn secs(samples: u64) -> Secs {
     samples as f64 / f64::from(RATE)
 }
 
-/// One answered sentence and where its audio sits in the speaker's stream.
-struct Spoken {
-    text: String,
-    start: Option<u64>,
-    end: u64,
-}
-
 struct Current {
+    /// The turn the user's speech goes to (and the events' turn).
     id: TurnId,
+    /// The turn whose answer is played: `id`, or the answer made ahead once it is taken.
+    answer: TurnId,
+    /// Where in the turn the pipeline was last told speech stopped, while none followed.
+    pause: Option<Duration>,
+    ahead: Option<Ahead>,
     /// Media sample where the turn's audio starts (pts 0 in the pipeline).
     from: u64,
     collecting: bool,
@@ -180,9 +189,7 @@ impl<'a> LiveLoop<'a> {
                 }
             }
         }
-        if let Some(cur) = self.current.take() {
-            self.pipeline.cancel(cur.id);
-        }
+        self.drop_current();
         let words = self.front.words().to_vec();
         Summary {
             seconds: self.now(),
@@ -265,15 +272,18 @@ impl<'a> LiveLoop<'a> {
                     if marked {
                         self.send(Frame::SpeechStopped, end);
                     }
-                    self.send(Frame::EndOfTurn, end);
+                    // Nobody spoke since the pause: the answer made ahead is the answer.
+                    let ahead = self.current.as_mut().filter(|c| !marked && c.pause.is_some()).and_then(|c| c.ahead.take());
                     let t = self.now();
-                    self.emit(t, EventKind::EndOfTurn);
-                }
-                Action::CancelTurn => {
-                    if let Some(cur) = self.current.take() {
-                        self.pipeline.cancel(cur.id);
+                    match ahead {
+                        Some(ahead) => self.take_ahead(ahead, t),
+                        None => {
+                            self.send(Frame::EndOfTurn, end);
+                            self.emit(t, EventKind::EndOfTurn);
+                        }
                     }
                 }
+                Action::CancelTurn => self.drop_current(),
                 Action::CheckTurn => self.check_turn(),
                 Action::BargeIn => self.barge_in(),
             }
@@ -292,23 +302,41 @@ impl<'a> LiveLoop<'a> {
         };
         if want != cur.marked {
             let sample = ((at * f64::from(RATE)) as u64).max(cur.from);
+            let pts = Duration::from_secs_f64(secs(sample - cur.from));
             if let Some(cur) = self.current.as_mut() {
                 cur.marked = want;
+                cur.pause = (!want).then_some(pts);
+                // The user went on: what was answered ahead no longer answers them.
+                if let Some(ahead) = cur.ahead.take().filter(|_| want) {
+                    self.turns.withdraw(ahead.id);
+                }
             }
             self.send(if want { Frame::SpeechStarted } else { Frame::SpeechStopped }, sample);
         }
     }
 
-    fn start_turn(&mut self, from: Secs) {
-        if let Some(old) = self.current.take() {
-            self.pipeline.cancel(old.id);
+    /// Cancels the turn in progress, the answer made ahead with it.
+    fn drop_current(&mut self) {
+        if let Some(cur) = self.current.take() {
+            self.pipeline.cancel(cur.id);
+            self.pipeline.cancel(cur.answer);
+            if let Some(ahead) = cur.ahead {
+                self.turns.withdraw(ahead.id);
+            }
         }
+    }
+
+    fn start_turn(&mut self, from: Secs) {
+        self.drop_current();
         let ring_start = self.pos - self.ring.len() as u64;
         let from = ((from * f64::from(RATE)) as u64).clamp(ring_start, self.pos);
         let turn = self.turns.begin();
         let pre_roll: Vec<f32> = self.ring.iter().skip((from - ring_start) as usize).copied().collect();
         self.current = Some(Current {
             id: turn.id,
+            answer: turn.id,
+            pause: None,
+            ahead: None,
             from,
             collecting: true,
             marked: false,
@@ -343,151 +371,11 @@ impl<'a> LiveLoop<'a> {
         let t = self.now();
         self.emit(t, EventKind::BargeIn);
         let Some(cur) = self.current.as_ref() else { return };
-        let (id, started, text) = (cur.id, cur.audio_started, played_text(&cur.ledger, stopped));
-        self.pipeline.cancel(id);
+        let (started, text) = (cur.audio_started, played_text(&cur.ledger, stopped));
         if started {
             self.emit(t, EventKind::AudioStop);
         }
         self.emit(t, EventKind::Answer { text });
-        self.current = None;
-        self.turns.finish(id);
-    }
-
-    fn drain_pipeline(&mut self) {
-        while let Ok(event) = self.pipeline.recv_timeout(Duration::ZERO) {
-            let t = self.now();
-            let env = match event {
-                PipelineEvent::Frame(env) => env,
-                PipelineEvent::Error { stage, turn, message } => {
-                    self.emit(t, EventKind::Error { message: format!("{stage}: {message}") });
-                    // A stage that failed does not pass the end of its turn on: close it here.
-                    if self.current.as_ref().is_some_and(|c| c.id == turn && !c.collecting) {
-                        self.pipeline.cancel(turn);
-                        if let Some(cur) = self.current.as_mut() {
-                            cur.pipeline_done = true;
-                        }
-                    }
-                    continue;
-                }
-            };
-            let Some(cur) = self.current.as_mut().filter(|c| c.id == env.turn) else { continue };
-            match env.frame {
-                Frame::Transcript(tr) if tr.is_final => self.emit(t, EventKind::Transcript { text: tr.text }),
-                Frame::Transcript(tr) => self.emit(t, EventKind::Partial { text: tr.text }),
-                Frame::TextDelta(_) if !cur.first_token => {
-                    cur.first_token = true;
-                    self.emit(t, EventKind::LlmFirstToken);
-                }
-                Frame::Sentence(text) => {
-                    self.flush_audio();
-                    if let Some(cur) = self.current.as_mut() {
-                        cur.ledger.push(Spoken { text: text.clone(), start: None, end: 0 });
-                    }
-                    self.emit(t, EventKind::Sentence { text });
-                }
-                Frame::Audio(chunk) => {
-                    if chunk.sample_rate != cur.pending_rate && !cur.pending.is_empty() {
-                        self.flush_audio();
-                    }
-                    if let Some(cur) = self.current.as_mut() {
-                        cur.pending_rate = chunk.sample_rate;
-                        cur.pending.extend_from_slice(&chunk.samples);
-                    }
-                }
-                Frame::EndOfTurn => {
-                    self.flush_audio();
-                    if let Some(cur) = self.current.as_mut() {
-                        cur.pipeline_done = true;
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.flush_audio();
-    }
-
-    /// Resamples what the voice made so far to the speaker's rate and queues it.
-    fn flush_audio(&mut self) {
-        let Some(cur) = self.current.as_mut() else { return };
-        if cur.pending.is_empty() {
-            return;
-        }
-        let samples = iris_audio::resample(&std::mem::take(&mut cur.pending), cur.pending_rate, self.speaker.rate());
-        let at = self.speaker.queue(&samples);
-        let end = at + samples.len() as u64;
-        cur.first_sample.get_or_insert(at);
-        if cur.ledger.is_empty() {
-            cur.ledger.push(Spoken { text: String::new(), start: None, end: 0 });
-        }
-        if let Some(last) = cur.ledger.last_mut() {
-            last.start.get_or_insert(at);
-            last.end = end;
-        }
-    }
-
-    fn follow_playback(&mut self) {
-        let played = self.speaker.played();
-        let rate = f64::from(self.speaker.rate());
-        let now = self.now();
-        let Some(cur) = self.current.as_mut() else { return };
-        if let Some(first) = cur.first_sample.filter(|&f| !cur.audio_started && played > f) {
-            cur.audio_started = true;
-            self.controller.answer_started();
-            self.emit(now - (played - first) as f64 / rate, EventKind::AudioStart);
-        }
-        let Some(cur) = self.current.as_ref() else { return };
-        let end = cur.ledger.last().map_or(0, |s| s.end);
-        if cur.pipeline_done && played >= end {
-            let started = cur.audio_started;
-            let text = played_text(&cur.ledger, played);
-            let id = cur.id;
-            if started {
-                self.emit(now - (played - end) as f64 / rate, EventKind::AudioStop);
-            }
-            self.emit(now, EventKind::Answer { text });
-            self.controller.answer_done(now);
-            self.turns.finish(id);
-            self.current = None;
-        }
-    }
-}
-
-/// The answer as far as it was heard: whole sentences played, and of the one cut off, the words
-/// up to where it stopped (in proportion to its audio).
-fn played_text(ledger: &[Spoken], played: u64) -> String {
-    let mut said: Vec<String> = Vec::new();
-    for s in ledger.iter().filter(|s| !s.text.is_empty()) {
-        let Some(start) = s.start else { break };
-        if played >= s.end {
-            said.push(s.text.trim().to_owned());
-        } else if played > start {
-            let words: Vec<&str> = s.text.split_whitespace().collect();
-            let part = (played - start) as f64 / (s.end - start).max(1) as f64;
-            let n = (words.len() as f64 * part).floor() as usize;
-            if n > 0 {
-                said.push(words[..n].join(" "));
-            }
-            break;
-        } else {
-            break;
-        }
-    }
-    said.join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_was_played_is_cut_at_the_word() {
-        let ledger = vec![
-            Spoken { text: "Paris is the capital.".into(), start: Some(0), end: 100 },
-            Spoken { text: "It is in the north of France.".into(), start: Some(100), end: 200 },
-        ];
-        assert_eq!(played_text(&ledger, 200), "Paris is the capital. It is in the north of France.");
-        assert_eq!(played_text(&ledger, 150), "Paris is the capital. It is in");
-        assert_eq!(played_text(&ledger, 50), "Paris is");
-        assert_eq!(played_text(&ledger, 0), "");
+        self.drop_current();
     }
 }

@@ -13,6 +13,18 @@ use iris_pipeline::{Pipeline, PipelineSpec, Stage, Turns};
 const PIPELINE: &str = include_str!("../../../pipelines/listen.toml");
 
 fn pipeline() -> Pipeline {
+    pipeline_with(FakeLlm::new(&["Paris", " is", " the", " capital", "."]))
+}
+
+/// A language model that takes `ms` of real time per token; the prompts it was asked.
+fn slow_llm(ms: u64) -> (FakeLlm, Arc<Mutex<Vec<Vec<iris_backend::ChatMessage>>>>) {
+    let mut llm = FakeLlm::new(&["Paris", " is", " the", " capital", "."]);
+    llm.before_token = Box::new(move |_| std::thread::sleep(std::time::Duration::from_millis(ms)));
+    let prompts = llm.prompts.clone();
+    (llm, prompts)
+}
+
+fn pipeline_with(llm: FakeLlm) -> Pipeline {
     let spec = PipelineSpec::parse(PIPELINE, BUILTIN).unwrap();
     let settings = LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0 };
     let stages: Vec<Box<dyn Stage>> = vec![
@@ -24,7 +36,7 @@ fn pipeline() -> Pipeline {
             )
             .merging_pauses(),
         ),
-        Box::new(LlmStage::new(Box::new(FakeLlm::new(&["Paris", " is", " the", " capital", "."])), None, settings)),
+        Box::new(LlmStage::new(Box::new(llm), None, settings)),
         Box::new(SentenceStage::new()),
         Box::new(TtsStage::new(Box::new(FakeTts::default()))),
     ];
@@ -47,10 +59,13 @@ fn session(parts: &[(&str, f64)]) -> Vec<f32> {
 }
 
 fn run(mic: Vec<f32>, mode: Mode) -> (Vec<Event>, Vec<f32>) {
+    run_on(pipeline(), mic, mode)
+}
+
+fn run_on(p: Pipeline, mic: Vec<f32>, mode: Mode) -> (Vec<Event>, Vec<f32>) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.wav");
     let (mut room, speaker) = Room::new(mic, &out, None).unwrap();
-    let p = pipeline();
     let wake = FakeWakeWord { hop_len: 1280, level: 0.9 };
     let front = FrontEnd::new(Some(Box::new(wake)), Box::new(FakeVad { frame_len: 512, threshold: 0.05 }), FrontSettings::default());
     let controller = Controller::new(TurnRules { mode, ..TurnRules::default() }, false);
@@ -153,4 +168,46 @@ fn an_hour_of_silence_keeps_memory_flat() {
     }
     let after = rss_kb();
     assert!(after <= warm + 2_048, "RSS grew from {warm} kB to {after} kB over 50 minutes of silence");
+}
+
+fn at(events: &[Event], name: &str) -> f64 {
+    events.iter().find(|e| e.kind.name() == name).map(|e| e.t).unwrap_or_else(|| panic!("no {name} in {:?}", names(events)))
+}
+
+/// The answer is made during the pause that ends the turn: with a language model that takes
+/// 0.5 s, the reply starts about 0.2 s after the end of the turn (decided 0.5 s after the
+/// speech, which the front end hears as over 0.2 s in), not 0.5 s after it.
+#[test]
+fn the_answer_is_made_while_the_end_of_the_turn_is_decided() {
+    let (llm, prompts) = slow_llm(100);
+    let mic = session(&[("silence", 0.5), ("speech", 1.5), ("silence", 3.0)]);
+    let (events, _) = run_on(pipeline_with(llm), mic, Mode::Always);
+    let end = at(&events, "end_of_turn");
+    let first_audio = at(&events, "audio_start");
+    assert!(first_audio - end < 0.38, "audio {first_audio:.3} s, end of turn {end:.3} s: {:?}", names(&events));
+    assert!(at(&events, "llm_first_token") >= end, "events are reported when the answer is taken");
+    assert_eq!(prompts.lock().unwrap().len(), 1, "the question was answered once");
+}
+
+/// A pause inside the question: the answer begun at the pause is withdrawn when the user goes
+/// on, and the language model forgets it (the next question's prompt holds one earlier turn).
+#[test]
+fn speech_after_a_pause_withdraws_the_answer_begun_at_it() {
+    let (llm, prompts) = slow_llm(60);
+    let mic = session(&[
+        ("silence", 0.5),
+        ("speech", 1.0),
+        ("silence", 0.35),
+        ("speech", 1.0),
+        ("silence", 3.0),
+        ("speech", 1.0),
+        ("silence", 3.0),
+    ]);
+    let (events, _) = run_on(pipeline_with(llm), mic, Mode::Always);
+    let answers: Vec<_> = events.iter().filter(|e| e.kind.name() == "answer").collect();
+    assert_eq!(answers.len(), 2, "{:?}", names(&events));
+    let prompts = prompts.lock().unwrap();
+    let last = prompts.last().unwrap();
+    let users = last.iter().filter(|m| m.role == iris_backend::Role::User).count();
+    assert_eq!(users, 2, "the withdrawn answer stayed in the conversation: {last:?}");
 }

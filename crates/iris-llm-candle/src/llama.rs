@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::path::Path;
 
-use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use iris_backend::{BackendError, ChatMessage, Flow, GenParams, GenStats, Llm, StopFlag};
@@ -24,6 +23,9 @@ pub struct LlamaChat {
     template: ChatTemplate,
     stop_tokens: Vec<u32>,
     context_len: usize,
+    /// The most bytes of text one token stands for, so a prompt that cannot fit the context
+    /// is refused before it is tokenised (a 30 MB prompt cost 2 GB and 35 s to tokenise).
+    max_token_bytes: usize,
     device: Device,
 }
 
@@ -42,7 +44,7 @@ impl LlamaChat {
     pub fn load_on(path: &Path, max_context: usize, available: Option<u64>, engine: Engine) -> Result<Self, LlmError> {
         let fail = |message: String| LlmError::Load { path: path.into(), message };
         let mut f = File::open(path).map_err(|e| fail(e.to_string()))?;
-        let content = gguf_file::Content::read(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
+        let content = iris_llm_cpu::read_gguf(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
         let md = &content.metadata;
         let arch = md.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
         if !FAMILIES.contains(&arch.as_str()) {
@@ -74,7 +76,20 @@ impl LlamaChat {
         let device = Device::Cpu;
         let model = Weights::load(&arch, content, &mut f, &device, engine, context_len)
             .map_err(|e| fail(format!("cannot load the weights ({e})")))?;
-        Ok(Self { model, cached: Vec::new(), cached_text: String::new(), tokenizer, template, stop_tokens, context_len, device })
+        // A token's vocabulary string is at least as long as the text it stands for (byte-level
+        // BPE writes a space as the 2-byte 'Ġ', SentencePiece as the 3-byte '▁').
+        let max_token_bytes = tokenizer.get_vocab(true).keys().map(String::len).max().unwrap_or(1).max(1);
+        Ok(Self {
+            model,
+            cached: Vec::new(),
+            cached_text: String::new(),
+            tokenizer,
+            template,
+            stop_tokens,
+            context_len,
+            max_token_bytes,
+            device,
+        })
     }
 
     /// The engine running the model, e.g. "iris-cpu (avx512-vnni, 2 threads)" or "candle".
@@ -124,6 +139,15 @@ impl Llm for LlamaChat {
         on_text: &mut dyn FnMut(&str) -> Flow,
     ) -> Result<GenStats, BackendError> {
         let prompt = self.template.render(messages).map_err(|e| BackendError::Inference(e.to_string()))?;
+        let too_long = |tokens: String| {
+            BackendError::Request(format!(
+                "the conversation is {tokens} tokens and this model reads at most {}; send fewer or shorter messages",
+                self.context_len
+            ))
+        };
+        if prompt.len() > self.context_len * self.max_token_bytes {
+            return Err(too_long(format!("over {}", prompt.len() / self.max_token_bytes)));
+        }
         // A growing conversation renders to the cached text plus a new suffix. Only the suffix is
         // tokenised: re-tokenising an earlier answer need not give back the tokens generated, and
         // the cache must hold exactly what the model saw. Anything else starts afresh.
@@ -134,15 +158,17 @@ impl Llm for LlamaChat {
         } else {
             (self.tokenizer.encode(prompt.as_str(), false).map_err(infer)?.get_ids().to_vec(), 0)
         };
-        if prompt_tokens.len() + params.max_tokens > self.context_len {
-            return Err(BackendError::Inference(format!(
-                "the conversation ({} tokens) does not fit the model's context of {}",
-                prompt_tokens.len(),
-                self.context_len
-            )));
+        if prompt_tokens.len() >= self.context_len {
+            return Err(too_long(prompt_tokens.len().to_string()));
         }
+        // The answer stops where the context ends, as it would at max_tokens ("length").
+        let max_tokens = params.max_tokens.min(self.context_len - prompt_tokens.len());
         let temperature = params.temperature;
-        let sampling = match (temperature <= 0.0, params.top_k, params.top_p) {
+        // A nucleus below f32's resolution keeps no token at all in candle's sampler (an error
+        // with a backtrace): it means the likeliest token, which is what greedy picks.
+        let top_p = params.top_p.filter(|p| *p >= 1e-6);
+        let greedy = temperature <= 0.0 || params.top_p.is_some_and(|p| p < 1e-6);
+        let sampling = match (greedy, params.top_k, top_p) {
             (true, _, _) => Sampling::ArgMax,
             (false, Some(k), Some(p)) => Sampling::TopKThenTopP { k, p, temperature },
             (false, Some(k), None) => Sampling::TopK { k, temperature },
@@ -161,7 +187,7 @@ impl Llm for LlamaChat {
         let mut generated: Vec<u32> = Vec::new();
         let mut printed = 0usize;
         let mut all = prompt_tokens.clone();
-        for _ in 0..params.max_tokens {
+        for _ in 0..max_tokens {
             if stop.should_stop() {
                 return Err(BackendError::Cancelled);
             }

@@ -21,7 +21,7 @@ const FTYPE_Q8_0: u32 = 7;
 pub fn requantize_q8_0(input: &Path, output: &Path) -> Result<(), LlmError> {
     let fail = |path: &Path, e: &dyn std::fmt::Display| LlmError::Load { path: path.into(), message: e.to_string() };
     let mut f = File::open(input).map_err(|e| fail(input, &e))?;
-    let content = gguf_file::Content::read(&mut f).map_err(|e| fail(input, &e))?;
+    let content = iris_llm_cpu::read_gguf(&mut f).map_err(|e| fail(input, &e))?;
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());

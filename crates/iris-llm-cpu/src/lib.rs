@@ -11,6 +11,7 @@
 //! ([`pool`]) and does the rest of a layer in place on preallocated buffers ([`model`]).
 //! `iris-llm-candle` uses it for the files it can run and candle for everything else.
 
+pub mod gguf;
 pub mod kernels;
 pub mod kquant;
 pub mod matrix;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod pool;
 pub mod q8;
 
+pub use gguf::read_gguf;
 pub use kernels::Kernel;
 pub use matrix::Matrix;
 pub use model::Model;

@@ -73,7 +73,10 @@ impl Store {
     }
 
     /// The path of an installed file, checked against its sha256. The digest is remembered
-    /// with the file's size and modification time, so it is recomputed only when those change.
+    /// with the file's size, modification and change times and inode, so it is recomputed
+    /// whenever any of those change: a file rewritten with its mtime put back still has a new
+    /// change time (which no user-space call can set). What is trusted is a file untouched
+    /// since it was last hashed whole.
     pub fn verified_file(&self, model: &ModelEntry, name: &str) -> Result<PathBuf, ModelsError> {
         let file = model
             .files
@@ -108,10 +111,12 @@ impl Store {
         progress.start(&format!("verify {}", file.name), Some(meta.len()));
         let actual = sha256_file(&path, progress)?;
         progress.finish();
+        let mut stamps: Vec<String> = stamps.into_iter().filter(|l| !l.starts_with(&format!("{} ", file.name))).collect();
         if actual != file.sha256 {
+            // Forgotten at once, so no later load trusts it on the strength of an old check.
+            let _ = write_atomic(&dir.join(STAMP), stamps.join("\n").as_bytes());
             return Err(ModelsError::Corrupt { id: model.id.clone(), path, expected: file.sha256.clone(), actual });
         }
-        let mut stamps: Vec<String> = stamps.into_iter().filter(|l| !l.starts_with(&format!("{} ", file.name))).collect();
         stamps.push(format!("{key} {}", file.sha256));
         // A stamp is only a cache: failing to write it costs a re-hash next time, nothing more.
         let _ = write_atomic(&dir.join(STAMP), stamps.join("\n").as_bytes());
@@ -150,7 +155,14 @@ impl Store {
 
 fn stamp_key(name: &str, meta: &std::fs::Metadata) -> String {
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-    format!("{name} {} {mtime}", meta.len())
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}.{:09}:{}", meta.ctime(), meta.ctime_nsec(), meta.ino())
+    };
+    #[cfg(not(unix))]
+    let changed = "";
+    format!("{name} {} {mtime}:{changed}", meta.len())
 }
 
 fn read_stamps(dir: &Path) -> Vec<String> {
@@ -169,6 +181,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14.11: a file changed with its mtime put back was loaded on the strength of an
+    /// old check, even after `verify` had found it corrupt.
+    #[test]
+    fn a_file_changed_behind_the_stamp_is_caught() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::new(home.path());
+        let bytes = b"weights of a tiny model".to_vec();
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let model = ModelEntry {
+            id: "tiny".into(),
+            task: "llm".into(),
+            format: "gguf".into(),
+            licence: "MIT".into(),
+            description: String::new(),
+            files: vec![FileEntry { name: "tiny.gguf".into(), size: bytes.len() as u64, sha256 }],
+            sources: Vec::new(),
+        };
+        let staged = home.path().join("staged");
+        std::fs::write(&staged, &bytes).unwrap();
+        store.install(&model, &[staged]).unwrap();
+        let path = store.main_file(&model).unwrap();
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let mut garbled = bytes.clone();
+        garbled[3] ^= 0x20;
+        std::fs::write(&path, &garbled).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+        assert!(matches!(store.main_file(&model), Err(ModelsError::Corrupt { .. })), "loaded a changed file");
+        assert!(matches!(store.verify(&model, true, &Quiet), Err(ModelsError::Corrupt { .. })));
+        assert!(matches!(store.main_file(&model), Err(ModelsError::Corrupt { .. })), "a failed verify left it trusted");
+    }
 
     #[test]
     fn unsafe_names_are_refused() {

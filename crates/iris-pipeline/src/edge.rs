@@ -118,6 +118,11 @@ impl Edge {
         self.len() == 0
     }
 
+    /// Whether a frame of `kind` for `turn` is queued.
+    pub fn holds(&self, turn: TurnId, kind: iris_frames::FrameKind) -> bool {
+        lock(&self.state).queue.iter().any(|e| e.turn == turn && e.frame.kind() == kind)
+    }
+
     /// Queued frames belonging to `turn`.
     pub fn count_of(&self, turn: TurnId) -> usize {
         lock(&self.state).queue.iter().filter(|e| e.turn == turn).count()

@@ -38,6 +38,10 @@ impl Output for Collect<'_> {
         self.turns.is_cancelled(turn)
     }
 
+    fn is_withdrawn(&self, turn: TurnId) -> bool {
+        self.turns.is_withdrawn(turn)
+    }
+
     fn backlog(&self) -> usize {
         self.backlog
     }

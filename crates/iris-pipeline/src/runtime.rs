@@ -62,8 +62,16 @@ impl Output for StageOutput {
         self.turns.is_cancelled(turn)
     }
 
+    fn is_withdrawn(&self, turn: TurnId) -> bool {
+        self.turns.is_withdrawn(turn)
+    }
+
     fn backlog(&self) -> usize {
         self.input.len()
+    }
+
+    fn waiting(&self, turn: TurnId, kind: iris_frames::FrameKind) -> bool {
+        self.input.holds(turn, kind)
     }
 }
 

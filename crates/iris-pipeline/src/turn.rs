@@ -26,6 +26,7 @@ pub struct Turns {
     next: AtomicU64,
     live: Mutex<HashMap<TurnId, CancellationToken>>,
     cancelled: Mutex<HashSet<TurnId>>,
+    withdrawn: Mutex<HashSet<TurnId>>,
     edges: Mutex<Vec<Weak<Edge>>>,
 }
 
@@ -52,6 +53,18 @@ impl Turns {
         for edge in edges {
             edge.purge(id);
         }
+    }
+
+    /// Cancels a turn that should never have happened: a speculative answer to words the user
+    /// then went on from. Stages forget what it did (the language model drops it from the
+    /// conversation), where a cancelled turn (an answer interrupted) is kept as far as it went.
+    pub fn withdraw(&self, id: TurnId) {
+        lock(&self.withdrawn).insert(id);
+        self.cancel(id);
+    }
+
+    pub fn is_withdrawn(&self, id: TurnId) -> bool {
+        lock(&self.withdrawn).contains(&id)
     }
 
     /// A turn that ended normally: forget its token.

@@ -18,15 +18,21 @@ use crate::error::ApiError;
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 pub const SESSION_IDLE: Duration = Duration::from_secs(2 * 3600);
 pub const MIN_PASSWORD: usize = 8;
-/// Failed logins from one address before each further try waits, doubling, up to the cap.
-const FREE_FAILURES: u32 = 5;
+/// Failed password checks from one address (or one known browser) before each further try
+/// waits, doubling, up to the cap.
+pub const FREE_FAILURES: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(300);
+/// Browsers remembered as the owner's (see [`Auth::login`]); the oldest is forgotten first.
+const MAX_DEVICES: usize = 16;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct AuthFile {
     /// The owner's password as an argon2 PHC string.
     password: Option<String>,
     tokens: Vec<TokenRecord>,
+    /// sha256 of the device cookies of browsers the owner has logged in from.
+    #[serde(default)]
+    devices: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -54,7 +60,16 @@ pub struct Auth {
     path: PathBuf,
     file: Mutex<AuthFile>,
     sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
+    failures: Mutex<HashMap<Who, Failures>>,
+}
+
+/// Whose failed password checks count together: a browser the owner has logged in from before
+/// (its device cookie) counts on its own, so an attacker behind the same address (a NAT, a
+/// proxy) cannot lock the owner out; anyone else counts by address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Who {
+    Address(IpAddr),
+    Device(String),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -122,11 +137,21 @@ impl Auth {
         Ok(())
     }
 
-    pub fn change_password(&self, old: &str, new: &str) -> Result<(), ApiError> {
-        check_password(new)?;
-        if !self.password_matches(old) {
-            return Err(ApiError::Forbidden("the current password is wrong".into()));
+    /// Who is asking: the browser's device cookie if it is one the owner logged in from.
+    pub fn who(&self, ip: IpAddr, device: Option<&str>) -> Who {
+        match device.map(sha256_hex) {
+            Some(hash) if lock(&self.file).devices.iter().any(|d| same(d, &hash)) => Who::Device(hash),
+            _ => Who::Address(ip),
         }
+    }
+
+    /// Changes the password, checking the current one under the same throttle as logins.
+    pub fn change_password(&self, who: &Who, old: &str, new: &str) -> Result<(), ApiError> {
+        check_password(new)?;
+        self.checked(who, old).map_err(|e| match e {
+            ApiError::Unauthorized => ApiError::Forbidden("the current password is wrong".into()),
+            throttled => throttled,
+        })?;
         let hash = hash_password(new)?;
         let mut file = lock(&self.file);
         let mut next = file.clone();
@@ -143,32 +168,51 @@ impl Auth {
         PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     }
 
-    /// Checks a login attempt from `ip`; a new session id on success.
-    pub fn login(&self, ip: IpAddr, password: &str) -> Result<String, ApiError> {
-        if let Some(wait) = self.must_wait(ip) {
-            return Err(ApiError::Throttled { retry_after_s: wait.as_secs().max(1) });
-        }
-        if !self.password_matches(password) {
+    /// Checks `password` for `who`, throttled. The try is counted as a failure before the
+    /// check starts, under the lock, so parallel tries cannot all pass the throttle before any
+    /// of them is counted; a right password clears the count.
+    fn checked(&self, who: &Who, password: &str) -> Result<(), ApiError> {
+        {
             let mut failures = lock(&self.failures);
-            let f = failures.entry(ip).or_insert(Failures { count: 0, last: Instant::now() });
+            if let Some(wait) = failures.get(who).and_then(must_wait) {
+                // Rounded up: a client that waits what it is told is let in.
+                return Err(ApiError::Throttled { retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) });
+            }
+            if failures.len() > 10_000 {
+                failures.retain(|_, f| f.last.elapsed() < MAX_WAIT);
+            }
+            let f = failures.entry(who.clone()).or_insert(Failures { count: 0, last: Instant::now() });
             f.count += 1;
             f.last = Instant::now();
+        }
+        if !self.password_matches(password) {
             return Err(ApiError::Unauthorized);
         }
-        lock(&self.failures).remove(&ip);
-        Ok(self.new_session())
+        lock(&self.failures).remove(who);
+        Ok(())
     }
 
-    /// How long `ip` must wait before its next try. The wait is capped, so the owner is never
-    /// locked out for good, and it is per address, so an attacker elsewhere cannot lock them out.
-    fn must_wait(&self, ip: IpAddr) -> Option<Duration> {
-        let failures = lock(&self.failures);
-        let f = failures.get(&ip)?;
-        if f.count < FREE_FAILURES {
-            return None;
-        }
-        let wait = Duration::from_secs(1u64 << (f.count - FREE_FAILURES).min(16)).min(MAX_WAIT);
-        wait.checked_sub(f.last.elapsed())
+    /// Checks a login attempt; on success a new session id and the browser's device cookie
+    /// (the one it came with if known, or a new one, remembered as the owner's).
+    pub fn login(&self, who: &Who, password: &str) -> Result<(String, Option<String>), ApiError> {
+        self.checked(who, password)?;
+        let device = match who {
+            Who::Device(_) => None,
+            Who::Address(_) => {
+                let secret = random_hex(24);
+                let mut file = lock(&self.file);
+                let mut next = file.clone();
+                next.devices.push(sha256_hex(&secret));
+                let excess = next.devices.len().saturating_sub(MAX_DEVICES);
+                next.devices.drain(..excess);
+                // Not remembered is not fatal: the owner is still logged in.
+                self.save(&next).ok().map(|()| {
+                    *file = next;
+                    secret
+                })
+            }
+        };
+        Ok((self.new_session(), device))
     }
 
     pub fn new_session(&self) -> String {
@@ -233,6 +277,15 @@ impl Auth {
         let hash = sha256_hex(secret);
         lock(&self.file).tokens.iter().any(|t| same(&t.sha256, &hash))
     }
+}
+
+/// How long before the next try. The wait is capped, so the owner is never locked out for good.
+fn must_wait(f: &Failures) -> Option<Duration> {
+    if f.count < FREE_FAILURES {
+        return None;
+    }
+    let wait = Duration::from_secs(1u64 << (f.count - FREE_FAILURES).min(16)).min(MAX_WAIT);
+    wait.checked_sub(f.last.elapsed()).filter(|w| !w.is_zero())
 }
 
 fn alive(s: &Session) -> bool {

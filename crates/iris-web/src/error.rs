@@ -24,6 +24,8 @@ pub enum ApiError {
     Invalid { field: String, problem: String },
     #[error("too many failed logins from this address; try again in {retry_after_s} s")]
     Throttled { retry_after_s: u64 },
+    #[error("Iris is busy with other requests; try again in {retry_after_s} s")]
+    Busy { retry_after_s: u64 },
     #[error("{0}")]
     Internal(String),
 }
@@ -39,6 +41,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -51,7 +54,7 @@ impl IntoResponse for ApiError {
             body["error"]["field"] = json!(field);
         }
         let mut response = (self.status(), Json(body)).into_response();
-        if let ApiError::Throttled { retry_after_s } = self {
+        if let ApiError::Throttled { retry_after_s } | ApiError::Busy { retry_after_s } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
                 response.headers_mut().insert("retry-after", v);
             }
@@ -74,9 +77,30 @@ impl From<iris_engine::EngineError> for ApiError {
     fn from(e: iris_engine::EngineError) -> Self {
         match e {
             iris_engine::EngineError::Invalid { field, problem } => ApiError::Invalid { field, problem },
-            other => ApiError::Internal(other.to_string()),
+            iris_engine::EngineError::Backend(iris_backend::BackendError::Request(m)) => ApiError::BadRequest(m),
+            // The first line only: a library's error may carry a backtrace, which is for the
+            // log, not for a client.
+            other => ApiError::Internal(other.to_string().lines().next().unwrap_or_default().to_owned()),
         }
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `Json<T>` whose refusals are this API's JSON errors, like every other error (axum's own
+/// are plain text with 415/422).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match <Json<T> as axum::extract::FromRequest<S>>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge(format!("the body is larger than Iris accepts here ({} KiB)", crate::JSON_LIMIT >> 10)))
+            }
+            Err(r) => Err(ApiError::BadRequest(r.body_text())),
+        }
+    }
+}

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::AppState;
 
 pub const SESSION_COOKIE: &str = "iris_session";
+pub const DEVICE_COOKIE: &str = "iris_device";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Who is calling, for the handlers.
@@ -47,13 +48,16 @@ fn door(path: &str) -> Door {
     }
 }
 
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// Every value of cookie `name`, in order: a browser can send a stale one beside the live one
+/// (set for another path or before a restart), so callers try each rather than the first.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = String> + 'a {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('=').map(str::to_owned))
+        .filter_map(move |kv| kv.trim().strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+        .take(16)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -65,7 +69,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let headers = req.headers();
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let session = session_cookie(headers).and_then(|id| state.auth.session(&id).map(|csrf| (id, csrf)));
+    let session = cookie(headers, SESSION_COOKIE).find_map(|id| state.auth.session(&id).map(|csrf| (id, csrf)));
     let csrf_ok = |csrf: &str| headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|v| v == csrf);
     let set_up = state.auth.is_set_up();
 

@@ -9,6 +9,7 @@ mod assets;
 mod auth;
 mod error;
 mod gate;
+pub mod limits;
 mod metrics;
 mod models;
 mod openai;
@@ -24,9 +25,10 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use iris_engine::Engine;
 
-pub use auth::Auth;
+pub use auth::{Auth, FREE_FAILURES};
 pub use error::ApiError;
 pub use models::ModelShelf;
+pub use openai::check_chat_body;
 
 /// JSON bodies: settings, chat messages without images.
 pub const JSON_LIMIT: usize = 1 << 20;
@@ -40,6 +42,8 @@ pub struct Panel {
     pub auth: Auth,
     pub models: ModelShelf,
     pub http: metrics::HttpCounters,
+    /// Places for requests that use the models (see [`limits::model_queue`]).
+    model_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub type AppState = Arc<Panel>;
@@ -50,7 +54,7 @@ impl Panel {
     pub fn new(engine: Arc<Engine>, config_path: PathBuf, models: ModelShelf) -> Result<Self, String> {
         let dir = config_path.parent().map(PathBuf::from).unwrap_or_default();
         let auth = Auth::open(&dir.join("panel.json"))?;
-        Ok(Self { engine, config_path, auth, models, http: metrics::HttpCounters::default() })
+        Ok(Self { engine, config_path, auth, models, http: metrics::HttpCounters::default(), model_slots: limits::model_slots() })
     }
 }
 
@@ -60,7 +64,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/try", post(try_it::try_it))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
-        .layer(DefaultBodyLimit::max(UPLOAD_LIMIT));
+        .layer(DefaultBodyLimit::max(UPLOAD_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::model_queue));
+    let speech = Router::new()
+        .route("/v1/audio/speech", post(openai::speech))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::model_queue));
     Router::new()
         .route("/", get(assets::page))
         .route("/{page}", get(assets::page))
@@ -81,18 +89,24 @@ pub fn router(state: AppState) -> Router {
         .route("/api/models/{id}/verify", post(models::verify))
         .route("/api/models/{id}", delete(models::remove))
         .route("/v1/models", get(openai::models))
-        .route("/v1/audio/speech", post(openai::speech))
         .route("/metrics", get(metrics::metrics))
+        .merge(speech)
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .merge(uploads)
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate::gate))
+        .layer(axum::middleware::from_fn(limits::body_deadline))
         .with_state(state)
 }
 
-/// Serves until Ctrl-C or SIGTERM.
+/// Serves until Ctrl-C or SIGTERM, within [`limits`].
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await
+    let app = router(state.clone());
+    limits::serve(state, app, listener).await
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route {}", uri.path().chars().take(200).collect::<String>()))
 }
 
 async fn shutdown() {

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, JsonBody};
+use crate::limits::{MAX_IMAGES, MAX_MESSAGES, MAX_PROMPT_BYTES};
 use crate::try_it::join;
 use crate::{upload, AppState};
 
@@ -67,6 +68,7 @@ enum Stop {
 #[derive(Deserialize)]
 pub struct ChatRequest {
     model: Option<String>,
+    #[serde(deserialize_with = "at_most_max_messages")]
     messages: Vec<Message>,
     #[serde(default)]
     stream: bool,
@@ -78,11 +80,72 @@ pub struct ChatRequest {
     seed: Option<u64>,
 }
 
+/// The message list, refused while it is read once it passes [`MAX_MESSAGES`]: a million
+/// empty messages cost 2.2 GB before anything looked at them.
+fn at_most_max_messages<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Message>, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<Message>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_MESSAGES} messages")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(m) = seq.next_element()? {
+                if out.len() == MAX_MESSAGES {
+                    return Err(serde::de::Error::custom(format!(
+                        "messages: more than {MAX_MESSAGES}; send the conversation's latest turns"
+                    )));
+                }
+                out.push(m);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded)
+}
+
+/// A chat request's sizes, checked before anything is tokenised or decoded.
+fn bounds(req: &ChatRequest) -> ApiResult<()> {
+    let (mut text_bytes, mut images) = (0usize, 0usize);
+    for m in &req.messages {
+        match &m.content {
+            Some(Content::Text(t)) => text_bytes += t.len(),
+            Some(Content::Parts(parts)) => {
+                for p in parts {
+                    match p {
+                        Part::Text { text } => text_bytes += text.len(),
+                        Part::ImageUrl { .. } => images += 1,
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    if text_bytes > MAX_PROMPT_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "the messages hold {text_bytes} bytes of text; Iris takes at most {MAX_PROMPT_BYTES} (its models read a few thousand words)"
+        )));
+    }
+    if images > MAX_IMAGES {
+        return Err(ApiError::BadRequest(format!("the messages hold {images} images; send at most {MAX_IMAGES}")));
+    }
+    Ok(())
+}
+
+/// Parses and bounds a chat request body as the route does, without a model: for the fuzzer.
+#[doc(hidden)]
+pub fn check_chat_body(bytes: &[u8]) -> Result<(), String> {
+    let req: ChatRequest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    bounds(&req).map_err(|e| e.to_string())
+}
+
 /// The conversation for the model, and an answer already known (text read from a photo).
 fn prepare(s: &AppState, req: &ChatRequest) -> ApiResult<(Vec<ChatMessage>, Option<String>)> {
     if req.messages.is_empty() {
         return Err(ApiError::BadRequest("messages is empty".into()));
     }
+    bounds(req)?;
     let mut out = Vec::new();
     let mut direct = None;
     let last_user = req.messages.iter().rposition(|m| m.role == "user");
@@ -145,12 +208,18 @@ fn params(s: &AppState, req: &ChatRequest) -> ApiResult<GenParams> {
         p.temperature = t;
     }
     if let Some(top_p) = req.top_p {
-        p.top_p = (top_p > 0.0 && top_p < 1.0).then_some(top_p);
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(ApiError::BadRequest(format!("top_p is {top_p}; use more than 0, up to 1")));
+        }
+        p.top_p = (top_p < 1.0).then_some(top_p);
     }
     match &req.stop {
         Some(Stop::One(s)) => p.stop = vec![s.clone()],
         Some(Stop::Many(v)) => p.stop = v.clone(),
         None => {}
+    }
+    if p.stop.len() > 4 || p.stop.iter().any(|s| s.is_empty() || s.len() > 256) {
+        return Err(ApiError::BadRequest("stop holds at most 4 texts of 1 to 256 bytes".into()));
     }
     if let Some(seed) = req.seed {
         p.seed = seed;
@@ -166,7 +235,7 @@ fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Event {
     Event::default().data(body.to_string())
 }
 
-pub async fn chat_completions(State(s): State<AppState>, Json(req): Json<ChatRequest>) -> ApiResult<Response> {
+pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody<ChatRequest>) -> ApiResult<Response> {
     let params = params(&s, &req)?;
     let st = s.clone();
     let (req, (messages, direct)) = tokio::task::spawn_blocking(move || {
@@ -278,7 +347,7 @@ pub struct SpeechRequest {
     voice: Option<String>,
 }
 
-pub async fn speech(State(s): State<AppState>, Json(req): Json<SpeechRequest>) -> ApiResult<Response> {
+pub async fn speech(State(s): State<AppState>, JsonBody(req): JsonBody<SpeechRequest>) -> ApiResult<Response> {
     let format = req.response_format.unwrap_or_else(|| "wav".into());
     if format != "wav" && format != "pcm" {
         return Err(ApiError::BadRequest(format!("response_format {format:?} is not supported; use wav or pcm")));

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::SESSION_LIFETIME;
-use crate::error::{ApiError, ApiResult};
-use crate::gate::{session_cookie, Caller, SESSION_COOKIE};
+use crate::error::{ApiError, ApiResult, JsonBody};
+use crate::gate::{cookie, Caller, DEVICE_COOKIE, SESSION_COOKIE};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -23,13 +23,24 @@ fn with_session(body: Value, session: &str) -> Response {
     ([(header::SET_COOKIE, cookie)], Json(body)).into_response()
 }
 
+/// The owner's browser is remembered for a year, for the login throttle (see `Auth::who`).
+fn with_device(mut response: Response, device: Option<String>) -> Response {
+    if let Some(d) = device {
+        let cookie = format!("{DEVICE_COOKIE}={d}; HttpOnly; SameSite=Strict; Path=/api/; Max-Age={}", 365 * 24 * 3600);
+        if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
 /// Whether setup is done and whether this browser is logged in (with its CSRF token).
 pub async fn state(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Json<Value> {
-    let csrf = session_cookie(&headers).and_then(|id| s.auth.session(&id));
+    let csrf = cookie(&headers, SESSION_COOKIE).find_map(|id| s.auth.session(&id));
     Json(json!({ "set_up": s.auth.is_set_up(), "logged_in": csrf.is_some(), "csrf": csrf, "name": s.engine.config().assistant.name }))
 }
 
-pub async fn setup(State(s): State<AppState>, Json(p): Json<Password>) -> ApiResult<Response> {
+pub async fn setup(State(s): State<AppState>, JsonBody(p): JsonBody<Password>) -> ApiResult<Response> {
     let st = s.clone();
     tokio::task::spawn_blocking(move || st.auth.set_up(&p.password)).await.map_err(|e| ApiError::Internal(e.to_string()))??;
     s.engine.stats.log("info", "the owner's password was set".into());
@@ -37,15 +48,21 @@ pub async fn setup(State(s): State<AppState>, Json(p): Json<Password>) -> ApiRes
     Ok(with_session(json!({ "ok": true }), &session))
 }
 
-pub async fn login(State(s): State<AppState>, Extension(caller): Extension<Caller>, Json(p): Json<Password>) -> ApiResult<Response> {
+pub async fn login(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
+    JsonBody(p): JsonBody<Password>,
+) -> ApiResult<Response> {
     if !s.auth.is_set_up() {
         return Err(ApiError::Conflict("Iris is not set up yet; choose a password on the setup page".into()));
     }
+    let who = s.auth.who(caller.ip, cookie(&headers, DEVICE_COOKIE).next().as_deref());
     let st = s.clone();
     let result =
-        tokio::task::spawn_blocking(move || st.auth.login(caller.ip, &p.password)).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || st.auth.login(&who, &p.password)).await.map_err(|e| ApiError::Internal(e.to_string()))?;
     match result {
-        Ok(session) => Ok(with_session(json!({ "ok": true }), &session)),
+        Ok((session, device)) => Ok(with_device(with_session(json!({ "ok": true }), &session), device)),
         Err(e) => {
             s.engine.stats.log("warn", format!("failed login from {}", caller.ip));
             Err(match e {
@@ -70,9 +87,15 @@ pub struct NewPassword {
     password: String,
 }
 
-pub async fn change_password(State(s): State<AppState>, Json(p): Json<NewPassword>) -> ApiResult<Response> {
+pub async fn change_password(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
+    JsonBody(p): JsonBody<NewPassword>,
+) -> ApiResult<Response> {
+    let who = s.auth.who(caller.ip, cookie(&headers, DEVICE_COOKIE).next().as_deref());
     let st = s.clone();
-    tokio::task::spawn_blocking(move || st.auth.change_password(&p.current, &p.password))
+    tokio::task::spawn_blocking(move || st.auth.change_password(&who, &p.current, &p.password))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let session = s.auth.new_session();
@@ -120,8 +143,12 @@ pub async fn get_config(State(s): State<AppState>) -> Json<Config> {
 
 /// Validates, applies, then saves. A setting that fails any step answers 422 naming the field,
 /// and the settings in force (and on disk) stay as they were.
-pub async fn put_config(State(s): State<AppState>, Json(body): Json<Value>) -> ApiResult<Json<Value>> {
-    let config: Config = serde_path_to_error::deserialize(body).map_err(|e| {
+/// Changes the fields the body names, in force at once and saved; the rest stay as they are
+/// (`{"speech": {"rate": 1.2}}` changes the rate only).
+pub async fn put_config(State(s): State<AppState>, JsonBody(body): JsonBody<Value>) -> ApiResult<Json<Value>> {
+    let mut merged = serde_json::to_value(s.engine.config()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    merge(&mut merged, body);
+    let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
         let field = e.path().to_string();
         let problem = e.into_inner().to_string();
         ApiError::Invalid { field: if field == "." { "config".into() } else { field }, problem }
@@ -130,22 +157,43 @@ pub async fn put_config(State(s): State<AppState>, Json(body): Json<Value>) -> A
         iris_config::ConfigError::Invalid { field, problem, .. } => ApiError::Invalid { field: field.into(), problem },
         other => ApiError::Invalid { field: "config".into(), problem: other.to_string() },
     })?;
-    s.engine.check(&config)?;
-    let old = s.engine.config();
+    // Checking (files, a GPU), loading and writing all block: off the async threads.
     let st = s.clone();
     let cfg = config.clone();
-    let applied = tokio::task::spawn_blocking(move || st.engine.apply(cfg)).await.map_err(|e| ApiError::Internal(e.to_string()))?;
-    let applied = applied.map_err(|e| match e {
-        iris_engine::EngineError::Load(m) => ApiError::Invalid { field: "models".into(), problem: m },
-        other => other.into(),
-    })?;
-    if let Err(e) = config.save(&s.config_path) {
-        // Not on disk means not in force: put the old settings back.
-        let st = s.clone();
-        tokio::task::spawn_blocking(move || st.engine.apply(old)).await.ok();
-        return Err(ApiError::Internal(e.to_string()));
-    }
+    let applied = tokio::task::spawn_blocking(move || -> ApiResult<iris_engine::Applied> {
+        st.engine.check(&cfg)?;
+        let old = st.engine.config();
+        let applied = st.engine.apply(cfg.clone()).map_err(|e| match e {
+            iris_engine::EngineError::Load(m) => ApiError::Invalid { field: "models".into(), problem: m },
+            other => other.into(),
+        })?;
+        if let Err(e) = cfg.save(&st.config_path) {
+            // Not on disk means not in force: put the old settings back.
+            st.engine.apply(old).ok();
+            return Err(ApiError::Internal(e.to_string()));
+        }
+        Ok(applied)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     Ok(Json(json!({ "applied": format!("{applied:?}").to_lowercase(), "config": config })))
+}
+
+/// `patch` laid over `base`: objects field by field, anything else replaced whole.
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
 }
 
 /// Push to talk: the voice loop listens now, without the wake word.
@@ -171,7 +219,7 @@ pub struct NewToken {
 }
 
 /// The secret is shown once, here.
-pub async fn create_token(State(s): State<AppState>, Json(t): Json<NewToken>) -> ApiResult<Json<Value>> {
+pub async fn create_token(State(s): State<AppState>, JsonBody(t): JsonBody<NewToken>) -> ApiResult<Json<Value>> {
     let (record, secret) = s.auth.create_token(&t.name)?;
     s.engine.stats.log("info", format!("API token {:?} created", record.name));
     Ok(Json(json!({ "token": record, "secret": secret })))

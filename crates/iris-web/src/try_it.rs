@@ -63,7 +63,7 @@ pub async fn try_it(State(s): State<AppState>, form: Multipart) -> ApiResult<Sse
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     let engine = s.engine.clone();
     tokio::task::spawn_blocking(move || {
-        let input = TurnInput { source: "panel".into(), audio: q.audio, text: q.text, image: q.image };
+        let input = TurnInput { source: "panel".into(), audio: q.audio, text: q.text, image: q.image, without_tools: false };
         // The browser going away cancels the turn.
         let gone = || tx.is_closed();
         let send = |e: Event| {

@@ -65,7 +65,13 @@ pub async fn read_event<R: tokio::io::AsyncRead + Unpin>(r: &mut BufReader<R>) -
     let kind = header.get("type").and_then(Value::as_str).ok_or_else(|| ProtocolError::Header("no \"type\"".into()))?.to_owned();
     let mut data = header.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
     let length = |key: &str, max: usize| -> Result<usize, ProtocolError> {
-        let n = header.get(key).and_then(Value::as_u64).unwrap_or(0) as usize;
+        // Absent is 0; anything but a whole number (negative, text, a fraction) is refused,
+        // never read as 0 and the bytes that follow taken for the next header.
+        let n = match header.get(key) {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_u64().ok_or_else(|| ProtocolError::Header(format!("{key} is {v}, not a byte count")))?,
+        };
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
         if n > max {
             return Err(ProtocolError::TooLarge(format!("{key} {n} is over {max}")));
         }
@@ -119,5 +125,9 @@ mod tests {
         let huge = format!("{{\"type\":\"x\",\"payload_length\":{}}}\n", 1u64 << 40);
         assert!(matches!(read_event(&mut BufReader::new(huge.as_bytes())).await, Err(ProtocolError::TooLarge(_))));
         assert!(matches!(read_event(&mut BufReader::new(&b"not json\n"[..])).await, Err(ProtocolError::Header(_))));
+        for bad in ["-5", "\"12\"", "1.5"] {
+            let line = format!("{{\"type\":\"x\",\"payload_length\":{bad}}}\n");
+            assert!(matches!(read_event(&mut BufReader::new(line.as_bytes())).await, Err(ProtocolError::Header(_))), "{bad}");
+        }
     }
 }

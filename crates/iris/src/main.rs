@@ -59,8 +59,25 @@ enum Command {
     Models(models_cmd::ModelsCmd),
 }
 
+extern "C" {
+    fn signal(signum: std::ffi::c_int, handler: usize) -> usize;
+}
+
+/// A command whose output goes to a pipe that closes early (`iris models list | head -1`) ends
+/// quietly, as other Unix tools do, instead of panicking in `println!`. Not for the servers:
+/// there a client closing its socket must not end the process.
+fn quiet_on_closed_pipe() {
+    const SIGPIPE: std::ffi::c_int = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: restores the default disposition, before any thread is started.
+    unsafe { signal(SIGPIPE, SIG_DFL) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Listen(_)) {
+        quiet_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Ask(args) => ask::run(cli.config.as_deref(), args),
         Command::Say(args) => say::run(cli.config.as_deref(), args),

@@ -21,7 +21,8 @@ pub struct ServeArgs {
     /// headless box can be set up from a phone; nothing but the setup page answers until then.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// Address of the Wyoming server (Home Assistant's speech protocol), or "off".
+    /// Address of the Wyoming server (Home Assistant's speech protocol), or "off". It answers
+    /// only once Iris is set up and `[wyoming] enabled` is on, and only the addresses allowed.
     #[arg(long, default_value = "0.0.0.0:10300")]
     wyoming: String,
 }
@@ -118,7 +119,7 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     let engine = Arc::new(Engine::start(Box::new(loader), models.config.clone())?);
     let shelf = iris_web::ModelShelf::new(Store::new(models.store.home()), backends::catalog(&models.store)?, Arc::new(Converters));
     let voice_models = models.config.audio.enabled.then(|| Models::open(Some(&config_path))).transpose()?;
-    let panel = iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?;
+    let panel = Arc::new(iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?);
     let set_up = panel.auth.is_set_up();
     if let Some(voice_models) = voice_models {
         crate::live::serve_voice(engine.clone(), voice_models);
@@ -137,13 +138,12 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         if args.wyoming != "off" {
             let addr: SocketAddr =
                 args.wyoming.parse().with_context(|| format!("--wyoming {:?} is not an address like 0.0.0.0:10300", args.wyoming))?;
-            let wyoming = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for Wyoming"))?;
-            println!("wyoming: tcp://{}", wyoming.local_addr()?);
-            tokio::spawn(iris_wyoming::serve(engine.clone(), wyoming));
+            let p = panel.clone();
+            tokio::spawn(iris_wyoming::run(engine.clone(), addr, Arc::new(move || p.auth.is_set_up())));
         }
         use std::io::Write;
         std::io::stdout().flush().ok();
-        iris_web::serve(Arc::new(panel), listener).await.context("the web server stopped")
+        iris_web::serve(panel, listener).await.context("the web server stopped")
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -271,6 +271,22 @@ fn models_list_shows_the_default_pack() {
     }
 }
 
+/// Issue 14 (low): `iris models list | head -1` panicked on the closed pipe.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let mut child = Command::new(IRIS)
+        .args(["models", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before Iris has read its catalog, as `head -1` is after one line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}
+
 #[test]
 fn text_only_questions_need_no_audio() {
     let dir = tempfile::tempdir().unwrap();

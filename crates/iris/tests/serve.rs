@@ -22,7 +22,20 @@ fn question() -> PathBuf {
 struct Server {
     child: Child,
     url: String,
-    wyoming_port: u16,
+    /// The server's later lines of output.
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// The Wyoming port, once the server says it listens (after set-up, when turned on).
+    fn wyoming_port(&self) -> u16 {
+        loop {
+            let line = self.lines.recv_timeout(std::time::Duration::from_secs(30)).expect("Wyoming never started listening");
+            if let Some(port) = line.strip_prefix("wyoming: tcp://").and_then(|a| a.rsplit(':').next()?.parse().ok()) {
+                return port;
+            }
+        }
+    }
 }
 
 impl Drop for Server {
@@ -41,19 +54,20 @@ fn serve(dir: &Path) -> Server {
         .spawn()
         .expect("start iris serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut url, mut wyoming_port) = (None, None);
-    while url.is_none() || wyoming_port.is_none() {
+    let url = loop {
         let line = lines.next().expect("iris serve exited before listening").unwrap();
         if let Some(u) = line.strip_prefix("panel: ") {
-            url = Some(u.trim_end_matches('/').to_owned());
+            break u.trim_end_matches('/').to_owned();
         }
-        if let Some(a) = line.strip_prefix("wyoming: tcp://") {
-            wyoming_port = a.rsplit(':').next().and_then(|p| p.parse().ok());
-        }
-    }
+    };
     // Keep reading stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, url: url.unwrap(), wyoming_port: wyoming_port.unwrap() }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Server { child, url, lines: rx }
 }
 
 fn normalise(s: &str) -> String {
@@ -90,11 +104,14 @@ fn openai_and_wyoming_clients_use_iris() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "[wyoming]\nenabled = true\n").unwrap();
     let server = serve(dir.path());
     let token = set_up_with_token(&server.url);
+    // Wyoming opens only once Iris is set up.
+    let wyoming_port = server.wyoming_port();
     let out = Command::new(python)
         .arg(root().join("tests/clients/real_clients.py"))
-        .args([&server.url, &token, &question().display().to_string(), &server.wyoming_port.to_string()])
+        .args([&server.url, &token, &question().display().to_string(), &wyoming_port.to_string()])
         .output()
         .unwrap();
     assert!(out.status.success(), "clients failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -139,6 +156,10 @@ fn the_panel_in_a_real_browser() {
     // A restart: the password and the settings are read back from disk.
     let saved = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
     assert!(saved.contains("Ada"), "{saved}");
+    assert!(
+        saved.contains("[wyoming]\nenabled = true") && saved.contains("\"192.168.1.20\"") && saved.contains("\"10.0.0.0/8\""),
+        "{saved}"
+    );
     let second = serve(dir.path());
     let report = browser(&second.url, "after-restart", &modules);
     assert_eq!(report["name_after_restart"], "Ada");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iris_backend::{Asr, AsrOptions};
-use iris_frames::{Envelope, Frame, KindSet, Transcript, TurnId};
+use iris_frames::{Envelope, Frame, FrameKind, KindSet, Transcript, TurnId};
 
 use crate::stage::{Output, PerTurn, Stage, StageError};
 
@@ -124,7 +124,9 @@ impl AsrStage {
         let st = self.state.get(turn);
         st.since_partial = 0;
         st.at_pause = Some((text.clone(), result.language.clone()));
-        if text.is_empty() || text == st.last_partial {
+        // Sent even when it repeats the last partial: a listener may act on it (a live loop
+        // starts answering it while the end of the turn is still being decided).
+        if text.is_empty() {
             return Ok(());
         }
         st.last_partial.clone_from(&text);
@@ -152,11 +154,17 @@ impl AsrStage {
 
     fn partial(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
         let opts = AsrOptions { partial: true, ..self.options.clone() };
-        let stop = || out.is_cancelled(turn);
+        // A pause's arrival makes this guess moot: the pause's full decode is what is wanted,
+        // as soon as possible (a live loop answers it ahead while the turn's end is decided).
+        let moot = || out.waiting(turn, FrameKind::SpeechStopped) || out.waiting(turn, FrameKind::EndOfTurn);
+        let stop = || out.is_cancelled(turn) || moot();
         let st = self.state.get(turn);
         let window: std::borrow::Cow<[f32]> =
             if st.held.is_empty() { (&st.audio[..]).into() } else { [&st.held[..], &st.audio[..]].concat().into() };
-        let result = self.asr.transcribe(&window, &opts, &stop)?;
+        let result = match self.asr.transcribe(&window, &opts, &stop) {
+            Err(iris_backend::BackendError::Cancelled) if !out.is_cancelled(turn) => return Ok(()),
+            r => r?,
+        };
         let text = result.text.trim().to_owned();
         let st = self.state.get(turn);
         if text.is_empty() || text == st.last_partial {

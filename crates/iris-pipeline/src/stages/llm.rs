@@ -34,7 +34,8 @@ pub struct LlmStage {
     vision: Option<Box<dyn Vlm>>,
     skills: Option<Box<dyn Skills>>,
     settings: LlmSettings,
-    history: Vec<ChatMessage>,
+    /// Questions and answers, each with its turn (a withdrawn one is left out of prompts).
+    history: Vec<(TurnId, ChatMessage, ChatMessage)>,
     state: PerTurn<State>,
 }
 
@@ -60,6 +61,15 @@ impl LlmStage {
         Ok((seen, direct))
     }
 }
+impl LlmStage {
+    /// Keeps a question and its answer; only the latest few are ever needed.
+    fn remember(&mut self, turn: TurnId, user: String, answer: String) {
+        self.history.push((turn, ChatMessage::new(Role::User, user), ChatMessage::new(Role::Assistant, answer)));
+        let excess = self.history.len().saturating_sub(64);
+        self.history.drain(..excess);
+    }
+}
+
 impl Stage for LlmStage {
     fn name(&self) -> &'static str {
         "llm"
@@ -104,22 +114,23 @@ impl Stage for LlmStage {
         }
         if let Some(answer) = direct {
             out.emit(turn, pts, Frame::TextDelta(answer.clone()))?;
-            self.history.push(ChatMessage::new(Role::User, user));
-            self.history.push(ChatMessage::new(Role::Assistant, answer));
+            self.remember(turn, user, answer);
             return Ok(());
         }
         if state.images.is_empty() {
             if let Some(answer) = self.skills.as_mut().and_then(|s| s.handle(&user)) {
                 out.emit(turn, pts, Frame::TextDelta(answer.clone()))?;
-                self.history.push(ChatMessage::new(Role::User, user));
-                self.history.push(ChatMessage::new(Role::Assistant, answer));
+                self.remember(turn, user, answer);
                 return Ok(());
             }
         }
         let mut messages = vec![ChatMessage::new(Role::System, self.settings.system_prompt.clone())];
-        let keep = self.settings.history_turns * 2;
-        let skip = self.history.len().saturating_sub(keep);
-        messages.extend(self.history[skip..].iter().cloned());
+        let heard: Vec<_> = self.history.iter().filter(|(t, _, _)| !out.is_withdrawn(*t)).collect();
+        let skip = heard.len().saturating_sub(self.settings.history_turns);
+        for (_, q, a) in &heard[skip..] {
+            messages.push(q.clone());
+            messages.push(a.clone());
+        }
         messages.push(ChatMessage::new(Role::User, user.clone()));
 
         // The stop check and the emitter both need `out`; a RefCell lets the deltas leave as
@@ -154,9 +165,8 @@ impl Stage for LlmStage {
             Err(BackendError::Cancelled) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        self.history.push(ChatMessage::new(Role::User, user));
         // Stored exactly as generated, so the next prompt extends the model's cached text.
-        self.history.push(ChatMessage::new(Role::Assistant, answer));
+        self.remember(turn, user, answer);
         Ok(())
     }
 }

@@ -24,6 +24,8 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct FakeLoader {
     pub loads: Arc<AtomicUsize>,
     pub known: Vec<String>,
+    /// The fake language model waits this long before each token (a busy box).
+    pub token_delay: std::time::Duration,
 }
 
 impl Loader for FakeLoader {
@@ -45,7 +47,12 @@ impl Loader for FakeLoader {
         ];
         Ok(Backends {
             asr: Arc::new(FakeAsr::new("what time is it")),
-            llm: Box::new(FakeLlm::new(&["Hello", " there", "."])),
+            llm: Box::new({
+                let mut llm = FakeLlm::new(&["Hello", " there", "."]);
+                let delay = self.token_delay;
+                llm.before_token = Box::new(move |_| std::thread::sleep(delay));
+                llm
+            }),
             tts: Box::new(FakeTts::default()),
             vision: Some(Box::new(FakeVlm { direct: false })),
             vad: None,
@@ -64,12 +71,16 @@ pub struct TestPanel {
 }
 
 pub fn panel() -> TestPanel {
+    panel_with_delay(std::time::Duration::ZERO)
+}
+
+pub fn panel_with_delay(token_delay: std::time::Duration) -> TestPanel {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("config.toml");
     let catalog = Catalog::parse(include_str!("../../../../models/catalog.toml"), std::path::Path::new("catalog.toml")).unwrap();
     let known = catalog.models.iter().map(|m| m.id.clone()).collect();
     let loads = Arc::new(AtomicUsize::new(0));
-    let loader = FakeLoader { loads: loads.clone(), known };
+    let loader = FakeLoader { loads: loads.clone(), known, token_delay };
     let engine = Arc::new(Engine::start(Box::new(loader), Config::default()).unwrap());
     let shelf = ModelShelf::new(Store::new(dir.path()), catalog, Arc::new(iris_models::convert::NoExternal));
     let panel = Panel::new(engine.clone(), config_path.clone(), shelf).unwrap();

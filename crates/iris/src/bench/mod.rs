@@ -4,6 +4,7 @@
 mod asr;
 mod llm;
 pub mod loop_bench;
+mod soak;
 mod tts;
 pub mod whisper_cpp;
 
@@ -23,6 +24,8 @@ pub enum BenchCmd {
     Asr(asr::AsrArgs),
     /// End of speech to first audio out through the simulated room, with each stage's share.
     Loop(loop_bench::LoopArgs),
+    /// Mixed turns against `iris serve` with its memory sampled, then bursts of concurrent clients.
+    Soak(soak::SoakArgs),
 }
 
 pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
@@ -31,6 +34,7 @@ pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
         BenchCmd::Llm(args) => llm::run(config_path, args),
         BenchCmd::Asr(args) => asr::run(config_path, args),
         BenchCmd::Loop(args) => loop_bench::run(config_path, args),
+        BenchCmd::Soak(args) => soak::run(config_path, args),
     }
 }
 
