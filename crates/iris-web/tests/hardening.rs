@@ -187,3 +187,47 @@ async fn model_requests_beyond_the_queue_get_503_with_retry_after() {
     // The refusals came back before any answer: nobody waited in line to be refused.
     assert!(order[..4].iter().all(|s| *s == 503), "{order:?}");
 }
+
+/// 14.7: slow-header connections stayed open 76 s and more, and idle sockets up to the
+/// descriptor limit made the panel unreachable. Over a real socket: headers get
+/// `HEADER_TIMEOUT`, and a connection beyond the cap is answered 503 at once and closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_excess_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let p = panel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(iris_web::serve(p.state.clone(), listener));
+
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /api/state HTTP/1.1\r\nhost: iris\r\n").await.unwrap();
+    let limit = iris_web::limits::HEADER_TIMEOUT * 3;
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(limit, slow.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "a connection that never finished its headers was still open after {limit:?}");
+
+    let mut idle = Vec::new();
+    for _ in 0..iris_web::limits::MAX_CONNECTIONS {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), extra.read_to_string(&mut reply)).await.expect("no prompt answer").unwrap();
+    assert!(reply.starts_with("HTTP/1.1 503") && reply.contains("retry-after: 1"), "{reply}");
+    drop(idle);
+    // Once they are gone the panel answers again.
+    let mut again = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /api/state HTTP/1.1\r\nhost: iris\r\nconnection: close\r\n\r\n").await.unwrap();
+        let mut r = String::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_string(&mut r)).await;
+        if r.starts_with("HTTP/1.1 200") {
+            again = Some(r);
+            break;
+        }
+    }
+    assert!(again.is_some(), "the panel did not answer after the idle connections closed");
+}

@@ -64,6 +64,7 @@ impl Loader for FakeLoader {
 
 pub struct TestPanel {
     pub app: Router,
+    pub state: iris_web::AppState,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub loads: Arc<AtomicUsize>,
@@ -83,8 +84,8 @@ pub fn panel_with_delay(token_delay: std::time::Duration) -> TestPanel {
     let loader = FakeLoader { loads: loads.clone(), known, token_delay };
     let engine = Arc::new(Engine::start(Box::new(loader), Config::default()).unwrap());
     let shelf = ModelShelf::new(Store::new(dir.path()), catalog, Arc::new(iris_models::convert::NoExternal));
-    let panel = Panel::new(engine.clone(), config_path.clone(), shelf).unwrap();
-    TestPanel { app: iris_web::router(Arc::new(panel)), dir, config_path, loads, engine }
+    let state = Arc::new(Panel::new(engine.clone(), config_path.clone(), shelf).unwrap());
+    TestPanel { app: iris_web::router(state.clone()), state, dir, config_path, loads, engine }
 }
 
 pub struct Reply {
