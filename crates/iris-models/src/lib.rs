@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod convert;
 pub mod digest;
 pub mod fetch;
+pub mod guard;
 pub mod import;
 pub mod own;
 pub mod pull;

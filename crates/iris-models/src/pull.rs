@@ -20,6 +20,9 @@ pub fn pull(store: &Store, model: &ModelEntry, external: &dyn ExternalConverter,
             Err(e) => progress.note(&format!("{e}; fetching it again")),
         }
     }
+    // Before anything is downloaded: one pull of a model at a time, and room for it.
+    let _lock = crate::guard::lock(store, model)?;
+    crate::guard::check_space(store, model)?;
     if crate::own::is_own(model) {
         return Err(ModelsError::Import(format!(
             "`{}` is your own model, converted from a folder: import it again with `iris models import DIR --as {}`",
