@@ -33,7 +33,14 @@ impl MemoryPlan {
                     stored
                 }
             })
-            .sum();
+            .sum::<u64>()
+            // candle holds the token embedding a second time, dequantised to f32, for lookups:
+            // for gemma3-270m's 262,144-word vocabulary that is 671 MB, most of what it needs.
+            + if cpu_engine {
+                0
+            } else {
+                content.tensor_infos.get("token_embd.weight").map_or(0, |t| t.shape.elem_count() as u64 * 4)
+            };
         let md = |k: &str| content.metadata.iter().find(|(key, _)| key.ends_with(k)).and_then(|(_, v)| v.to_u32().ok()).unwrap_or(0) as u64;
         let (layers, heads, kv_heads, dim) =
             (md(".block_count"), md(".attention.head_count"), md(".attention.head_count_kv"), md(".embedding_length"));

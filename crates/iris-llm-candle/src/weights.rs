@@ -52,7 +52,7 @@ impl Weights {
         }
         match arch {
             "qwen2" => Ok(Self::Qwen2(quantized_qwen2::ModelWeights::from_gguf(content, f, device)?)),
-            "gemma3" => Ok(Self::Gemma3(crate::gemma3::ModelWeights::from_gguf(content, f, device)?)),
+            "gemma3" => Ok(Self::Gemma3(crate::gemma3::ModelWeights::from_gguf(content, f, device, context)?)),
             _ => Ok(Self::Llama(quantized_llama::ModelWeights::from_gguf(content, f, device)?)),
         }
     }
