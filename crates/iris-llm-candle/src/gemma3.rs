@@ -1,9 +1,11 @@
-//! Gemma 3 from GGUF: candle-transformers 0.11.1's `quantized_gemma3`, with one fix. candle's
+//! Gemma 3 from GGUF: candle-transformers 0.11.1's `quantized_gemma3`, with two fixes. candle's
 //! feed-forward block uses SiLU, but Gemma 3's is GELU (tanh approximation), as in transformers
 //! (`hidden_activation = "gelu_pytorch_tanh"`) and llama.cpp. With SiLU, Gemma 3 270M's logits
 //! drift from llama.cpp's by up to 0.8 and greedy decoding parts ways after a few tokens; with
-//! GELU they agree (see `tests/gemma3.rs` in iris-tests). Tracing spans are dropped; the rest
-//! is candle's (MIT/Apache-2.0).
+//! GELU they agree (`gemma3_tokenizes_and_decodes_as_llama_cpp_does` in `tests/conformance.rs`).
+//! And the rotary tables cover the context in use, one pair per frequency, not 128K positions
+//! per layer (2.3 GB for the 270M model). Tracing spans are dropped; the rest is candle's
+//! (MIT/Apache-2.0).
 
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::QTensor;
