@@ -6,10 +6,11 @@
 use std::time::{Duration, Instant};
 
 use iris_backend::{AsrOptions, AsrOutput, StopFlag, Vad};
-use iris_frames::{AudioChunk, Envelope, Frame};
+use iris_frames::{Envelope, Frame};
 use iris_pipeline::stages::{AsrSettings, AsrStage, VadSettings, VadStage, BUILTIN};
 use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Stage, Turns};
 
+use crate::turn::{append_words, feed_audio};
 use crate::{Engine, EngineError, Live};
 
 const SPEC: &str = r#"
@@ -59,16 +60,9 @@ fn speech_only(live: &Live, vad: Box<dyn Vad>, pcm: &[f32], options: AsrOptions,
     // The feeding runs beside the collecting: the edges are bounded and block when full.
     let result = std::thread::scope(|s| {
         let feeder = s.spawn(|| {
-            let mut pts = Duration::ZERO;
-            for chunk in pcm.chunks(320) {
-                let c = AudioChunk::new(16_000, chunk.to_vec());
-                let d = c.duration();
-                if pipeline.send(Envelope::new(turn.id, pts, Frame::Audio(c))).is_err() {
-                    return;
-                }
-                pts += d;
+            if let Ok(pts) = feed_audio(&pipeline, turn.id, pcm) {
+                let _ = pipeline.send(Envelope::new(turn.id, pts, Frame::EndOfTurn));
             }
-            let _ = pipeline.send(Envelope::new(turn.id, pts, Frame::EndOfTurn));
         });
         let result = loop {
             if stop.should_stop() {
@@ -77,12 +71,7 @@ fn speech_only(live: &Live, vad: Box<dyn Vad>, pcm: &[f32], options: AsrOptions,
             match pipeline.recv_timeout(Duration::from_millis(100)) {
                 Ok(PipelineEvent::Frame(env)) => match env.frame {
                     Frame::Transcript(t) if t.is_final => {
-                        if !t.text.is_empty() {
-                            if !out.text.is_empty() {
-                                out.text.push(' ');
-                            }
-                            out.text.push_str(&t.text);
-                        }
+                        append_words(&mut out.text, &t.text);
                         out.language = out.language.take().or(t.language);
                     }
                     Frame::EndOfTurn => break Ok(()),

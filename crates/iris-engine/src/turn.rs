@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use iris_backend::{AsrOptions, StopFlag};
-use iris_frames::{AudioChunk, Envelope, Frame, ImageFrame};
+use iris_frames::{AudioChunk, Envelope, Frame, ImageFrame, TurnId};
 use iris_pipeline::stages::{AsrSettings, AsrStage, VadSettings, VadStage, BUILTIN};
 use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Stage, Turns};
 
@@ -101,13 +101,8 @@ impl Engine {
             if let Some(image) = input.image {
                 send(Duration::ZERO, Frame::Image(image))?;
             }
-            let mut pts = Duration::ZERO;
-            for chunk in input.audio.as_deref().unwrap_or_default().chunks(320) {
-                let c = AudioChunk::new(16_000, chunk.to_vec());
-                let d = c.duration();
-                send(pts, Frame::Audio(c))?;
-                pts += d;
-            }
+            let pts = feed_audio(&pipeline, turn.id, input.audio.as_deref().unwrap_or_default())
+                .map_err(|_| bad("the pipeline stopped".into()))?;
             send(pts, Frame::EndOfTurn)
         })();
         let result = fed.and_then(|()| loop {
@@ -123,11 +118,8 @@ impl Engine {
             match event {
                 PipelineEvent::Frame(env) => match env.frame {
                     Frame::Transcript(t) => {
-                        if t.is_final && !t.text.is_empty() {
-                            if !record.transcript.is_empty() {
-                                record.transcript.push(' ');
-                            }
-                            record.transcript.push_str(&t.text);
+                        if t.is_final {
+                            append_words(&mut record.transcript, &t.text);
                         }
                         on_event(TurnEvent::Transcript { text: t.text, is_final: t.is_final });
                     }
@@ -153,4 +145,28 @@ impl Engine {
         record.answer = record.answer.trim().to_owned();
         result
     }
+}
+
+/// Feeds 16 kHz mono `pcm` into the pipeline as `turn`'s audio, in 20 ms chunks; returns where
+/// it ends.
+pub(crate) fn feed_audio(pipeline: &Pipeline, turn: TurnId, pcm: &[f32]) -> Result<Duration, iris_pipeline::edge::Closed> {
+    let mut pts = Duration::ZERO;
+    for chunk in pcm.chunks(320) {
+        let c = AudioChunk::new(16_000, chunk.to_vec());
+        let d = c.duration();
+        pipeline.send(Envelope::new(turn, pts, Frame::Audio(c)))?;
+        pts += d;
+    }
+    Ok(pts)
+}
+
+/// `text` appended to the words heard so far, a space between.
+pub(crate) fn append_words(heard: &mut String, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    if !heard.is_empty() {
+        heard.push(' ');
+    }
+    heard.push_str(text);
 }

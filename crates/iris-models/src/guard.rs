@@ -93,12 +93,15 @@ extern "C" {
 /// Bytes an unprivileged process may still write on the filesystem holding `path` (the
 /// nearest existing folder up from it), on 64-bit Linux.
 pub fn free_bytes(path: &Path) -> Option<u64> {
+    if !cfg!(all(target_os = "linux", target_pointer_width = "64")) {
+        return None;
+    }
     let existing = path.ancestors().find(|p| p.exists())?;
     let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
     let mut buf = std::mem::MaybeUninit::<StatVfs>::zeroed();
     // SAFETY: a NUL-terminated path and a buffer of glibc's `struct statvfs` layout on LP64.
     let rc = unsafe { statvfs(c.as_ptr(), buf.as_mut_ptr()) };
-    if rc != 0 || !cfg!(all(target_os = "linux", target_pointer_width = "64")) {
+    if rc != 0 {
         return None;
     }
     // SAFETY: filled by a successful statvfs.

@@ -64,8 +64,12 @@ pub async fn serve(state: AppState, app: axum::Router, listener: tokio::net::Tcp
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tokio::spawn(async move {
-                let busy = "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/json\r\n\
-                            connection: close\r\ncontent-length: 62\r\n\r\n{\"error\":{\"message\":\"too many connections; try again in 1 s\"}}";
+                let body = r#"{"error":{"message":"too many connections; try again in 1 s"}}"#;
+                let busy = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/json\r\n\
+                     connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(busy.as_bytes())).await;
             });
             continue;

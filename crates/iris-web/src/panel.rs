@@ -34,6 +34,11 @@ fn with_device(mut response: Response, device: Option<String>) -> Response {
     response
 }
 
+/// Whose password tries count together: this browser, if the owner has logged in from it.
+fn who(s: &AppState, caller: &Caller, headers: &axum::http::HeaderMap) -> crate::auth::Who {
+    s.auth.who(caller.ip, cookie(headers, DEVICE_COOKIE).next().as_deref())
+}
+
 /// Whether setup is done and whether this browser is logged in (with its CSRF token).
 pub async fn state(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Json<Value> {
     let csrf = cookie(&headers, SESSION_COOKIE).find_map(|id| s.auth.session(&id));
@@ -57,7 +62,7 @@ pub async fn login(
     if !s.auth.is_set_up() {
         return Err(ApiError::Conflict("Iris is not set up yet; choose a password on the setup page".into()));
     }
-    let who = s.auth.who(caller.ip, cookie(&headers, DEVICE_COOKIE).next().as_deref());
+    let who = who(&s, &caller, &headers);
     let st = s.clone();
     let result =
         tokio::task::spawn_blocking(move || st.auth.login(&who, &p.password)).await.map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -93,7 +98,7 @@ pub async fn change_password(
     headers: axum::http::HeaderMap,
     JsonBody(p): JsonBody<NewPassword>,
 ) -> ApiResult<Response> {
-    let who = s.auth.who(caller.ip, cookie(&headers, DEVICE_COOKIE).next().as_deref());
+    let who = who(&s, &caller, &headers);
     let st = s.clone();
     tokio::task::spawn_blocking(move || st.auth.change_password(&who, &p.current, &p.password))
         .await
