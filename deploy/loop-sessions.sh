@@ -46,3 +46,32 @@ for s in "${sessions[@]}"; do
     printf '{"file": "%s.wav", "question": "%s", "answer_has_any": ["%s"]}\n' "$name" "$question" "$words" >> "$dir/sessions.jsonl.tmp"
 done
 mv "$dir/sessions.jsonl.tmp" "$dir/sessions.jsonl"
+
+# Questions about what is in front of the user, each with the photo the camera shows
+# (deploy/sample-images.sh) and the words a right answer contains: look.jsonl, look-NN.wav.
+looks=(
+    "en-us+f3|150|What is in front of me?|coffee.png|espresso|coffee|cup"
+    "en-gb+m2|145|Can you read this for me?|page.png|segmentation"
+    "en-us+m4|150|What am I holding?|coffee.png|espresso|coffee|cup"
+)
+: > "$dir/look.jsonl.tmp"
+n=0
+for s in "${looks[@]}"; do
+    n=$((n + 1))
+    IFS='|' read -r voice speed question image answers <<< "$s"
+    name=look-$(printf '%02d' "$n")
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/wake.wav" "Hey Jarvis"
+    sox "$tmp/wake.wav" -r 16000 -c 1 -b 16 "$tmp/wake16.wav"
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/q.wav" "$question"
+    sox "$tmp/q.wav" -r 16000 -c 1 -b 16 "$tmp/q16.wav"
+    sox -n -r 16000 -c 1 -b 16 "$tmp/s1.wav" trim 0 1.0
+    sox -n -r 16000 -c 1 -b 16 "$tmp/s2.wav" trim 0 0.5
+    sox -n -r 16000 -c 1 -b 16 "$tmp/s3.wav" trim 0 3.5
+    sox "$tmp/s1.wav" "$tmp/wake16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s3.wav" "$tmp/speech.wav"
+    len=$(soxi -D "$tmp/speech.wav")
+    sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
+    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/$name.wav"
+    words=$(printf '%s' "$answers" | sed 's/|/", "/g')
+    printf '{"file": "%s.wav", "question": "%s", "image": "%s", "answer_has_any": ["%s"]}\n' "$name" "$question" "$image" "$words" >> "$dir/look.jsonl.tmp"
+done
+mv "$dir/look.jsonl.tmp" "$dir/look.jsonl"

@@ -173,3 +173,16 @@ impl crate::TurnDetector for FakeTurnDetector {
         Ok(self.0)
     }
 }
+
+/// Always shows the same picture (a still standing in for a camera); counts how often it was asked.
+pub struct StillCamera {
+    pub frame: iris_frames::ImageFrame,
+    pub taken: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl crate::Camera for StillCamera {
+    fn latest(&mut self) -> Result<iris_frames::ImageFrame, BackendError> {
+        self.taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.frame.clone())
+    }
+}

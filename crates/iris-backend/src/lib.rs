@@ -260,6 +260,12 @@ pub trait Vlm: Send {
     }
 }
 
+/// A camera: the latest frame at the moment it is asked for (a question about what is in front
+/// of the user takes its picture then, not when the turn began).
+pub trait Camera: Send {
+    fn latest(&mut self) -> Result<iris_frames::ImageFrame, BackendError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::stop_cut;

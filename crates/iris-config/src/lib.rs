@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod atomic;
 mod wyoming;
+pub use atomic::{remove_leftovers, why_not_written, write_atomic, TEMP_PREFIX};
 pub use wyoming::Wyoming;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,7 @@ pub struct Config {
     pub tools: Tools,
     pub audio: Audio,
     pub wyoming: Wyoming,
+    pub camera: Camera,
     /// Worker threads for inference; 0 means all cores.
     pub threads: usize,
 }
@@ -104,6 +107,16 @@ impl Default for Audio {
             max_pause_ms: 1_200,
         }
     }
+}
+
+/// `[camera]`: a question about what is in front of the user ("what is this?", "read this")
+/// takes this camera's latest frame at that moment.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Camera {
+    pub enabled: bool,
+    /// Which camera (`iris look --list-cameras`).
+    pub index: u32,
 }
 
 /// The wake words the `openwakeword` model ships.
@@ -206,10 +219,8 @@ impl Config {
         let write = |message: String| ConfigError::Read { path: path.into(), message };
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| write(format!("cannot create its folder: {e}")))?;
-        let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("config.toml")));
-        std::fs::write(&tmp, text).map_err(|e| write(format!("cannot write it: {e}")))?;
-        std::fs::rename(&tmp, path).map_err(|e| write(format!("cannot replace it: {e}")))?;
-        Ok(())
+        write_atomic(path, text.as_bytes())
+            .map_err(|e| write(format!("cannot save it: {}; the settings in force are unchanged", why_not_written(&e))))
     }
 
     /// Every value in its allowed range; the error names the first field that is not.
@@ -294,6 +305,9 @@ impl Config {
         if a.input.len() > 256 || a.output.len() > 256 {
             return bad("audio.input", "device names are at most 256 bytes".into());
         }
+        if self.camera.index > 63 {
+            return bad("camera.index", format!("is {}; use 0 to 63 (see `iris look --list-cameras`)", self.camera.index));
+        }
         if let Err(problem) = self.wyoming.check() {
             return bad("wyoming.allow", problem);
         }
@@ -366,6 +380,7 @@ mod tests {
         assert!(Config::parse("threads = 256", Path::new("c.toml")).is_ok());
         for (text, field) in [
             ("[audio]\nmode = \"sometimes\"", "audio.mode"),
+            ("[camera]\nindex = 4096", "camera.index"),
             ("[audio]\nwake_words = [\"hey_siri\"]", "audio.wake_words"),
             ("[audio]\nwake_threshold = 0.0", "audio.wake_threshold"),
             ("[audio]\nfollow_up_ms = 3600000", "audio.follow_up_ms"),

@@ -83,11 +83,14 @@ struct Live {
 impl Live {
     /// The answering end of a pipeline on these shared models: the language model (with the
     /// vision model and, when `tools`, the skills), sentences, the voice.
-    fn answer_stages(&self, tools: bool) -> [Box<dyn iris_pipeline::Stage>; 3] {
+    fn answer_stages(&self, tools: bool, camera: Option<Box<dyn iris_backend::Camera>>) -> [Box<dyn iris_pipeline::Stage>; 3] {
         let vision = self.vision.clone().map(|v| Box::new(SharedVlm(v)) as Box<dyn Vlm>);
         let mut llm = LlmStage::new(Box::new(SharedLlm(self.llm.clone())), vision, llm_settings(&self.config));
         if let Some(skills) = self.skills.as_ref().filter(|_| tools) {
             llm = llm.with_skills(skills());
+        }
+        if let Some(camera) = camera {
+            llm = llm.with_camera(camera);
         }
         [
             Box::new(llm),
@@ -126,13 +129,22 @@ pub struct Engine {
     /// The voice loop runs (`iris serve` with `[audio] enabled`), and push-to-talk requests for it.
     voice_loop: std::sync::atomic::AtomicBool,
     talk: std::sync::atomic::AtomicU64,
+    /// Counts configurations put in force, so a long-running user (the voice loop) notices one.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
     pub fn start(loader: Box<dyn Loader>, config: Config) -> Result<Self, EngineError> {
         let backends = loader.load(&config).map_err(EngineError::Load)?;
         let live = RwLock::new(Arc::new(Live::new(config, backends)));
-        let engine = Self { loader, live, stats: Stats::default(), voice_loop: Default::default(), talk: Default::default() };
+        let engine = Self {
+            loader,
+            live,
+            stats: Stats::default(),
+            voice_loop: Default::default(),
+            talk: Default::default(),
+            generation: Default::default(),
+        };
         engine.stats.log("info", format!("models loaded: {}", describe(&engine.loaded())));
         Ok(engine)
     }
@@ -180,9 +192,15 @@ impl Engine {
             }
         };
         *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
         let applied = if needs_load { Applied::Reloaded } else { Applied::Settings };
         self.stats.log("info", format!("configuration applied ({applied:?}): {}", describe(&self.loaded())));
         Ok(applied)
+    }
+
+    /// How many configurations were put in force since start: a change means `config()` may differ.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The generation settings of the configuration in force.

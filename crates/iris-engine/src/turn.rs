@@ -87,7 +87,7 @@ impl Engine {
         let language = cfg.asr_language();
         let asr = AsrSettings { gated: live.vad.is_some(), partial_every: None };
         stages.push(Box::new(AsrStage::new(live.asr.clone(), AsrOptions { language, partial: false, fit_context: false }, asr)));
-        stages.extend(live.answer_stages(!input.without_tools));
+        stages.extend(live.answer_stages(!input.without_tools, None));
 
         let turns = Turns::new();
         let pipeline = Pipeline::start(&spec, stages, turns.clone());

@@ -25,13 +25,14 @@ pub struct VoiceTurn {
 impl Engine {
     /// The `listen` pipeline's stages (recognition merging pauses, the answer, the voice) on
     /// the models in force now. `wake_words` are dropped from the start of transcripts.
-    pub fn voice_stages(&self, wake_words: &[String]) -> Vec<Box<dyn Stage>> {
+    /// `camera` is looked through for questions about what is in front of the user.
+    pub fn voice_stages(&self, wake_words: &[String], camera: Option<Box<dyn iris_backend::Camera>>) -> Vec<Box<dyn Stage>> {
         let live = self.live();
         let cfg = &live.config;
         let partial_every = (cfg.speech.partial_ms > 0).then(|| Duration::from_millis(cfg.speech.partial_ms));
         let asr = AsrStage::for_live_turns(live.asr.clone(), cfg.asr_language(), partial_every, wake_words);
         let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(asr)];
-        stages.extend(live.answer_stages(true));
+        stages.extend(live.answer_stages(true, camera));
         stages
     }
 

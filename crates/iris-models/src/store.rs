@@ -169,14 +169,7 @@ fn read_stamps(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join(STAMP)).unwrap_or_default().lines().map(str::to_owned).collect()
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
+pub use iris_config::write_atomic;
 
 #[cfg(test)]
 mod tests {

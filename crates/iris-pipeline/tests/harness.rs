@@ -106,6 +106,36 @@ fn an_image_answer_that_needs_no_rephrasing_is_spoken_as_it_is() {
 }
 
 #[test]
+fn a_question_about_what_is_in_front_takes_the_camera_frame_then() {
+    use iris_backend::fakes::StillCamera;
+    let llm = FakeLlm::new(&["Paris."]);
+    let prompts = llm.prompts.clone();
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let frame = ImageFrame { width: 6, height: 2, rgb: Arc::from(vec![0u8; 36]) };
+    let camera = StillCamera { frame, taken: taken.clone() };
+    let mut stage = LlmStage::new(Box::new(llm), Some(Box::new(FakeVlm { direct: true })), settings()).with_camera(Box::new(camera));
+    let ask = |text: &str| vec![env(Frame::UserText(text.into())), env(Frame::EndOfTurn)];
+    let said = |out: &[Envelope]| -> String {
+        out.iter().filter_map(|e| if let Frame::TextDelta(d) = &e.frame { Some(d.clone()) } else { None }).collect()
+    };
+    // Not about the picture: no frame is taken, the language model answers.
+    let out = run_stage(&mut stage, ask("What is the capital of France?")).unwrap();
+    assert_eq!(said(&out), "Paris.");
+    assert_eq!(taken.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // About the picture: the frame is taken at the end of the turn and described.
+    let out = run_stage(&mut stage, ask("What is in front of me?")).unwrap();
+    assert_eq!(said(&out), "You asked \"What is in front of me?\": it is 6x2 pixels.");
+    assert_eq!(taken.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // A picture the user sent wins over the camera.
+    let sent = ImageFrame { width: 1, height: 1, rgb: Arc::from(vec![0u8; 3]) };
+    let out =
+        run_stage(&mut stage, vec![env(Frame::Image(sent)), env(Frame::UserText("Read this".into())), env(Frame::EndOfTurn)]).unwrap();
+    assert_eq!(said(&out), "You asked \"Read this\": it is 1x1 pixels.");
+    assert_eq!(taken.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(prompts.lock().unwrap().len(), 1, "only the first question reached the language model");
+}
+
+#[test]
 fn vad_marks_speech_on_the_media_clock() {
     let mut vad = VadStage::new(Box::new(FakeVad { frame_len: 512, threshold: 0.1 }), VadSettings::default());
     let out = run_stage(&mut vad, utterance(50, 50)).unwrap();

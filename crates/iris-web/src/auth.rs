@@ -113,7 +113,7 @@ impl Auth {
     fn save(&self, file: &AuthFile) -> Result<(), ApiError> {
         let text = serde_json::to_string_pretty(file).map_err(|e| ApiError::Internal(e.to_string()))?;
         iris_models::store::write_atomic(&self.path, text.as_bytes())
-            .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", self.path.display())))?;
+            .map_err(|e| ApiError::Internal(format!("cannot write {}: {}", self.path.display(), iris_config::why_not_written(&e))))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

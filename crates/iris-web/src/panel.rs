@@ -175,6 +175,7 @@ pub async fn put_config(State(s): State<AppState>, JsonBody(body): JsonBody<Valu
         if let Err(e) = cfg.save(&st.config_path) {
             // Not on disk means not in force: put the old settings back.
             st.engine.apply(old).ok();
+            st.engine.stats.log("error", format!("settings not saved: {e}"));
             return Err(ApiError::Internal(e.to_string()));
         }
         Ok(applied)

@@ -145,7 +145,14 @@ impl Models {
         })
     }
 
-    pub fn stages(&self, spec: &PipelineSpec, timers: &iris_tools::Timers) -> Result<Vec<Box<dyn Stage>>> {
+    /// The stages of `spec` on freshly loaded models; `camera` is what the language model looks
+    /// through for questions about what is in front of the user.
+    pub fn stages(
+        &self,
+        spec: &PipelineSpec,
+        timers: &iris_tools::Timers,
+        mut camera: Option<Box<dyn iris_backend::Camera>>,
+    ) -> Result<Vec<Box<dyn Stage>>> {
         let cfg = &self.config;
         let threads = cfg.threads();
         let needs = |name: &str| spec.stages.iter().any(|s| s.info.name == name);
@@ -192,7 +199,11 @@ impl Models {
                         token: (!cfg.tools.webhook_token.is_empty()).then(|| cfg.tools.webhook_token.clone()),
                     });
                     let tools = iris_tools::Tools::new(timers.clone(), hook);
-                    Box::new(LlmStage::new(Box::new(llm), Some(self.vision()?), settings).with_skills(Box::new(tools)))
+                    let stage = LlmStage::new(Box::new(llm), Some(self.vision()?), settings).with_skills(Box::new(tools));
+                    Box::new(match camera.take() {
+                        Some(c) => stage.with_camera(c),
+                        None => stage,
+                    })
                 }
                 "sentences" => Box::new(SentenceStage::new()),
                 "tts" => {

@@ -50,7 +50,7 @@ impl Listener {
         }
         let spec = PipelineSpec::parse(TRANSCRIBE_PIPELINE, BUILTIN)?;
         let timers = iris_tools::Timers::new(Arc::new(|_: &str| {}));
-        let stages = models.stages(&spec, &timers)?;
+        let stages = models.stages(&spec, &timers, None)?;
         let turns = Turns::new();
         Ok(Self { pipeline: Pipeline::start(&spec, stages, turns.clone()), turns })
     }

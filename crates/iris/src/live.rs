@@ -45,6 +45,9 @@ pub struct ListenArgs {
     /// Ask the semantic end-of-turn model at pauses (overrides [audio] semantic_turn).
     #[arg(long)]
     pub semantic: Option<bool>,
+    /// The simulated room: this photo is what the camera shows (JPEG or PNG).
+    #[arg(long, requires = "mic_file")]
+    pub camera_file: Option<PathBuf>,
     /// On devices: stop after this many seconds of listening (and the last answer).
     #[arg(long)]
     pub seconds: Option<f64>,
@@ -66,10 +69,10 @@ pub fn mode_of(models: &Models, wanted: Option<&str>) -> Result<Mode> {
 
 impl Assistant {
     /// Loads every model the loop needs (`iris listen`).
-    pub fn load(models: &Models, mode: Mode, semantic: bool) -> Result<Self> {
+    pub fn load(models: &Models, mode: Mode, semantic: bool, camera: Option<Box<dyn iris_backend::Camera>>) -> Result<Self> {
         let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
         let timers = iris_tools::Timers::new(Arc::new(|label: &str| eprintln!("timer: your {label} is done")));
-        let stages = models.stages(&spec, &timers)?;
+        let stages = models.stages(&spec, &timers, camera)?;
         Self::with_stages(models, stages, mode, semantic, Some(timers))
     }
 
@@ -152,7 +155,7 @@ impl Assistant {
 }
 
 /// A line on stderr for what a person watching would want to see.
-fn console(e: &Event) {
+pub(crate) fn console(e: &Event) {
     let line = match &e.kind {
         EventKind::Wake { word, score } => format!("heard {word} ({score:.2})"),
         EventKind::Transcript { text } => format!("you said: {text}"),
@@ -174,7 +177,8 @@ pub fn run(config_path: Option<&Path>, args: ListenArgs) -> Result<ExitCode> {
         let file = File::create(path).with_context(|| format!("cannot write the events file {}", path.display()))?;
         sinks.push(Box::new(JsonLines::new(BufWriter::new(file))));
     }
-    let assistant = Assistant::load(&models, mode, args.semantic.unwrap_or(models.config.audio.semantic_turn))?;
+    let camera = crate::eyes::for_loop(&models.config, args.camera_file.as_deref())?;
+    let assistant = Assistant::load(&models, mode, args.semantic.unwrap_or(models.config.audio.semantic_turn), camera)?;
     let stop = AtomicBool::new(false);
     let summary = match (mic, &args.speaker_file) {
         (Some(mic), Some(out)) => {
@@ -326,51 +330,5 @@ pub fn voice_turn(t: &iris_live::TurnTimes) -> iris_engine::VoiceTurn {
         answer: t.answer_text.clone(),
         stages_ms: stages.into_iter().filter_map(|(n, v)| Some((n.to_owned(), v?))).collect(),
         response_ms: t.response().map(|r| (r * 1000.0).round() as u64),
-    }
-}
-
-/// `iris serve` with `[audio] enabled`: the loop on the sound devices, on the engine's shared
-/// models, its turns in the engine's statistics, push to talk from the panel. Runs on its own
-/// thread; a failure to start is logged and the rest of the server goes on.
-pub fn serve_voice(engine: Arc<iris_engine::Engine>, models: Models) {
-    let spawned = std::thread::Builder::new().name("iris-voice".into()).spawn(move || {
-        let a = models.config.audio.clone();
-        let started = mode_of(&models, None).and_then(|mode| {
-            let stages = engine.voice_stages(&a.wake_words);
-            Assistant::with_stages(&models, stages, mode, a.semantic_turn, None).map(|asst| (asst, mode))
-        });
-        let (assistant, mode) = match started {
-            Ok(x) => x,
-            Err(e) => {
-                engine.stats.log("error", format!("the voice loop cannot start: {e:#}"));
-                eprintln!("error: the voice loop cannot start: {e:#}");
-                return;
-            }
-        };
-        engine.set_voice_loop(true);
-        engine.stats.log("info", format!("voice loop listening ({mode:?}) on {:?} / {:?}", a.input, a.output));
-        let mut devices = Devices::new(&a.input, &a.output);
-        let speaker = devices.speaker.clone();
-        let recorder = engine.clone();
-        let mut timeline = iris_live::events::Timeline::default();
-        let record = move |e: &Event| {
-            timeline.record(e);
-            if let (EventKind::Answer { .. }, Some(turn)) = (&e.kind, e.turn) {
-                if let Some(t) = timeline.turns.iter().find(|t| t.turn == turn) {
-                    recorder.record_voice_turn(voice_turn(t));
-                }
-                timeline.turns.retain(|t| t.turn != turn);
-            }
-            if let EventKind::Error { message } = &e.kind {
-                recorder.stats.log("error", format!("voice loop: {message}"));
-            }
-        };
-        let sinks: Vec<Box<dyn iris_live::EventSink>> = vec![Box::new(console), Box::new(record)];
-        let talk = engine.clone();
-        assistant.run_with(&mut devices, speaker, sinks, Some(Box::new(move || talk.take_talk_request())), &AtomicBool::new(false));
-        engine.set_voice_loop(false);
-    });
-    if let Err(e) = spawned {
-        eprintln!("error: cannot start the voice loop's thread: {e}");
     }
 }

@@ -5,6 +5,7 @@ mod audio_cmd;
 mod backends;
 mod bench;
 mod eval;
+mod eyes;
 mod listen;
 mod live;
 mod look;
@@ -13,6 +14,7 @@ mod progress;
 mod say;
 mod serve;
 mod transcribe;
+mod voice_service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -117,13 +117,21 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     })?;
     eprintln!("loading models…");
     let engine = Arc::new(Engine::start(Box::new(loader), models.config.clone())?);
+    // A save cut short (the process killed mid-write) leaves only a temporary file beside the
+    // settings, never a half-written one in their place: clear it away and say so.
+    if let Some(dir) = config_path.parent() {
+        for name in iris_config::remove_leftovers(dir) {
+            let line = format!("removed {name} in {}, left by a save that was interrupted; the saved settings are whole", dir.display());
+            eprintln!("{line}");
+            engine.stats.log("info", line);
+        }
+    }
     let shelf = iris_web::ModelShelf::new(Store::new(models.store.home()), backends::catalog(&models.store)?, Arc::new(Converters));
-    let voice_models = models.config.audio.enabled.then(|| Models::open(Some(&config_path))).transpose()?;
+    // Watches the settings: the voice loop starts whenever `[audio] enabled` is on.
+    let voice_models = Models::open(Some(&config_path))?;
     let panel = Arc::new(iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?);
     let set_up = panel.auth.is_set_up();
-    if let Some(voice_models) = voice_models {
-        crate::live::serve_voice(engine.clone(), voice_models);
-    }
+    crate::voice_service::serve_voice(engine.clone(), voice_models);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -100,6 +100,33 @@ fn the_room_hears_the_wake_word_and_answers_out_loud() {
     assert!(answer.contains("paris"), "{answer}");
 }
 
+/// A question about what is in front of the user takes the camera's frame (here a photo shown
+/// to it) and is answered from it; a question about something else, with the same camera, is
+/// answered by the language model as usual.
+#[test]
+fn questions_about_what_is_in_front_look_through_the_camera() {
+    let _turn = one_at_a_time();
+    let (dir, list) = sessions();
+    let images = std::env::var_os("IRIS_IMAGES_DIR").map(PathBuf::from).expect("IRIS_IMAGES_DIR (deploy/test.sh fetches them)");
+    let text = std::fs::read_to_string(dir.join("look.jsonl")).expect("look.jsonl (deploy/loop-sessions.sh)");
+    let tmp = tempfile::tempdir().unwrap();
+    for line in text.lines() {
+        let s: Value = serde_json::from_str(line).unwrap();
+        let photo = images.join(s["image"].as_str().unwrap());
+        let camera = ["--camera-file", photo.to_str().unwrap()];
+        let (ev, played, log) = room(&dir.join(s["file"].as_str().unwrap()), tmp.path(), &camera);
+        let ctx = format!("{}: {log}", s["file"]);
+        let answer = first(&ev, "answer").unwrap_or_else(|| panic!("no answer in {ctx}"))["text"].as_str().unwrap().to_lowercase();
+        let right = s["answer_has_any"].as_array().unwrap().iter().any(|w| answer.contains(w.as_str().unwrap()));
+        assert!(right, "answer {answer:?} to {:?} in {ctx}", s["question"]);
+        assert!(played.iter().any(|x| x.abs() > 0.01), "nothing played in {ctx}");
+    }
+    let coffee = images.join("coffee.png");
+    let (ev, _, log) = room(&dir.join(list[0]["file"].as_str().unwrap()), tmp.path(), &["--camera-file", coffee.to_str().unwrap()]);
+    let answer = first(&ev, "answer").unwrap_or_else(|| panic!("no answer: {log}"))["text"].as_str().unwrap().to_lowercase();
+    assert!(answer.contains("paris") && !answer.contains("espresso") && !answer.contains("picture"), "{answer}");
+}
+
 /// 44.1 kHz stereo input with the answer's echo mixed back in: still one clear turn.
 #[test]
 fn stereo_input_at_another_rate_with_echo() {

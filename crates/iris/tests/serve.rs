@@ -3,12 +3,12 @@
 //! in a real headless Chromium (IRIS_BROWSER_MODULES, a node_modules with playwright-core and
 //! axe-core). `deploy/test.sh` sets both up; without them these tests say so and pass.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-const IRIS: &str = env!("CARGO_BIN_EXE_iris");
-const PASSWORD: &str = "correct horse battery";
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{serve, serve_with, set_up};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -19,57 +19,6 @@ fn question() -> PathBuf {
     root().join("tests/data/question.wav").canonicalize().unwrap()
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    /// The server's later lines of output.
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Server {
-    /// The Wyoming port, once the server says it listens (after set-up, when turned on).
-    fn wyoming_port(&self) -> u16 {
-        loop {
-            let line = self.lines.recv_timeout(std::time::Duration::from_secs(30)).expect("Wyoming never started listening");
-            if let Some(port) = line.strip_prefix("wyoming: tcp://").and_then(|a| a.rsplit(':').next()?.parse().ok()) {
-                return port;
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `iris serve` on free ports with its settings (and panel state) in `dir`.
-fn serve(dir: &Path) -> Server {
-    let mut child = Command::new(IRIS)
-        .args(["--config", &dir.join("config.toml").display().to_string(), "serve", "--listen", "127.0.0.1:0", "--wyoming", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start iris serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("iris serve exited before listening").unwrap();
-        if let Some(u) = line.strip_prefix("panel: ") {
-            break u.trim_end_matches('/').to_owned();
-        }
-    };
-    // Keep reading stdout so the server never blocks on a full pipe.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    Server { child, url, lines: rx }
-}
-
 fn normalise(s: &str) -> String {
     let s: String = s.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -77,16 +26,7 @@ fn normalise(s: &str) -> String {
 
 /// Sets the panel up over HTTP and creates an API token; returns its secret.
 fn set_up_with_token(url: &str) -> String {
-    let resp = ureq::post(&format!("{url}/api/setup"))
-        .header("content-type", "application/json")
-        .send(serde_json::json!({ "password": PASSWORD }).to_string().as_bytes())
-        .expect("setup");
-    let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
-    let state: serde_json::Value = serde_json::from_str(
-        &ureq::get(&format!("{url}/api/state")).header("cookie", &cookie).call().unwrap().body_mut().read_to_string().unwrap(),
-    )
-    .unwrap();
-    let csrf = state["csrf"].as_str().unwrap().to_owned();
+    let (cookie, csrf) = set_up(url);
     let mut resp = ureq::post(&format!("{url}/api/tokens"))
         .header("content-type", "application/json")
         .header("cookie", &cookie)
@@ -175,4 +115,60 @@ fn the_panel_in_a_real_browser() {
     assert!(!report["spoken_answer"].as_str().unwrap().is_empty(), "{report}");
     assert!(report["turn_bar"].as_str().unwrap().contains("asr"), "{report}");
     assert!(report["audited"].as_array().unwrap().len() >= 4, "{report}");
+}
+
+/// `iris serve`'s voice loop follows the settings on real ALSA devices (a user-space PulseAudio
+/// room): off at start, listening once the panel turns `[audio] enabled` on, answering a spoken
+/// question into the status page's turns, and stopped again when turned off.
+#[test]
+fn the_voice_loop_follows_the_settings() {
+    let Some(sessions) = std::env::var_os("IRIS_LOOP_SESSIONS").map(PathBuf::from) else {
+        eprintln!("IRIS_LOOP_SESSIONS is not set (deploy/test.sh makes the spoken sessions): skipped");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let pulse = tmp.path().join("pulse");
+    let script = root().join("deploy/pulse-room.sh");
+    let started = Command::new(&script).arg("start").arg(&pulse).output().expect("deploy/pulse-room.sh (needs pulseaudio)");
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let sound = String::from_utf8_lossy(&started.stdout).trim().to_owned();
+    let server = serve_with(tmp.path(), &[("PULSE_SERVER", &sound)]);
+    let (cookie, csrf) = set_up(&server.url);
+    let status = || -> serde_json::Value {
+        let mut r = ureq::get(&format!("{}/api/status", server.url)).header("cookie", &cookie).call().unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    let put = |body: serde_json::Value| {
+        ureq::put(&format!("{}/api/config", server.url))
+            .header("content-type", "application/json")
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .send(body.to_string().as_bytes())
+            .expect("PUT /api/config");
+    };
+    let wait = |what: &str, secs: u64, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        for _ in 0..secs * 5 {
+            let s = status();
+            if ok(&s) {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("{what} within {secs} s: {}", status());
+    };
+    assert_eq!(status()["voice_loop"], false, "off by default");
+    put(serde_json::json!({ "audio": { "enabled": true } }));
+    wait("the voice loop started", 20, &|s| s["voice_loop"] == true);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let played = Command::new("paplay").args(["-d", "room"]).arg(sessions.join("01.wav")).env("PULSE_SERVER", &sound).status().unwrap();
+    assert!(played.success());
+    let s = wait("a voice turn answered", 30, &|s| {
+        s["turns"].as_array().is_some_and(|t| t.iter().any(|t| t["answer"].as_str().is_some_and(|a| a.to_lowercase().contains("paris"))))
+    });
+    let turn = s["turns"].as_array().unwrap().iter().find(|t| t["answer"].as_str().unwrap().to_lowercase().contains("paris")).unwrap();
+    let heard = normalise(turn["transcript"].as_str().unwrap());
+    assert!(heard.contains("capital") && heard.contains("france"), "{turn}");
+    put(serde_json::json!({ "audio": { "enabled": false } }));
+    wait("the voice loop stopped", 10, &|s| s["voice_loop"] == false);
+    let _ = Command::new(&script).arg("stop").arg(&pulse).status();
 }

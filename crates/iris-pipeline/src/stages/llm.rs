@@ -4,10 +4,12 @@
 //! Images are described at the end of the turn, when the whole question is known ("read this"
 //! may be heard after the photo arrived). When the vision backend's description already
 //! answers the question (text read aloud, a colour), it is spoken as it is, not rephrased.
+//! With a camera, a question about what is in front of the user and no picture of its own
+//! takes the camera's latest frame at that moment.
 
 use std::time::Duration;
 
-use iris_backend::{BackendError, ChatMessage, Flow, GenParams, Llm, Role, Skills, Vlm};
+use iris_backend::{BackendError, Camera, ChatMessage, Flow, GenParams, Llm, Role, Skills, Vlm};
 use iris_frames::{Envelope, Frame, ImageFrame, KindSet, TurnId};
 
 use crate::stage::{Output, PerTurn, Stage, StageError};
@@ -32,6 +34,7 @@ struct State {
 pub struct LlmStage {
     llm: Box<dyn Llm>,
     vision: Option<Box<dyn Vlm>>,
+    camera: Option<Box<dyn Camera>>,
     skills: Option<Box<dyn Skills>>,
     settings: LlmSettings,
     /// Questions and answers, each with its turn (a withdrawn one is left out of prompts).
@@ -41,13 +44,26 @@ pub struct LlmStage {
 
 impl LlmStage {
     pub fn new(llm: Box<dyn Llm>, vision: Option<Box<dyn Vlm>>, settings: LlmSettings) -> Self {
-        Self { llm, vision, skills: None, settings, history: Vec::new(), state: PerTurn::default() }
+        Self { llm, vision, camera: None, skills: None, settings, history: Vec::new(), state: PerTurn::default() }
     }
 
     /// Deterministic skills answered before the model (time, timers, …).
     pub fn with_skills(mut self, skills: Box<dyn Skills>) -> Self {
         self.skills = Some(skills);
         self
+    }
+
+    /// The camera a question about what is in front of the user looks through.
+    pub fn with_camera(mut self, camera: Box<dyn Camera>) -> Self {
+        self.camera = Some(camera);
+        self
+    }
+
+    /// The camera's frame if the question asks about the picture and brought none; a camera
+    /// that fails gives the sentence to say instead.
+    fn camera_frame(&mut self, question: &str) -> Option<Result<ImageFrame, String>> {
+        let camera = self.camera.as_mut().filter(|_| super::asks_to_look(question))?;
+        Some(camera.latest().map_err(|e| format!("I can't see right now: {e}")))
     }
 
     /// What the turn's images show, described for its question; `Some(answer)` when the
@@ -101,8 +117,19 @@ impl Stage for LlmStage {
     }
 
     fn end_turn(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
-        let state = self.state.take(turn);
+        let mut state = self.state.take(turn);
         let said = state.words.join(" ");
+        if state.images.is_empty() {
+            match self.camera_frame(&said) {
+                Some(Ok(frame)) => state.images.push(frame),
+                Some(Err(sorry)) => {
+                    out.emit(turn, pts, Frame::TextDelta(sorry.clone()))?;
+                    self.remember(turn, said, sorry);
+                    return Ok(());
+                }
+                None => {}
+            }
+        }
         let (seen, direct) = self.look(&state.images, &said)?;
         let mut user = said.clone();
         for s in &seen {

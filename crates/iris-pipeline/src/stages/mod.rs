@@ -2,12 +2,14 @@
 
 mod asr;
 mod llm;
+mod look;
 mod sentences;
 mod tts;
 mod vad;
 
 pub use asr::{AsrSettings, AsrStage};
 pub use llm::{LlmSettings, LlmStage};
+pub use look::asks_to_look;
 pub use sentences::{SentenceSplitter, SentenceStage};
 pub use tts::TtsStage;
 pub use vad::{VadSettings, VadStage};

@@ -1,0 +1,81 @@
+//! What the tests that drive `iris serve` from outside share: starting it on free ports with
+//! its settings in a folder of their own, and setting the panel up over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub const IRIS: &str = env!("CARGO_BIN_EXE_iris");
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    /// The server's later lines of output.
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// The Wyoming port, once the server says it listens (after set-up, when turned on).
+    pub fn wyoming_port(&self) -> u16 {
+        loop {
+            let line = self.lines.recv_timeout(std::time::Duration::from_secs(30)).expect("Wyoming never started listening");
+            if let Some(port) = line.strip_prefix("wyoming: tcp://").and_then(|a| a.rsplit(':').next()?.parse().ok()) {
+                return port;
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `iris serve` on free ports with its settings (and panel state) in `dir`.
+pub fn serve(dir: &Path) -> Server {
+    serve_with(dir, &[])
+}
+
+/// The same, with these environment variables set for it.
+pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
+    let mut child = Command::new(IRIS)
+        .args(["--config", &dir.join("config.toml").display().to_string(), "serve", "--listen", "127.0.0.1:0", "--wyoming", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start iris serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("iris serve exited before listening").unwrap();
+        if let Some(u) = line.strip_prefix("panel: ") {
+            break u.trim_end_matches('/').to_owned();
+        }
+    };
+    // Keep reading stdout so the server never blocks on a full pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Server { child, url, lines: rx }
+}
+
+/// Sets the panel up over HTTP; returns the owner's session cookie and CSRF token.
+pub fn set_up(url: &str) -> (String, String) {
+    let resp = ureq::post(&format!("{url}/api/setup"))
+        .header("content-type", "application/json")
+        .send(serde_json::json!({ "password": PASSWORD }).to_string().as_bytes())
+        .expect("setup");
+    let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
+    let state: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{url}/api/state")).header("cookie", &cookie).call().unwrap().body_mut().read_to_string().unwrap(),
+    )
+    .unwrap();
+    (cookie, state["csrf"].as_str().unwrap().to_owned())
+}
