@@ -7,7 +7,7 @@
 set -u
 seconds=$1 out=$2
 cd "$(dirname "$0")"
-targets=(wav image config wyoming chat gguf)
+targets=(${TARGETS:-wav image config wyoming chat gguf multipart})
 for t in "${targets[@]}"; do
     mkdir -p "work/$t" "$out/artifacts/$t" "$out/log/$t" "$out/corpus/$t"
     cp corpus/$t/* "work/$t/"

@@ -66,6 +66,20 @@ pub fn chat(data: &[u8]) {
     let _ = iris_web::check_chat_body(data);
 }
 
+/// Multipart uploads (`/api/try`, and the form of `/v1/audio/transcriptions`), with the audio
+/// and photo parts decoded as the server decodes them.
+pub fn multipart(data: &[u8]) {
+    let form = runtime().block_on(iris_web::read_form_bytes("multipart/form-data; boundary=IRISFUZZ", data.to_vec()));
+    if let Ok(q) = form {
+        if let Some(audio) = q.audio {
+            assert!(audio.len() <= data.len() * 4 + 16, "{} samples from {} bytes", audio.len(), data.len());
+        }
+        if let Some(img) = q.image {
+            assert_eq!(img.rgb.len(), img.width as usize * img.height as usize * 3);
+        }
+    }
+}
+
 /// GGUF model headers (a model file a user imports, or a corrupted download), read as Iris
 /// loads them.
 pub fn gguf(data: &[u8]) {

@@ -13,6 +13,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("wyoming", iris_fuzz::wyoming),
     ("chat", iris_fuzz::chat),
     ("gguf", iris_fuzz::gguf),
+    ("multipart", iris_fuzz::multipart),
 ];
 
 /// Mutations per named seed.

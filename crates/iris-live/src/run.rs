@@ -371,7 +371,8 @@ impl<'a> LiveLoop<'a> {
         let t = self.now();
         self.emit(t, EventKind::BargeIn);
         let Some(cur) = self.current.as_ref() else { return };
-        let (started, text) = (cur.audio_started, played_text(&cur.ledger, stopped));
+        let (started, text, answer) = (cur.audio_started, played_text(&cur.ledger, stopped), cur.answer);
+        self.turns.interrupt(answer, text.clone());
         if started {
             self.emit(t, EventKind::AudioStop);
         }

@@ -42,6 +42,10 @@ impl Output for Collect<'_> {
         self.turns.is_withdrawn(turn)
     }
 
+    fn heard_of(&self, turn: TurnId) -> Option<String> {
+        self.turns.heard_of(turn)
+    }
+
     fn backlog(&self) -> usize {
         self.backlog
     }

@@ -66,6 +66,10 @@ impl Output for StageOutput {
         self.turns.is_withdrawn(turn)
     }
 
+    fn heard_of(&self, turn: TurnId) -> Option<String> {
+        self.turns.heard_of(turn)
+    }
+
     fn backlog(&self) -> usize {
         self.input.len()
     }

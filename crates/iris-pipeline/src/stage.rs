@@ -37,6 +37,11 @@ pub trait Output {
         false
     }
 
+    /// What was heard of the turn's answer, if the user interrupted it (see `Turns::interrupt`).
+    fn heard_of(&self, _turn: TurnId) -> Option<String> {
+        None
+    }
+
     /// Frames already waiting at this stage's input. A stage with optional work (a partial
     /// transcript) skips it while behind, so it catches up with live input instead of lagging.
     fn backlog(&self) -> usize {

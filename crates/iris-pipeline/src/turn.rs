@@ -27,6 +27,8 @@ pub struct Turns {
     live: Mutex<HashMap<TurnId, CancellationToken>>,
     cancelled: Mutex<HashSet<TurnId>>,
     withdrawn: Mutex<HashSet<TurnId>>,
+    /// Answers cut short by the user, with what of them was heard (the latest few).
+    heard: Mutex<std::collections::VecDeque<(TurnId, String)>>,
     edges: Mutex<Vec<Weak<Edge>>>,
 }
 
@@ -65,6 +67,25 @@ impl Turns {
 
     pub fn is_withdrawn(&self, id: TurnId) -> bool {
         lock(&self.withdrawn).contains(&id)
+    }
+
+    /// The user interrupted this turn's answer after hearing `heard` of it: the turn is cancelled,
+    /// and the conversation keeps only what was heard ("what were you saying?" has an honest answer).
+    pub fn interrupt(&self, id: TurnId, heard: String) {
+        {
+            let mut h = lock(&self.heard);
+            h.push_back((id, heard));
+            // Only the conversation's recent turns are ever asked about.
+            while h.len() > 64 {
+                h.pop_front();
+            }
+        }
+        self.cancel(id);
+    }
+
+    /// What was heard of this turn's answer, if the user interrupted it.
+    pub fn heard_of(&self, id: TurnId) -> Option<String> {
+        lock(&self.heard).iter().rev().find(|(t, _)| *t == id).map(|(_, h)| h.clone())
     }
 
     /// A turn that ended normally: forget its token.

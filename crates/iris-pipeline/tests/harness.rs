@@ -135,6 +135,36 @@ fn a_question_about_what_is_in_front_takes_the_camera_frame_then() {
     assert_eq!(prompts.lock().unwrap().len(), 1, "only the first question reached the language model");
 }
 
+/// Barge-in: the user interrupts an answer after hearing its first sentence. The next prompt's
+/// history holds only that sentence, so "what were you saying?" is answered honestly.
+#[test]
+fn an_interrupted_answer_is_remembered_as_far_as_it_was_heard() {
+    let llm = FakeLlm::new(&["Paris is the capital.", " It has the Louvre.", " It is on the Seine."]);
+    let prompts = llm.prompts.clone();
+    let mut stage = LlmStage::new(Box::new(llm), None, settings());
+    let turns = Turns::new();
+    let first = turns.begin().id;
+    let ask = |turn: TurnId, text: &str| {
+        vec![Envelope::new(turn, Duration::ZERO, Frame::UserText(text.into())), Envelope::new(turn, Duration::ZERO, Frame::EndOfTurn)]
+    };
+    run_stage_with(&mut stage, ask(first, "Tell me about Paris."), &turns, None).unwrap();
+    turns.interrupt(first, "Paris is the capital.".into());
+    let second = turns.begin().id;
+    run_stage_with(&mut stage, ask(second, "What were you saying?"), &turns, None).unwrap();
+    let prompt = prompts.lock().unwrap()[1].clone();
+    let said: Vec<&str> = prompt.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(said[1..], ["Tell me about Paris.", "Paris is the capital.", "What were you saying?"]);
+    // Cut off while still writing: what was written so far is kept, and cut to what was heard.
+    let third = turns.begin().id;
+    let mut cut_at_second_delta = |env: &Envelope| matches!(&env.frame, Frame::TextDelta(d) if d.contains("Louvre")).then_some(env.turn);
+    run_stage_with(&mut stage, ask(third, "And London?"), &turns, Some(&mut cut_at_second_delta)).unwrap();
+    turns.interrupt(third, String::new());
+    run_stage_with(&mut stage, ask(turns.begin().id, "Go on."), &turns, None).unwrap();
+    let prompt = prompts.lock().unwrap()[3].clone();
+    let said: Vec<&str> = prompt.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(said[said.len() - 3..], ["And London?", "", "Go on."]);
+}
+
 #[test]
 fn vad_marks_speech_on_the_media_clock() {
     let mut vad = VadStage::new(Box::new(FakeVad { frame_len: 512, threshold: 0.1 }), VadSettings::default());

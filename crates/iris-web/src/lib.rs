@@ -29,6 +29,7 @@ pub use auth::{Auth, FREE_FAILURES};
 pub use error::ApiError;
 pub use models::ModelShelf;
 pub use openai::check_chat_body;
+pub use try_it::read_form_bytes;
 
 /// JSON bodies: settings, chat messages without images.
 pub const JSON_LIMIT: usize = 1 << 20;

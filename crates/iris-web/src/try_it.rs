@@ -47,6 +47,19 @@ pub async fn read_question(mut form: Multipart) -> ApiResult<Question> {
     Ok(q)
 }
 
+/// A multipart body read as `/api/try` reads its form (the fuzz target's way in): the same
+/// parser and the same decoders, from bytes and a `Content-Type`.
+pub async fn read_form_bytes(content_type: &str, body: Vec<u8>) -> ApiResult<Question> {
+    use axum::extract::FromRequest;
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .header("content-type", content_type)
+        .body(axum::body::Body::from(body))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    read_question(form).await
+}
+
 pub fn join(e: tokio::task::JoinError) -> ApiError {
     ApiError::Internal(e.to_string())
 }

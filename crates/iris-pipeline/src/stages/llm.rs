@@ -154,9 +154,13 @@ impl Stage for LlmStage {
         let mut messages = vec![ChatMessage::new(Role::System, self.settings.system_prompt.clone())];
         let heard: Vec<_> = self.history.iter().filter(|(t, _, _)| !out.is_withdrawn(*t)).collect();
         let skip = heard.len().saturating_sub(self.settings.history_turns);
-        for (_, q, a) in &heard[skip..] {
+        for (t, q, a) in &heard[skip..] {
             messages.push(q.clone());
-            messages.push(a.clone());
+            // An answer the user cut short is remembered as far as they heard it.
+            match out.heard_of(*t) {
+                Some(heard) => messages.push(ChatMessage::new(Role::Assistant, heard)),
+                None => messages.push(a.clone()),
+            }
         }
         messages.push(ChatMessage::new(Role::User, user.clone()));
 
@@ -184,6 +188,12 @@ impl Stage for LlmStage {
                 }
             }
         });
+        let out = out.into_inner();
+        // Cancelled (interrupted): what was written is kept; the prompt cuts it to what was heard.
+        if out.is_cancelled(turn) && !answer.is_empty() {
+            self.remember(turn, user, answer);
+            return Ok(());
+        }
         if let Some(e) = send_error {
             return Err(e);
         }
