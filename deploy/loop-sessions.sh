@@ -4,6 +4,8 @@
 # Usage: deploy/loop-sessions.sh DIR. Writes DIR/NN.wav and DIR/sessions.jsonl (file, question,
 # and the words a right answer contains). Deterministic: the same files on every machine.
 set -euo pipefail
+# Repeatable dither and noise in every sox call, so the files are the same on every run.
+export SOX_OPTS=-R
 dir=$1
 mkdir -p "$dir"
 tmp=$(mktemp -d)
@@ -20,12 +22,10 @@ sessions=(
     "en-gb-x-rp+f3|135|What is the capital of Japan?|tokyo"
     "en-us+m1|150|What is the capital ... of Germany?|berlin"
 )
-: > "$dir/sessions.jsonl.tmp"
-n=0
-for s in "${sessions[@]}"; do
-    n=$((n + 1))
-    IFS='|' read -r voice speed question answers <<< "$s"
-    name=$(printf '%02d' "$n")
+# speak_session VOICE SPEED QUESTION OUT.wav: 1 s of quiet, "Hey Jarvis", 0.5 s, the question,
+# 3.5 s, with light noise about 30 dB below the speech (repeatable: -R).
+speak_session() {
+    local voice=$1 speed=$2 question=$3 out=$4
     espeak-ng -v "$voice" -s "$speed" -w "$tmp/wake.wav" "Hey Jarvis"
     sox "$tmp/wake.wav" -r 16000 -c 1 -b 16 "$tmp/wake16.wav"
     # One utterance, the pause as an SSML break, so the voice keeps the sentence's intonation
@@ -33,15 +33,23 @@ for s in "${sessions[@]}"; do
     ssml="<speak>${question// ... /<break time=\"400ms\"/>}</speak>"
     espeak-ng -m -v "$voice" -s "$speed" -w "$tmp/q.wav" "$ssml"
     sox "$tmp/q.wav" -r 16000 -c 1 -b 16 "$tmp/q16.wav"
-    question=${question// ... / }
     sox -n -r 16000 -c 1 -b 16 "$tmp/s1.wav" trim 0 1.0
     sox -n -r 16000 -c 1 -b 16 "$tmp/s2.wav" trim 0 0.5
     sox -n -r 16000 -c 1 -b 16 "$tmp/s3.wav" trim 0 3.5
     sox "$tmp/s1.wav" "$tmp/wake16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s3.wav" "$tmp/speech.wav"
     len=$(soxi -D "$tmp/speech.wav")
-    # Light noise about 30 dB below the speech (repeatable: -R).
     sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
-    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/$name.wav"
+    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$out"
+}
+
+: > "$dir/sessions.jsonl.tmp"
+n=0
+for s in "${sessions[@]}"; do
+    n=$((n + 1))
+    IFS='|' read -r voice speed question answers <<< "$s"
+    name=$(printf '%02d' "$n")
+    speak_session "$voice" "$speed" "$question" "$dir/$name.wav"
+    question=${question// ... / }
     words=$(printf '%s' "$answers" | sed 's/|/", "/g')
     printf '{"file": "%s.wav", "question": "%s", "answer_has_any": ["%s"]}\n' "$name" "$question" "$words" >> "$dir/sessions.jsonl.tmp"
 done
@@ -60,17 +68,7 @@ for s in "${looks[@]}"; do
     n=$((n + 1))
     IFS='|' read -r voice speed question image answers <<< "$s"
     name=look-$(printf '%02d' "$n")
-    espeak-ng -v "$voice" -s "$speed" -w "$tmp/wake.wav" "Hey Jarvis"
-    sox "$tmp/wake.wav" -r 16000 -c 1 -b 16 "$tmp/wake16.wav"
-    espeak-ng -v "$voice" -s "$speed" -w "$tmp/q.wav" "$question"
-    sox "$tmp/q.wav" -r 16000 -c 1 -b 16 "$tmp/q16.wav"
-    sox -n -r 16000 -c 1 -b 16 "$tmp/s1.wav" trim 0 1.0
-    sox -n -r 16000 -c 1 -b 16 "$tmp/s2.wav" trim 0 0.5
-    sox -n -r 16000 -c 1 -b 16 "$tmp/s3.wav" trim 0 3.5
-    sox "$tmp/s1.wav" "$tmp/wake16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s3.wav" "$tmp/speech.wav"
-    len=$(soxi -D "$tmp/speech.wav")
-    sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
-    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/$name.wav"
+    speak_session "$voice" "$speed" "$question" "$dir/$name.wav"
     words=$(printf '%s' "$answers" | sed 's/|/", "/g')
     printf '{"file": "%s.wav", "question": "%s", "image": "%s", "answer_has_any": ["%s"]}\n' "$name" "$question" "$image" "$words" >> "$dir/look.jsonl.tmp"
 done

@@ -73,6 +73,13 @@ impl From<axum::extract::multipart::MultipartError> for ApiError {
     }
 }
 
+/// Blocking work that panicked or was cancelled.
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<iris_engine::EngineError> for ApiError {
     fn from(e: iris_engine::EngineError) -> Self {
         match e {

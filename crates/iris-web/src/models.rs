@@ -165,8 +165,7 @@ pub async fn verify(State(s): State<AppState>, Path(id): Path<String>) -> ApiRes
         let entry = st.models.entry(&id).map_err(|e| e.to_string())?;
         st.models.store.verify(entry, true, &iris_models::Quiet).map_err(|e| e.to_string())
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .await?;
     Ok(Json(match result {
         Ok(()) => json!({ "ok": true }),
         Err(e) => json!({ "ok": false, "problem": e }),

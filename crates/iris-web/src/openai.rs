@@ -17,7 +17,6 @@ use tokio_stream::StreamExt;
 
 use crate::error::{ApiError, ApiResult, JsonBody};
 use crate::limits::{MAX_IMAGES, MAX_MESSAGES, MAX_PROMPT_BYTES};
-use crate::try_it::join;
 use crate::{upload, AppState};
 
 const MAX_SPEECH_INPUT: usize = iris_engine::MAX_SPEAK_BYTES;
@@ -242,8 +241,7 @@ pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody
         let prepared = prepare(&st, &req);
         prepared.map(|p| (req, p))
     })
-    .await
-    .map_err(join)??;
+    .await??;
     let model = req.model.clone().unwrap_or_else(|| s.engine.config().models.llm);
     let id = format!("chatcmpl-{}", crate::auth::random_hex(12));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<String, String>>(256);
@@ -273,7 +271,7 @@ pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody
         while let Some(piece) = rx.recv().await {
             text.push_str(&piece.map_err(ApiError::Internal)?);
         }
-        let stats = worker.await.map_err(join)?.map_err(ApiError::from)?;
+        let stats = worker.await?.map_err(ApiError::from)?;
         let finish = if stats.generated_tokens >= max_tokens { "length" } else { "stop" };
         return Ok(Json(json!({
             "id": id, "object": "chat.completion", "created": iris_engine::now_unix(), "model": model,
@@ -313,7 +311,7 @@ pub async fn transcriptions(State(s): State<AppState>, mut form: Multipart) -> A
             "file" => {
                 let name = field.file_name().unwrap_or("file").to_owned();
                 let bytes = field.bytes().await?;
-                audio = Some(tokio::task::spawn_blocking(move || upload::speech(&bytes, &name)).await.map_err(join)??);
+                audio = Some(tokio::task::spawn_blocking(move || upload::speech(&bytes, &name)).await??);
             }
             "language" => language = Some(field.text().await?).filter(|l| !l.is_empty()),
             "response_format" => format = field.text().await?,
@@ -326,7 +324,7 @@ pub async fn transcriptions(State(s): State<AppState>, mut form: Multipart) -> A
     }
     let seconds = audio.len() as f64 / 16_000.0;
     let engine = s.engine.clone();
-    let out = tokio::task::spawn_blocking(move || engine.transcribe(&audio, language, &iris_backend::NeverStop)).await.map_err(join)??;
+    let out = tokio::task::spawn_blocking(move || engine.transcribe(&audio, language, &iris_backend::NeverStop)).await??;
     Ok(match format.as_str() {
         "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out.text).into_response(),
         "verbose_json" => {
@@ -356,7 +354,7 @@ pub async fn speech(State(s): State<AppState>, JsonBody(req): JsonBody<SpeechReq
         return Err(ApiError::BadRequest(format!("input must be 1 to {MAX_SPEECH_INPUT} bytes of text")));
     }
     let engine = s.engine.clone();
-    let (samples, rate) = tokio::task::spawn_blocking(move || engine.speak(&req.input, &iris_backend::NeverStop)).await.map_err(join)??;
+    let (samples, rate) = tokio::task::spawn_blocking(move || engine.speak(&req.input, &iris_backend::NeverStop)).await??;
     Ok(if format == "pcm" {
         (
             [(header::CONTENT_TYPE, "audio/pcm".to_owned()), (header::HeaderName::from_static("x-sample-rate"), rate.to_string())],

@@ -47,7 +47,7 @@ pub async fn state(State(s): State<AppState>, headers: axum::http::HeaderMap) ->
 
 pub async fn setup(State(s): State<AppState>, JsonBody(p): JsonBody<Password>) -> ApiResult<Response> {
     let st = s.clone();
-    tokio::task::spawn_blocking(move || st.auth.set_up(&p.password)).await.map_err(|e| ApiError::Internal(e.to_string()))??;
+    tokio::task::spawn_blocking(move || st.auth.set_up(&p.password)).await??;
     s.engine.stats.log("info", "the owner's password was set".into());
     let session = s.auth.new_session();
     Ok(with_session(json!({ "ok": true }), &session))
@@ -64,8 +64,7 @@ pub async fn login(
     }
     let who = who(&s, &caller, &headers);
     let st = s.clone();
-    let result =
-        tokio::task::spawn_blocking(move || st.auth.login(&who, &p.password)).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let result = tokio::task::spawn_blocking(move || st.auth.login(&who, &p.password)).await?;
     match result {
         Ok((session, device)) => Ok(with_device(with_session(json!({ "ok": true }), &session), device)),
         Err(e) => {
@@ -100,9 +99,7 @@ pub async fn change_password(
 ) -> ApiResult<Response> {
     let who = who(&s, &caller, &headers);
     let st = s.clone();
-    tokio::task::spawn_blocking(move || st.auth.change_password(&who, &p.current, &p.password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    tokio::task::spawn_blocking(move || st.auth.change_password(&who, &p.current, &p.password)).await??;
     let session = s.auth.new_session();
     Ok(with_session(json!({ "ok": true }), &session))
 }
@@ -180,8 +177,7 @@ pub async fn put_config(State(s): State<AppState>, JsonBody(body): JsonBody<Valu
         }
         Ok(applied)
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .await??;
     Ok(Json(json!({ "applied": format!("{applied:?}").to_lowercase(), "config": config })))
 }
 

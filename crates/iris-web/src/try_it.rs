@@ -30,13 +30,13 @@ pub async fn read_question(mut form: Multipart) -> ApiResult<Question> {
             "audio" | "file" => {
                 let bytes = field.bytes().await?;
                 if !bytes.is_empty() {
-                    q.audio = Some(tokio::task::spawn_blocking(move || upload::speech(&bytes, &file)).await.map_err(join)??);
+                    q.audio = Some(tokio::task::spawn_blocking(move || upload::speech(&bytes, &file)).await??);
                 }
             }
             "image" => {
                 let bytes = field.bytes().await?;
                 if !bytes.is_empty() {
-                    q.image = Some(tokio::task::spawn_blocking(move || upload::image(&bytes, &file)).await.map_err(join)??);
+                    q.image = Some(tokio::task::spawn_blocking(move || upload::image(&bytes, &file)).await??);
                 }
             }
             "text" => q.text = Some(field.text().await?).filter(|t| !t.trim().is_empty()),
@@ -58,10 +58,6 @@ pub async fn read_form_bytes(content_type: &str, body: Vec<u8>) -> ApiResult<Que
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     read_question(form).await
-}
-
-pub fn join(e: tokio::task::JoinError) -> ApiError {
-    ApiError::Internal(e.to_string())
 }
 
 fn event(name: &str, data: serde_json::Value) -> Event {

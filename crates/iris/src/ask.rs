@@ -63,7 +63,7 @@ pub fn run(config_path: Option<&Path>, args: AskArgs) -> Result<ExitCode> {
     // A timer the user sets fires here; `ask` waits for it before exiting (the live voice loop
     // will speak it).
     let timers = iris_tools::Timers::new(std::sync::Arc::new(|label: &str| println!("Timer:      your {label} is done.")));
-    let stages = models.stages(&spec, &timers, crate::eyes::for_loop(&models.config, None)?)?;
+    let stages = models.stages(&spec, &timers, crate::eyes::camera(&models.config, None)?)?;
     let load_ms = load_started.elapsed();
 
     let turns = Turns::new();

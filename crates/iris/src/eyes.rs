@@ -42,24 +42,23 @@ impl Device {
 impl Camera for Device {
     fn latest(&mut self) -> Result<ImageFrame, BackendError> {
         let fail = |e: iris_camera::CameraError| BackendError::Inference(e.to_string());
-        if self.open.is_none() {
-            let settings = iris_camera::CaptureSettings { index: self.index, ..Default::default() };
-            self.open = Some(iris_camera::Camera::open(settings).map_err(fail)?);
-        }
-        let grabbed = self.open.as_ref().map(|c| c.grab(FIRST_FRAME));
-        match grabbed {
-            Some(Ok(frame)) => Ok(frame),
-            Some(Err(e)) => {
-                self.open = None;
-                Err(fail(e))
+        let camera = match &self.open {
+            Some(c) => c,
+            None => {
+                let settings = iris_camera::CaptureSettings { index: self.index, ..Default::default() };
+                self.open.insert(iris_camera::Camera::open(settings).map_err(fail)?)
             }
-            None => Err(BackendError::Inference("the camera is not open".into())),
-        }
+        };
+        camera.grab(FIRST_FRAME).map_err(|e| {
+            // Opened again at the next question: it may have been unplugged.
+            self.open = None;
+            fail(e)
+        })
     }
 }
 
-/// The loop's camera: `--camera-file` in the simulated room, else `[camera]` when enabled.
-pub fn for_loop(config: &iris_config::Config, photo: Option<&Path>) -> Result<Option<Box<dyn Camera>>> {
+/// The camera to answer with: `--camera-file` in the simulated room, else `[camera]` when enabled.
+pub fn camera(config: &iris_config::Config, photo: Option<&Path>) -> Result<Option<Box<dyn Camera>>> {
     if let Some(path) = photo {
         return Ok(Some(Box::new(Photo::load(path)?)));
     }

@@ -177,7 +177,7 @@ pub fn run(config_path: Option<&Path>, args: ListenArgs) -> Result<ExitCode> {
         let file = File::create(path).with_context(|| format!("cannot write the events file {}", path.display()))?;
         sinks.push(Box::new(JsonLines::new(BufWriter::new(file))));
     }
-    let camera = crate::eyes::for_loop(&models.config, args.camera_file.as_deref())?;
+    let camera = crate::eyes::camera(&models.config, args.camera_file.as_deref())?;
     let assistant = Assistant::load(&models, mode, args.semantic.unwrap_or(models.config.audio.semantic_turn), camera)?;
     let stop = AtomicBool::new(false);
     let summary = match (mic, &args.speaker_file) {

@@ -13,7 +13,7 @@ use iris_engine::{Backends, Engine, LoadedModel, Loader};
 use iris_models::store::InstallState;
 use iris_models::{Catalog, Store};
 
-use crate::backends::{self, Converters, Models};
+use crate::backends::{Converters, Models};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -126,12 +126,11 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             engine.stats.log("info", line);
         }
     }
-    let shelf = iris_web::ModelShelf::new(Store::new(models.store.home()), backends::catalog(&models.store)?, Arc::new(Converters));
-    // Watches the settings: the voice loop starts whenever `[audio] enabled` is on.
-    let voice_models = Models::open(Some(&config_path))?;
+    let shelf = iris_web::ModelShelf::new(Store::new(models.store.home()), models.catalog.clone(), Arc::new(Converters));
     let panel = Arc::new(iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?);
     let set_up = panel.auth.is_set_up();
-    crate::voice_service::serve_voice(engine.clone(), voice_models);
+    // Watches the settings: the voice loop starts whenever `[audio] enabled` is on.
+    crate::voice_service::serve_voice(engine.clone(), models);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

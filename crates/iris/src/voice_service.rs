@@ -54,7 +54,7 @@ fn supervise(engine: &Arc<Engine>, mut models: Models) {
 fn run_until_changed(engine: &Arc<Engine>, models: &Models) -> Result<()> {
     let a = models.config.audio.clone();
     let mode = mode_of(models, None)?;
-    let camera = crate::eyes::for_loop(&models.config, None)?;
+    let camera = crate::eyes::camera(&models.config, None)?;
     let stages = engine.voice_stages(&a.wake_words, camera);
     let assistant = Assistant::with_stages(models, stages, mode, a.semantic_turn, None)?;
     engine.set_voice_loop(true);

@@ -12,50 +12,12 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{serve_with, set_up, Server, IRIS, PASSWORD};
+use common::{agent, log_in, serve_with, set_up, Server, IRIS};
 use serde_json::{json, Value};
 use sha2::Digest;
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
-}
-
-/// A panel call with the owner's session: (status, JSON body).
-fn call(server: &Server, session: &(String, String), method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = format!("{}{path}", server.url);
-    let a = agent();
-    let resp = match (method, body) {
-        ("GET", _) => a.get(&url).header("cookie", &session.0).call(),
-        (_, body) => a
-            .put(&url)
-            .header("cookie", &session.0)
-            .header("x-csrf-token", &session.1)
-            .header("content-type", "application/json")
-            .send(body.unwrap_or(json!({})).to_string().as_bytes()),
-    };
-    match resp {
-        Ok(mut r) => {
-            let status = r.status().as_u16();
-            (status, serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
-}
-
 fn log_text(server: &Server, session: &(String, String)) -> String {
-    call(server, session, "GET", "/api/logs", None).1["lines"].to_string()
-}
-
-/// Logs in with the password set up earlier: the session cookie and CSRF token.
-fn log_in(url: &str) -> (String, String) {
-    let resp = ureq::post(&format!("{url}/api/login"))
-        .header("content-type", "application/json")
-        .send(json!({ "password": PASSWORD }).to_string().as_bytes())
-        .expect("login");
-    let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
-    let mut state = ureq::get(&format!("{url}/api/state")).header("cookie", &cookie).call().unwrap();
-    let state: Value = serde_json::from_str(&state.body_mut().read_to_string().unwrap()).unwrap();
-    (cookie, state["csrf"].as_str().unwrap().to_owned())
+    server.call(session, "GET", "/api/logs", None).1["lines"].to_string()
 }
 
 fn temp_files(dir: &Path) -> Vec<String> {
@@ -94,7 +56,7 @@ fn killed_mid_save_or_mid_model_swap_the_settings_stay_whole() {
             let log = log_text(&server, &s);
             assert!(leftovers.iter().all(|name| log.contains(name.as_str())), "round {round}: {leftovers:?} not in the log: {log}");
         }
-        let (status, _) = call(&server, &s, "GET", "/api/status", None);
+        let (status, _) = server.call(&s, "GET", "/api/status", None);
         assert_eq!(status, 200, "round {round}: the server must come up");
         // Saves back to back, one in four swapping the language model (seconds of loading), until the kill.
         let writer = {
@@ -129,7 +91,7 @@ fn killed_mid_save_or_mid_model_swap_the_settings_stay_whole() {
     assert!(saved >= 3, "only {saved} saves finished: the kills did not come between saves");
     let server = serve_with(dir, &[]);
     let s = log_in(&server.url);
-    assert_eq!(call(&server, &s, "GET", "/api/status", None).0, 200);
+    assert_eq!(server.call(&s, "GET", "/api/status", None).0, 200);
 }
 
 /// A pull killed with SIGKILL mid-download installs nothing; the next pull takes the dead one's
@@ -264,33 +226,33 @@ fn a_full_disk_or_a_read_only_folder_refuses_the_save_and_keeps_the_settings() {
     };
     let server = serve_with(&dir, &[]);
     let s = set_up(&server.url);
-    assert_eq!(call(&server, &s, "PUT", "/api/config", Some(json!({ "assistant": { "name": "Before" } }))).0, 200);
+    assert_eq!(server.call(&s, "PUT", "/api/config", Some(json!({ "assistant": { "name": "Before" } }))).0, 200);
     // Fill the disk.
     let mut filler = std::fs::File::create(dir.join("filler")).unwrap();
     while filler.write_all(&[7u8; 4096]).is_ok() {}
     drop(filler);
     let (status, body) =
-        call(&server, &s, "PUT", "/api/config", Some(json!({ "assistant": { "name": "Full", "system_prompt": "x".repeat(4000) } })));
+        server.call(&s, "PUT", "/api/config", Some(json!({ "assistant": { "name": "Full", "system_prompt": "x".repeat(4000) } })));
     let message = body["error"]["message"].as_str().unwrap_or_default().to_owned();
     assert!(status >= 500 && message.contains("space"), "{status} {body}");
     assert!(message.contains("config.toml") && message.contains("unchanged"), "names the file and what became of it: {message}");
-    assert_eq!(call(&server, &s, "GET", "/api/config", None).1["assistant"]["name"], "Before", "the old settings stay in force");
+    assert_eq!(server.call(&s, "GET", "/api/config", None).1["assistant"]["name"], "Before", "the old settings stay in force");
     assert_eq!(iris_config::Config::load(&dir.join("config.toml")).unwrap().assistant.name, "Before");
     assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
     assert!(log_text(&server, &s).contains("settings not saved"));
     std::fs::remove_file(dir.join("filler")).unwrap();
     // Read-only.
     mounted.read_only();
-    let (status, body) = call(&server, &s, "PUT", "/api/config", Some(json!({ "assistant": { "name": "ReadOnly" } })));
+    let (status, body) = server.call(&s, "PUT", "/api/config", Some(json!({ "assistant": { "name": "ReadOnly" } })));
     let message = body["error"]["message"].as_str().unwrap_or_default().to_owned();
     assert!(status >= 500 && message.contains("read-only"), "{status} {body}");
-    assert_eq!(call(&server, &s, "GET", "/api/config", None).1["assistant"]["name"], "Before");
-    assert_eq!(call(&server, &s, "GET", "/api/status", None).0, 200, "the server goes on");
+    assert_eq!(server.call(&s, "GET", "/api/config", None).1["assistant"]["name"], "Before");
+    assert_eq!(server.call(&s, "GET", "/api/status", None).0, 200, "the server goes on");
     drop(server);
     // And it starts again on the read-only folder, with its password.
     let server = serve_with(&dir, &[]);
     let s = log_in(&server.url);
-    assert_eq!(call(&server, &s, "GET", "/api/config", None).1["assistant"]["name"], "Before");
+    assert_eq!(server.call(&s, "GET", "/api/config", None).1["assistant"]["name"], "Before");
 }
 
 /// The real store's folder (where deploy/test.sh pulled the default pack).
@@ -345,13 +307,13 @@ fn a_model_corrupted_while_running_is_not_loaded() {
         f.set_modified(modified).unwrap();
     }
     // A change the voice must be loaded again for.
-    let (status, body) = call(&server, &s, "PUT", "/api/config", Some(json!({ "speech": { "rate": 1.1 } })));
+    let (status, body) = server.call(&s, "PUT", "/api/config", Some(json!({ "speech": { "rate": 1.1 } })));
     let message = body["error"]["message"].as_str().unwrap_or_default().to_owned();
     assert_eq!(status, 422, "refused as a setting that cannot be put in force: {body}");
     assert!(message.contains(voice) && message.contains("pull"), "names the model and the fix: {message}");
-    assert_eq!(call(&server, &s, "GET", "/api/config", None).1["speech"]["rate"], 1.0, "the old settings stay in force");
+    assert_eq!(server.call(&s, "GET", "/api/config", None).1["speech"]["rate"], 1.0, "the old settings stay in force");
     assert!(log_text(&server, &s).contains(voice), "the log says it");
-    let (_, listed) = call(&server, &s, "GET", "/api/status", None);
+    let (_, listed) = server.call(&s, "GET", "/api/status", None);
     assert!(listed["models"].to_string().contains(voice), "the voice loaded at start is still the one in force");
     drop(server);
     let verify = Command::new(IRIS).args(["models", "verify", voice]).env("IRIS_HOME", home.path()).output().unwrap();

@@ -133,19 +133,9 @@ fn the_voice_loop_follows_the_settings() {
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
     let sound = String::from_utf8_lossy(&started.stdout).trim().to_owned();
     let server = serve_with(tmp.path(), &[("PULSE_SERVER", &sound)]);
-    let (cookie, csrf) = set_up(&server.url);
-    let status = || -> serde_json::Value {
-        let mut r = ureq::get(&format!("{}/api/status", server.url)).header("cookie", &cookie).call().unwrap();
-        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
-    };
-    let put = |body: serde_json::Value| {
-        ureq::put(&format!("{}/api/config", server.url))
-            .header("content-type", "application/json")
-            .header("cookie", &cookie)
-            .header("x-csrf-token", &csrf)
-            .send(body.to_string().as_bytes())
-            .expect("PUT /api/config");
-    };
+    let owner = set_up(&server.url);
+    let status = || server.call(&owner, "GET", "/api/status", None).1;
+    let put = |body: serde_json::Value| assert_eq!(server.call(&owner, "PUT", "/api/config", Some(body)).0, 200, "PUT /api/config");
     let wait = |what: &str, secs: u64, ok: &dyn Fn(&serde_json::Value) -> bool| {
         for _ in 0..secs * 5 {
             let s = status();

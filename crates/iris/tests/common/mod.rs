@@ -16,7 +16,35 @@ pub struct Server {
     pub lines: std::sync::mpsc::Receiver<String>,
 }
 
+/// An HTTP client that returns 4xx and 5xx answers instead of failing on them.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
 impl Server {
+    /// A panel call with the owner's session (cookie, CSRF token): GET, or PUT with a JSON body.
+    /// Gives the status and the JSON answer; (0, null) when the server is gone.
+    pub fn call(&self, session: &(String, String), method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.url);
+        let a = agent();
+        let resp = match method {
+            "GET" => a.get(&url).header("cookie", &session.0).call(),
+            _ => a
+                .put(&url)
+                .header("cookie", &session.0)
+                .header("x-csrf-token", &session.1)
+                .header("content-type", "application/json")
+                .send(body.unwrap_or_else(|| serde_json::json!({})).to_string().as_bytes()),
+        };
+        match resp {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                (status, serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or_default())
+            }
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
     /// The Wyoming port, once the server says it listens (after set-up, when turned on).
     pub fn wyoming_port(&self) -> u16 {
         loop {
@@ -68,10 +96,20 @@ pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
 
 /// Sets the panel up over HTTP; returns the owner's session cookie and CSRF token.
 pub fn set_up(url: &str) -> (String, String) {
-    let resp = ureq::post(&format!("{url}/api/setup"))
+    session(url, "/api/setup")
+}
+
+/// Logs in with the password set up earlier: the session cookie and CSRF token.
+pub fn log_in(url: &str) -> (String, String) {
+    session(url, "/api/login")
+}
+
+/// Sends the owner's password to `path`; the session cookie it gives and its CSRF token.
+fn session(url: &str, path: &str) -> (String, String) {
+    let resp = ureq::post(&format!("{url}{path}"))
         .header("content-type", "application/json")
         .send(serde_json::json!({ "password": PASSWORD }).to_string().as_bytes())
-        .expect("setup");
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
     let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
     let state: serde_json::Value = serde_json::from_str(
         &ureq::get(&format!("{url}/api/state")).header("cookie", &cookie).call().unwrap().body_mut().read_to_string().unwrap(),
