@@ -177,7 +177,11 @@ impl Engine {
             || old.config.speech.volume != config.speech.volume
             || old.config.tools != config.tools;
         let live = if needs_load {
-            let backends = self.loader.load(&config).map_err(EngineError::Load)?;
+            let backends = self.loader.load(&config).map_err(|m| {
+                // A model that cannot be loaded (damaged, missing) is the owner's to know about.
+                self.stats.log("error", format!("settings not applied, the models in force stay: {m}"));
+                EngineError::Load(m)
+            })?;
             Live::new(config, backends)
         } else {
             Live {
