@@ -70,7 +70,8 @@ reference_whisper_cpp() {
 }
 
 # The references for the live loop's models: openWakeWord (the pip package's own streaming
-# pipeline) and Smart Turn (pipecat's features and model), on the same ONNX Runtime version.
+# pipeline) and Smart Turn (pipecat's features and model), on the same ONNX Runtime version, and
+# Google's TensorFlow Lite interpreter (ai-edge-litert) for the .tflite wake words.
 # Prints the Python to use.
 reference_live() {
     local venv="$IRIS_DATA/reference/live"
@@ -84,6 +85,10 @@ reference_live() {
             rm -rf "$venv"
             return 0
         }
+    fi
+    if ! "$venv/bin/python" -c "import ai_edge_litert.interpreter" >/dev/null 2>&1; then
+        "$venv/bin/python" -m pip install -q --no-deps ai-edge-litert==2.1.4 >&2 ||
+            echo "warning: could not install ai-edge-litert; the TFLite wake word conformance test will fail" >&2
     fi
     echo "$venv/bin/python"
 }

@@ -3,10 +3,12 @@
 # music and English voice acting, ~30 min) joined into one recording and heard by `iris listen`
 # in wake_word mode. Prints the wakes, per hour, and the highest score. A regression figure,
 # not a true false-accepts-per-hour (that needs hours of far-field household audio).
-# Usage: deploy/false-wakes.sh [WORKDIR]   (needs apt-get download, sox with Ogg Vorbis)
+# Usage: deploy/false-wakes.sh [WORKDIR [IRIS LISTEN OPTIONS…]], e.g. `--config all-words.toml`
+# to hear other wake words (needs apt-get download, sox with Ogg Vorbis)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d)}
+shift || true
 mkdir -p "$work"
 if [ ! -f "$work/negatives.wav" ]; then
     (cd "$work" && apt-get download fillets-ng-data >/dev/null 2>&1 && dpkg-deb -x fillets-ng-data_*_all.deb pkg)
@@ -19,4 +21,4 @@ if [ ! -f "$work/negatives.wav" ]; then
     sox "$work"/wav/*.wav "$work/negatives.wav"
 fi
 echo "$(soxi -d "$work/negatives.wav") of music and speech without the wake word"
-./target/release/iris listen --mic-file "$work/negatives.wav" --speaker-file "$work/out.wav" --events "$work/events.jsonl" 2>&1 | tail -1
+./target/release/iris listen --mic-file "$work/negatives.wav" --speaker-file "$work/out.wav" --events "$work/events.jsonl" "$@" 2>&1 | tail -1

@@ -22,11 +22,12 @@ sessions=(
     "en-gb-x-rp+f3|135|What is the capital of Japan?|tokyo"
     "en-us+m1|150|What is the capital ... of Germany?|berlin"
 )
-# speak_session VOICE SPEED QUESTION OUT.wav: 1 s of quiet, "Hey Jarvis", 0.5 s, the question,
-# 3.5 s, with light noise about 30 dB below the speech (repeatable: -R).
+# speak_session VOICE SPEED QUESTION OUT.wav [WAKE]: 1 s of quiet, the wake phrase ("Hey Jarvis"
+# unless WAKE), 0.5 s, the question, 3.5 s, with light noise about 30 dB below the speech
+# (repeatable: -R).
 speak_session() {
-    local voice=$1 speed=$2 question=$3 out=$4
-    espeak-ng -v "$voice" -s "$speed" -w "$tmp/wake.wav" "Hey Jarvis"
+    local voice=$1 speed=$2 question=$3 out=$4 wake=${5:-Hey Jarvis}
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/wake.wav" "$wake"
     sox "$tmp/wake.wav" -r 16000 -c 1 -b 16 "$tmp/wake16.wav"
     # One utterance, the pause as an SSML break, so the voice keeps the sentence's intonation
     # across it (an unfinished sentence sounds unfinished).
@@ -73,3 +74,23 @@ for s in "${looks[@]}"; do
     printf '{"file": "%s.wav", "question": "%s", "image": "%s", "answer_has_any": ["%s"]}\n' "$name" "$question" "$image" "$words" >> "$dir/look.jsonl.tmp"
 done
 mv "$dir/look.jsonl.tmp" "$dir/look.jsonl"
+
+# The other wake words (the TFLite set's hey_rhasspy and okay_nabu), each with a question:
+# words.jsonl, words-NN.wav. "Raspy" is how espeak-ng says "Rhasspy".
+others=(
+    "en-us+m3|150|Okay Nabu|okay_nabu|What is the capital of Germany?|berlin"
+    "en-us+f2|150|Hey Raspy|hey_rhasspy|What is the capital of France?|paris"
+    "en-gb-x-rp+f3|135|Okay Nabu|okay_nabu|What is the capital of Italy?|rome"
+    "en-gb+m4|145|Hey Raspy|hey_rhasspy|What is the capital of Japan?|tokyo"
+)
+: > "$dir/words.jsonl.tmp"
+n=0
+for s in "${others[@]}"; do
+    n=$((n + 1))
+    IFS='|' read -r voice speed wake word question answers <<< "$s"
+    name=words-$(printf '%02d' "$n")
+    speak_session "$voice" "$speed" "$question" "$dir/$name.wav" "$wake"
+    words=$(printf '%s' "$answers" | sed 's/|/", "/g')
+    printf '{"file": "%s.wav", "wake_word": "%s", "question": "%s", "answer_has_any": ["%s"]}\n' "$name" "$word" "$question" "$words" >> "$dir/words.jsonl.tmp"
+done
+mv "$dir/words.jsonl.tmp" "$dir/words.jsonl"

@@ -78,8 +78,11 @@ pub struct Audio {
     pub output: String,
     /// "wake_word", "always" or "push_to_talk".
     pub mode: String,
-    /// openWakeWord words to listen for: "hey_jarvis", "alexa", "hey_mycroft", "hey_marvin".
+    /// openWakeWord words to listen for (see [`WAKE_WORDS`]).
     pub wake_words: Vec<String>,
+    /// The runtime of the wake-word networks: "onnx" (ONNX Runtime) or "tflite" (TensorFlow
+    /// Lite, as on small boards). A word that exists only in the other format runs there.
+    pub wake_runtime: String,
     /// Score (0..1) at or above which a wake word wakes Iris.
     pub wake_threshold: f32,
     /// After a detection, the same word is ignored this long, in ms.
@@ -100,6 +103,7 @@ impl Default for Audio {
             output: String::new(),
             mode: "wake_word".into(),
             wake_words: vec!["hey_jarvis".into()],
+            wake_runtime: "onnx".into(),
             wake_threshold: 0.5,
             refractory_ms: 2_000,
             follow_up_ms: 5_000,
@@ -119,8 +123,8 @@ pub struct Camera {
     pub index: u32,
 }
 
-/// The wake words the `openwakeword` model ships.
-pub const WAKE_WORDS: &[&str] = &["hey_jarvis", "alexa", "hey_mycroft", "hey_marvin"];
+/// The wake words the `openwakeword` (ONNX) and `openwakeword-tflite` models ship between them.
+pub const WAKE_WORDS: &[&str] = &["hey_jarvis", "alexa", "hey_mycroft", "hey_marvin", "hey_rhasspy", "okay_nabu"];
 
 /// The home-action webhook (e.g. a Home Assistant service URL); empty means none.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -284,6 +288,9 @@ impl Config {
         if let Some(w) = a.wake_words.iter().find(|w| !WAKE_WORDS.contains(&w.as_str())) {
             return bad("audio.wake_words", format!("has {w:?}; use some of {}", WAKE_WORDS.join(", ")));
         }
+        if !["onnx", "tflite"].contains(&a.wake_runtime.as_str()) {
+            return bad("audio.wake_runtime", format!("is {:?}; use \"onnx\" or \"tflite\"", a.wake_runtime));
+        }
         if a.mode == "wake_word" && a.wake_words.is_empty() {
             return bad("audio.wake_words", "is empty in wake_word mode; name at least one, e.g. [\"hey_jarvis\"]".into());
         }
@@ -383,6 +390,7 @@ mod tests {
             ("[camera]\nindex = 4096", "camera.index"),
             ("[audio]\nwake_words = [\"hey_siri\"]", "audio.wake_words"),
             ("[audio]\nwake_threshold = 0.0", "audio.wake_threshold"),
+            ("[audio]\nwake_runtime = \"tpu\"", "audio.wake_runtime"),
             ("[audio]\nfollow_up_ms = 3600000", "audio.follow_up_ms"),
             ("[assistant]\ntop_k = 100000", "assistant.top_k"),
             ("[assistant]\nhistory_turns = 100000", "assistant.history_turns"),

@@ -1,5 +1,6 @@
-//! openWakeWord on ONNX Runtime: melspectrogram → speech embedding → one classifier per word,
-//! in 80 ms hops (1280 samples at 16 kHz).
+//! openWakeWord: melspectrogram → speech embedding → one classifier per word, in 80 ms hops
+//! (1280 samples at 16 kHz), each network on ONNX Runtime or TensorFlow Lite as its file is
+//! (`net.rs`): the upstream ONNX set, and the TFLite set that adds `hey_rhasspy` and `okay_nabu`.
 //!
 //! Streaming exactly as the reference `openwakeword.Model.predict` (v0.4.0) does it, so the scores
 //! agree to float precision: each hop runs the mel model on the hop plus 480 samples of context
@@ -12,8 +13,10 @@
 use std::path::Path;
 
 use iris_backend::{BackendError, WakeWord};
-use ort::session::Session;
-use ort::value::Tensor;
+
+mod net;
+use net::Net;
+pub use net::Runtimes;
 
 pub const HOP: usize = 1280;
 const CONTEXT: usize = 480;
@@ -28,6 +31,10 @@ const WARM_UP: usize = 5;
 pub enum WakeError {
     #[error(transparent)]
     Onnx(#[from] iris_onnx::OnnxError),
+    #[error(transparent)]
+    Tflite(#[from] iris_tflite::TfliteError),
+    #[error("{0} needs {1}, which is not loaded; run `iris models pull {2}`")]
+    NoRuntime(String, &'static str, &'static str),
     #[error("{0}: not an openWakeWord model ({1}); check it with `iris models verify`")]
     Shape(String, String),
     #[error("openWakeWord: {0}")]
@@ -36,15 +43,14 @@ pub enum WakeError {
 
 struct Word {
     name: String,
-    session: Session,
-    input: String,
+    net: Net,
     /// Embeddings the classifier reads.
     frames: usize,
 }
 
 pub struct OpenWakeWord {
-    mel: Session,
-    embedding: Session,
+    mel: Net,
+    embedding: Net,
     words: Vec<Word>,
     /// The last hop and its context, as 16-bit integer values.
     raw: Vec<f32>,
@@ -55,32 +61,21 @@ pub struct OpenWakeWord {
     silence: Vec<[f32; EMBEDDING]>,
 }
 
-fn run_err(e: ort::Error) -> WakeError {
-    WakeError::Run(e.to_string())
-}
-
 impl OpenWakeWord {
-    /// Loads the shared melspectrogram and embedding models and one classifier per `(name, path)`.
-    pub fn load(
-        env: &ort::environment::Environment,
-        melspectrogram: &Path,
-        embedding: &Path,
-        words: &[(String, &Path)],
-    ) -> Result<Self, WakeError> {
-        // One thread each: a hop is about 2 ms of work, beside ASR and TTS.
-        let mel = iris_onnx::open_session(env, melspectrogram, 1)?;
-        let embedding = iris_onnx::open_session(env, embedding, 1)?;
+    /// Loads the shared melspectrogram and embedding models and one classifier per `(name, path)`,
+    /// each on the runtime its file is for (`.onnx` or `.tflite`).
+    pub fn load(runtimes: Runtimes, melspectrogram: &Path, embedding: &Path, words: &[(String, &Path)]) -> Result<Self, WakeError> {
+        let mel = Net::open(runtimes, melspectrogram)?;
+        let embedding = Net::open(runtimes, embedding)?;
         let mut loaded = Vec::new();
         for (name, path) in words {
-            let session = iris_onnx::open_session(env, path, 1)?;
-            let input = session.inputs().first().ok_or_else(|| WakeError::Shape(name.clone(), "no input".into()))?;
-            let shape = input.dtype().tensor_shape().ok_or_else(|| WakeError::Shape(name.clone(), "input is not a tensor".into()))?;
-            let dims: Vec<i64> = shape.iter().copied().collect();
+            let net = Net::open(runtimes, path)?;
+            let dims = net.input_shape();
             let frames = match dims.as_slice() {
                 [_, f, e] if *f > 0 && *e == EMBEDDING as i64 => *f as usize,
                 _ => return Err(WakeError::Shape(name.clone(), format!("input shape {dims:?}, expected [1, frames, {EMBEDDING}]"))),
             };
-            loaded.push(Word { name: name.clone(), input: input.name().to_owned(), session, frames });
+            loaded.push(Word { name: name.clone(), net, frames });
         }
         let mut me = Self {
             mel,
@@ -98,17 +93,13 @@ impl OpenWakeWord {
     }
 
     fn melspectrogram(&mut self, pcm: &[f32]) -> Result<Vec<[f32; MEL_BINS]>, WakeError> {
-        let input = Tensor::from_array(([1usize, pcm.len()], pcm.to_vec())).map_err(run_err)?;
-        let out = self.mel.run(ort::inputs!["input" => input]).map_err(run_err)?;
-        let (_, values) = out[0].try_extract_tensor::<f32>().map_err(run_err)?;
+        let values = self.mel.run(&[1, pcm.len()], pcm.to_vec())?;
         Ok(values.chunks_exact(MEL_BINS).map(|row| std::array::from_fn(|i| row[i] / 10.0 + 2.0)).collect())
     }
 
     fn embed(&mut self, windows: &[&[[f32; MEL_BINS]]]) -> Result<Vec<[f32; EMBEDDING]>, WakeError> {
         let data: Vec<f32> = windows.iter().flat_map(|w| w.iter().flatten().copied()).collect();
-        let input = Tensor::from_array(([windows.len(), MEL_WINDOW, MEL_BINS, 1], data)).map_err(run_err)?;
-        let out = self.embedding.run(ort::inputs!["input_1" => input]).map_err(run_err)?;
-        let (_, values) = out[0].try_extract_tensor::<f32>().map_err(run_err)?;
+        let values = self.embedding.run(&[windows.len(), MEL_WINDOW, MEL_BINS, 1], data)?;
         Ok(values.chunks_exact(EMBEDDING).map(|e| std::array::from_fn(|i| e[i])).collect())
     }
 
@@ -147,9 +138,7 @@ impl OpenWakeWord {
         for w in &mut self.words {
             let take = w.frames.min(self.features.len());
             let data: Vec<f32> = self.features[self.features.len() - take..].iter().flatten().copied().collect();
-            let input = Tensor::from_array(([1usize, take, EMBEDDING], data)).map_err(run_err)?;
-            let out = w.session.run(ort::inputs![w.input.as_str() => input]).map_err(run_err)?;
-            let (_, values) = out[0].try_extract_tensor::<f32>().map_err(run_err)?;
+            let values = w.net.run(&[1, take, EMBEDDING], data)?;
             let score = values.first().copied().unwrap_or(0.0);
             scores.push(if self.hops <= WARM_UP { 0.0 } else { score });
         }

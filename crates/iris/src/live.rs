@@ -22,7 +22,6 @@ use iris_pipeline::{Pipeline, PipelineSpec, Turns};
 use crate::backends::Models;
 
 pub const LISTEN_PIPELINE: &str = include_str!("../../../pipelines/listen.toml");
-const WAKE_MODEL: &str = "openwakeword";
 const TURN_MODEL: &str = "smart-turn";
 
 #[derive(Args)]
@@ -91,17 +90,7 @@ impl Assistant {
         let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&cfg.models.runtime, "runtime")?))?;
         let vad = iris_silero::SileroVad::load(env, &models.file(&cfg.models.vad, "vad")?)?;
         let wake: Option<Box<dyn iris_backend::WakeWord>> = if mode == Mode::WakeWord {
-            let entry = models.catalog.get(WAKE_MODEL).context("the openwakeword model is not in the catalog")?;
-            let file = |name: &str| -> Result<PathBuf> {
-                models
-                    .store
-                    .verified_file(entry, name)
-                    .with_context(|| format!("the wake word model; fetch it with `iris models pull {WAKE_MODEL}`"))
-            };
-            let words =
-                cfg.audio.wake_words.iter().map(|w| Ok((w.clone(), file(&format!("{w}_v0.1.onnx"))?))).collect::<Result<Vec<_>>>()?;
-            let words: Vec<(String, &Path)> = words.iter().map(|(w, p)| (w.clone(), p.as_path())).collect();
-            Some(Box::new(iris_wakeword::OpenWakeWord::load(env, &file("melspectrogram.onnx")?, &file("embedding_model.onnx")?, &words)?))
+            Some(Box::new(crate::wake::load(models, &cfg.audio.wake_words, &cfg.audio.wake_runtime, env)?))
         } else {
             None
         };

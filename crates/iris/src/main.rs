@@ -15,6 +15,7 @@ mod say;
 mod serve;
 mod transcribe;
 mod voice_service;
+mod wake;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

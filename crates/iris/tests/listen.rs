@@ -127,6 +127,32 @@ fn questions_about_what_is_in_front_look_through_the_camera() {
     assert!(answer.contains("paris") && !answer.contains("espresso") && !answer.contains("picture"), "{answer}");
 }
 
+/// The TFLite set's words (okay_nabu, hey_rhasspy) wake the loop: beside the ONNX features (the
+/// default runtime), and with every wake network on TensorFlow Lite. Each session is woken by its
+/// own word, named in the event, and answered.
+#[test]
+fn other_wake_words_wake_the_loop_on_either_runtime() {
+    let _turn = one_at_a_time();
+    let (dir, _) = sessions();
+    let text = std::fs::read_to_string(dir.join("words.jsonl")).expect("words.jsonl (deploy/loop-sessions.sh)");
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, line) in text.lines().enumerate() {
+        let s: Value = serde_json::from_str(line).unwrap();
+        // Alternate the runtimes so each word is heard on both.
+        let runtime = if i % 4 < 2 { "onnx" } else { "tflite" };
+        let config = tmp.path().join("config.toml");
+        std::fs::write(&config, format!("[audio]\nwake_words = [\"okay_nabu\", \"hey_rhasspy\"]\nwake_runtime = \"{runtime}\"\n")).unwrap();
+        let (ev, played, log) = room(&dir.join(s["file"].as_str().unwrap()), tmp.path(), &["--config", config.to_str().unwrap()]);
+        let ctx = format!("{} on {runtime}: {log}", s["file"]);
+        let wake = first(&ev, "wake").unwrap_or_else(|| panic!("no wake word heard in {ctx}"));
+        assert_eq!(wake["word"], s["wake_word"], "{ctx}");
+        let answer = first(&ev, "answer").unwrap_or_else(|| panic!("no answer in {ctx}"))["text"].as_str().unwrap().to_lowercase();
+        let right = s["answer_has_any"].as_array().unwrap().iter().any(|w| answer.contains(w.as_str().unwrap()));
+        assert!(right, "answer {answer:?} to {:?} in {ctx}", s["question"]);
+        assert!(played.iter().any(|x| x.abs() > 0.01), "nothing played in {ctx}");
+    }
+}
+
 /// 44.1 kHz stereo input with the answer's echo mixed back in: still one clear turn.
 #[test]
 fn stereo_input_at_another_rate_with_echo() {

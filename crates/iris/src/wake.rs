@@ -1,0 +1,71 @@
+//! The wake words' files and runtimes: the `openwakeword` (ONNX) set or the
+//! `openwakeword-tflite` set, as `[audio] wake_runtime` says; a word only one set has runs there.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use iris_models::ModelEntry;
+
+use crate::backends::Models;
+
+pub const ONNX_SET: &str = "openwakeword";
+pub const TFLITE_SET: &str = "openwakeword-tflite";
+pub const TFLITE_RUNTIME: &str = "tflite";
+
+/// The file a word's classifier comes from in each set.
+fn onnx_name(word: &str) -> String {
+    format!("{word}_v0.1.onnx")
+}
+
+fn tflite_name(word: &str) -> String {
+    format!("{word}.tflite")
+}
+
+fn has(entry: Option<&ModelEntry>, name: &str) -> bool {
+    entry.is_some_and(|e| e.files.iter().any(|f| f.name == name))
+}
+
+/// Loads openWakeWord for `words`, the shared networks on `runtime` ("onnx" or "tflite").
+pub fn load(models: &Models, words: &[String], runtime: &str, onnx: &iris_onnx::Environment) -> Result<iris_wakeword::OpenWakeWord> {
+    let onnx_set = models.catalog.get(ONNX_SET);
+    let tflite_set = models.catalog.get(TFLITE_SET);
+    let prefer_tflite = runtime == "tflite";
+    // (set, file) for each network: the shared ones first, then one per word.
+    let mut files: Vec<(&str, String)> = if prefer_tflite {
+        vec![(TFLITE_SET, "melspectrogram.tflite".into()), (TFLITE_SET, "embedding_model.tflite".into())]
+    } else {
+        vec![(ONNX_SET, "melspectrogram.onnx".into()), (ONNX_SET, "embedding_model.onnx".into())]
+    };
+    for w in words {
+        let in_onnx = has(onnx_set, &onnx_name(w));
+        let in_tflite = has(tflite_set, &tflite_name(w));
+        files.push(match (in_onnx, in_tflite) {
+            (true, true) if prefer_tflite => (TFLITE_SET, tflite_name(w)),
+            (true, _) => (ONNX_SET, onnx_name(w)),
+            (false, true) => (TFLITE_SET, tflite_name(w)),
+            (false, false) => anyhow::bail!("the wake word {w:?} is in neither {ONNX_SET} nor {TFLITE_SET} (see `iris models list`)"),
+        });
+    }
+    let paths = files
+        .iter()
+        .map(|(set, name)| {
+            let entry = models.catalog.get(set).with_context(|| format!("the {set} model is not in the catalog"))?;
+            models.store.verified_file(entry, name).with_context(|| format!("the wake word model; fetch it with `iris models pull {set}`"))
+        })
+        .collect::<Result<Vec<PathBuf>>>()?;
+    let tflite = if files.iter().any(|(set, _)| *set == TFLITE_SET) { Some(tflite_runtime(models)?) } else { None };
+    let runtimes = iris_wakeword::Runtimes { onnx: Some(onnx), tflite: tflite.as_ref() };
+    let words: Vec<(String, &std::path::Path)> = words.iter().cloned().zip(paths[2..].iter().map(|p| p.as_path())).collect();
+    Ok(iris_wakeword::OpenWakeWord::load(runtimes, &paths[0], &paths[1], &words)?)
+}
+
+/// TensorFlow Lite's C library: `IRIS_TFLITE_LIB` when set (a board's own build), else the
+/// catalog's `tflite` entry.
+pub fn tflite_runtime(models: &Models) -> Result<Arc<iris_tflite::Runtime>> {
+    let path = match std::env::var_os("IRIS_TFLITE_LIB") {
+        Some(p) => PathBuf::from(p),
+        None => models.file(TFLITE_RUNTIME, "runtime").context("TensorFlow Lite for the .tflite wake words")?,
+    };
+    Ok(iris_tflite::Runtime::load(&path)?)
+}
