@@ -94,3 +94,39 @@ for s in "${others[@]}"; do
     printf '{"file": "%s.wav", "wake_word": "%s", "question": "%s", "answer_has_any": ["%s"]}\n' "$name" "$word" "$question" "$words" >> "$dir/words.jsonl.tmp"
 done
 mv "$dir/words.jsonl.tmp" "$dir/words.jsonl"
+
+# A timer through the room: "Hey Jarvis", "Set a timer for ten seconds.", then "Stop." alone
+# 15 s after the question ends (while the timer rings), then quiet: timer.wav, with the times
+# (seconds) of each part in timer.json.
+espeak-ng -v en-gb+m4 -s 150 -w "$tmp/w.wav" "Hey Jarvis"
+espeak-ng -v en-gb+m4 -s 145 -w "$tmp/q.wav" "Set a timer for ten seconds."
+espeak-ng -v en-gb+m3 -s 150 -w "$tmp/stop.wav" "Stop."
+for f in w q stop; do sox "$tmp/$f.wav" -r 16000 -c 1 -b 16 "$tmp/${f}16.wav"; done
+sox -n -r 16000 -c 1 -b 16 "$tmp/s1.wav" trim 0 1.0
+sox -n -r 16000 -c 1 -b 16 "$tmp/s2.wav" trim 0 0.5
+sox -n -r 16000 -c 1 -b 16 "$tmp/s15.wav" trim 0 15.0
+sox -n -r 16000 -c 1 -b 16 "$tmp/s6.wav" trim 0 6.0
+sox "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s15.wav" "$tmp/stop16.wav" "$tmp/s6.wav" "$tmp/speech.wav"
+len=$(soxi -D "$tmp/speech.wav")
+sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
+sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/timer.wav"
+q_end=$(echo "1.0 + $(soxi -D "$tmp/w16.wav") + 0.5 + $(soxi -D "$tmp/q16.wav")" | bc -l)
+stop_start=$(echo "$q_end + 15.0" | bc -l)
+stop_end=$(echo "$stop_start + $(soxi -D "$tmp/stop16.wav")" | bc -l)
+printf '{"file": "timer.wav", "question_end": %.3f, "stop_start": %.3f, "stop_end": %.3f}\n' "$q_end" "$stop_start" "$stop_end" > "$dir/timer.json"
+
+# "Stop." alone over a long answer: "Hey Jarvis", "Tell me a story about a dragon.", and 4 s
+# after the question ends (while the story is being told) "Stop.", then quiet: story.wav and
+# story.json.
+espeak-ng -v en-gb+m4 -s 145 -w "$tmp/q.wav" "Tell me a story about a dragon."
+sox "$tmp/q.wav" -r 16000 -c 1 -b 16 "$tmp/q16.wav"
+sox -n -r 16000 -c 1 -b 16 "$tmp/s4.wav" trim 0 4.0
+sox -n -r 16000 -c 1 -b 16 "$tmp/s8.wav" trim 0 8.0
+sox "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s4.wav" "$tmp/stop16.wav" "$tmp/s8.wav" "$tmp/speech.wav"
+len=$(soxi -D "$tmp/speech.wav")
+sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
+sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/story.wav"
+q_end=$(echo "1.0 + $(soxi -D "$tmp/w16.wav") + 0.5 + $(soxi -D "$tmp/q16.wav")" | bc -l)
+stop_start=$(echo "$q_end + 4.0" | bc -l)
+stop_end=$(echo "$stop_start + $(soxi -D "$tmp/stop16.wav")" | bc -l)
+printf '{"file": "story.wav", "question_end": %.3f, "stop_start": %.3f, "stop_end": %.3f}\n' "$q_end" "$stop_start" "$stop_end" > "$dir/story.json"

@@ -65,6 +65,23 @@ impl fmt::Display for Device {
     }
 }
 
+/// Takes the loudspeaker's echo out of the microphone (16 kHz mono). Each chunk, the loop hands
+/// it what was played, then what was captured over the same time.
+pub trait EchoCanceller: Send {
+    /// Samples the loudspeaker played (the far-end reference).
+    fn render(&mut self, played: &[f32]);
+    /// The microphone's samples with the echo taken out; as many as were given.
+    fn cancel(&mut self, captured: &[f32]) -> Vec<f32>;
+    /// Echo return loss enhancement so far, in dB, when the canceller measures it.
+    fn erle_db(&self) -> Option<f64> {
+        None
+    }
+    /// The playback-to-capture delay it found, in ms.
+    fn delay_ms(&self) -> Option<i32> {
+        None
+    }
+}
+
 /// Voice activity detection on fixed-size frames of 16 kHz mono audio.
 pub trait Vad: Send {
     /// Samples per call to [`Vad::speech_probability`].

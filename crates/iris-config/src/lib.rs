@@ -93,6 +93,10 @@ pub struct Audio {
     pub semantic_turn: bool,
     /// With the semantic check, the longest pause inside an unfinished sentence, in ms.
     pub max_pause_ms: u64,
+    /// Take the loudspeaker's echo out of the microphone (WebRTC's AEC3), so Iris does not hear
+    /// itself. Off by default: AEC3's suppressor also takes out a short "stop" said over an
+    /// answer (double talk), which matters more on a device whose microphone barely hears it.
+    pub echo_cancel: bool,
 }
 
 impl Default for Audio {
@@ -109,6 +113,7 @@ impl Default for Audio {
             follow_up_ms: 5_000,
             semantic_turn: false,
             max_pause_ms: 1_200,
+            echo_cancel: false,
         }
     }
 }

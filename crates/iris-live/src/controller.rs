@@ -168,6 +168,21 @@ impl Controller {
         out
     }
 
+    /// The user asked Iris to stop ("stop", "never mind"): the answer ends, nothing new starts.
+    pub fn stop(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        if matches!(self.state, State::Thinking | State::Speaking) {
+            self.interrupt(&mut out);
+            self.state = State::Idle;
+        }
+        out
+    }
+
+    /// Whether an answer is being made or played.
+    pub fn answering(&self) -> bool {
+        matches!(self.state, State::Thinking | State::Speaking)
+    }
+
     /// Push to talk (or a panel button): start listening now, whatever the mode.
     pub fn push_to_talk(&mut self, t: Secs) -> Vec<Action> {
         let mut out = Vec::new();

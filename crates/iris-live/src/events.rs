@@ -36,6 +36,16 @@ pub enum EventKind {
     Error {
         message: String,
     },
+    /// A timer came due: it rings, then says what it was for.
+    Timer {
+        text: String,
+    },
+    /// The ringing ended (stopped, or after its minute).
+    TimerStop,
+    /// Short speech while Iris talked or rang was a stop request ("stop", "never mind").
+    Stop {
+        text: String,
+    },
 }
 
 impl EventKind {
@@ -54,6 +64,9 @@ impl EventKind {
             EventKind::BargeIn => "barge_in",
             EventKind::Answer { .. } => "answer",
             EventKind::Error { .. } => "error",
+            EventKind::Timer { .. } => "timer",
+            EventKind::TimerStop => "timer_stop",
+            EventKind::Stop { .. } => "stop",
         }
     }
 }
@@ -80,7 +93,12 @@ impl Event {
                 m.insert("word".into(), json!(word));
                 m.insert("score".into(), json!((f64::from(*score) * 1e4).round() / 1e4));
             }
-            EventKind::Partial { text } | EventKind::Transcript { text } | EventKind::Sentence { text } | EventKind::Answer { text } => {
+            EventKind::Partial { text }
+            | EventKind::Transcript { text }
+            | EventKind::Sentence { text }
+            | EventKind::Answer { text }
+            | EventKind::Timer { text }
+            | EventKind::Stop { text } => {
                 m.insert("text".into(), json!(text));
             }
             EventKind::Error { message } => {

@@ -35,6 +35,9 @@ struct Queue {
     samples: VecDeque<f32>,
     /// Samples handed to the device since the start.
     played: u64,
+    /// What was handed to the device (silence included) since the loop last took it: the echo
+    /// canceller's far-end reference. At most a second is kept.
+    log: VecDeque<f32>,
 }
 
 /// A flushable queue of mono samples at one rate, shared by the loop and the playback side.
@@ -43,7 +46,7 @@ pub struct Speaker(Arc<Mutex<Queue>>);
 
 impl Speaker {
     pub fn new(rate: u32) -> Self {
-        Self(Arc::new(Mutex::new(Queue { rate, samples: VecDeque::new(), played: 0 })))
+        Self(Arc::new(Mutex::new(Queue { rate, samples: VecDeque::new(), played: 0, log: VecDeque::new() })))
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -62,6 +65,20 @@ impl Speaker {
         at
     }
 
+    /// Mixes `samples` in `delay` samples after the next one to be played (over whatever is
+    /// queued), so a timer rings at once whatever is playing. Returns the position after them.
+    pub fn mix(&self, samples: &[f32], delay: usize) -> u64 {
+        let mut q = self.lock();
+        let end = delay + samples.len();
+        if q.samples.len() < end {
+            q.samples.resize(end, 0.0);
+        }
+        for (x, s) in q.samples.iter_mut().skip(delay).zip(samples) {
+            *x = (*x + s).clamp(-1.0, 1.0);
+        }
+        q.played + end as u64
+    }
+
     /// Drops everything not yet played; returns the position where playback stopped.
     pub fn flush(&self) -> u64 {
         let mut q = self.lock();
@@ -78,6 +95,14 @@ impl Speaker {
         }
         out[n..].iter_mut().for_each(|o| *o = 0.0);
         q.played += n as u64;
+        q.log.extend(out.iter());
+        let excess = q.log.len().saturating_sub(q.rate as usize);
+        q.log.drain(..excess);
+    }
+
+    /// What was played (silence included) since the last call: the echo canceller's reference.
+    pub fn take_played(&self) -> Vec<f32> {
+        self.lock().log.drain(..).collect()
     }
 
     /// Stream position of the next sample to be played.
@@ -107,5 +132,10 @@ mod tests {
         s.pull(&mut out);
         assert!(out.iter().all(|&x| x == 0.0));
         assert_eq!(s.queue(&[3.0]), 150);
+        assert_eq!(s.mix(&[0.5, 0.5], 0), 152);
+        assert_eq!(s.mix(&[0.25], 3), 154);
+        let mut out = [0.0; 4];
+        s.pull(&mut out);
+        assert_eq!(out, [1.0, 0.5, 0.0, 0.25]);
     }
 }

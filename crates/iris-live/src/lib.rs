@@ -9,6 +9,7 @@ pub mod events;
 pub mod front;
 pub mod io;
 mod ledger;
+pub mod ring;
 pub mod room;
 pub mod run;
 
@@ -16,5 +17,6 @@ pub use controller::{Controller, Mode, TurnRules};
 pub use events::{Event, EventKind, EventSink, JsonLines, TurnTimes};
 pub use front::{FrontEnd, FrontSettings};
 pub use io::{Capture, IoError, Speaker};
+pub use ring::{Announce, Transcribe};
 pub use room::{Echo, Room};
 pub use run::{LiveLoop, Summary};

@@ -11,7 +11,7 @@
 //! already made or well under way, so the reply starts sooner by what the pause took.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,12 +25,14 @@ use crate::front::{FrontEnd, Heard};
 use crate::io::{Capture, IoError, Speaker};
 use crate::ledger::{played_text, Spoken};
 
+mod alarm;
 mod answer;
+use alarm::{AnnounceWorker, StopWorker};
 use answer::Ahead;
 
 const RATE: u32 = 16_000;
-/// Microphone audio kept for pre-roll.
-const RING: usize = 2 * RATE as usize;
+/// Microphone audio kept for pre-roll and for checking short speech for "stop".
+const RING: usize = 3 * RATE as usize;
 /// After the input ends, an answer still being made gets this long to finish.
 const DRAIN_LIMIT: Secs = 120.0;
 
@@ -71,6 +73,9 @@ pub struct Summary {
     pub max_wake_scores: Vec<(String, f32)>,
     pub turns: Vec<crate::events::TurnTimes>,
     pub errors: usize,
+    /// The echo canceller's enhancement (dB) and the delay it found (ms), when one ran.
+    pub echo_erle_db: Option<f64>,
+    pub echo_delay_ms: Option<i32>,
 }
 
 pub struct LiveLoop<'a> {
@@ -89,6 +94,19 @@ pub struct LiveLoop<'a> {
     errors: usize,
     /// Polled each chunk: a push-to-talk request (a panel button, Enter on a terminal).
     talk: Option<Box<dyn FnMut() -> bool + 'a>>,
+    /// The media position (samples), published each chunk for timers on the loop's clock.
+    clock: Option<Arc<AtomicU64>>,
+    /// Polled each chunk: timers that came due.
+    alarms: Option<Box<dyn FnMut() -> Vec<String> + 'a>>,
+    announcer: Option<AnnounceWorker>,
+    ringing: Option<crate::ring::Ringing>,
+    stop_check: Option<StopWorker>,
+    /// Where speech began while an answer or a ring played.
+    stop_from: Option<Secs>,
+    /// A stop check or a reminder is being worked on.
+    checking: bool,
+    /// Takes what the speaker played out of what the microphone heard.
+    echo: Option<Box<dyn iris_backend::EchoCanceller + 'a>>,
 }
 
 impl<'a> LiveLoop<'a> {
@@ -114,7 +132,27 @@ impl<'a> LiveLoop<'a> {
             wakes: 0,
             errors: 0,
             talk: None,
+            clock: None,
+            alarms: None,
+            announcer: None,
+            ringing: None,
+            stop_check: None,
+            stop_from: None,
+            checking: false,
+            echo: None,
         }
+    }
+
+    /// Cancels the speaker's echo from the microphone before anything hears it.
+    pub fn with_echo_canceller(mut self, echo: Box<dyn iris_backend::EchoCanceller + 'a>) -> Self {
+        self.echo = Some(echo);
+        self
+    }
+
+    /// Publishes the loop's media position (16 kHz samples) here each chunk.
+    pub fn with_clock(mut self, clock: Arc<AtomicU64>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Polls `talk` once per chunk; `true` starts a turn as push to talk does.
@@ -161,7 +199,8 @@ impl<'a> LiveLoop<'a> {
         let mut finished_at = None;
         let mut last_error: Option<String> = None;
         while !stop.load(Ordering::Relaxed) {
-            capture.pace(self.current.is_some());
+            // Real time while anything is under way, so its work shows on the media clock.
+            capture.pace(self.current.is_some() || self.ringing.is_some() || self.checking);
             let chunk = match capture.read() {
                 Ok(c) => c,
                 Err(e) => {
@@ -183,7 +222,7 @@ impl<'a> LiveLoop<'a> {
             self.step(&chunk);
             if capture.finished() {
                 let at = *finished_at.get_or_insert(self.now());
-                let idle = self.current.is_none() && self.speaker.pending() == 0;
+                let idle = self.current.is_none() && self.speaker.pending() == 0 && self.ringing.is_none();
                 if idle || self.now() - at > DRAIN_LIMIT {
                     break;
                 }
@@ -197,13 +236,23 @@ impl<'a> LiveLoop<'a> {
             max_wake_scores: words.into_iter().zip(self.front.max_scores.iter().copied()).collect(),
             turns: std::mem::take(&mut self.timeline.turns),
             errors: self.errors,
+            echo_erle_db: self.echo.as_ref().and_then(|e| e.erle_db()),
+            echo_delay_ms: self.echo.as_ref().and_then(|e| e.delay_ms()),
         }
     }
 
     /// One chunk of microphone audio through the loop.
     pub fn step(&mut self, chunk: &[f32]) {
+        let cleaned = self.echo.as_mut().map(|aec| {
+            aec.render(&self.speaker.take_played());
+            aec.cancel(chunk)
+        });
+        let chunk = cleaned.as_deref().unwrap_or(chunk);
         let start = self.pos;
         self.pos += chunk.len() as u64;
+        if let Some(clock) = &self.clock {
+            clock.store(self.pos, Ordering::Relaxed);
+        }
         self.ring.extend(chunk);
         let excess = self.ring.len().saturating_sub(RING);
         self.ring.drain(..excess);
@@ -223,6 +272,11 @@ impl<'a> LiveLoop<'a> {
             };
             self.apply(actions);
             self.mark_speech(&h);
+            match &h {
+                Heard::Wake { .. } => self.woken(),
+                Heard::SpeechStart { at } => self.watch_for_stop(Some(*at), None),
+                Heard::SpeechEnd { at } => self.watch_for_stop(None, Some(*at)),
+            }
             match h {
                 Heard::Wake { at, word, score } => {
                     self.wakes += 1;
@@ -250,6 +304,7 @@ impl<'a> LiveLoop<'a> {
         self.apply(actions);
         self.drain_pipeline();
         self.follow_playback();
+        self.alarm_step();
     }
 
     /// Push to talk: start a turn now.

@@ -12,7 +12,7 @@ use chrono::{DateTime, Local};
 use iris_backend::Skills;
 
 pub use intent::Intent;
-pub use timers::Timers;
+pub use timers::{wall_clock, Timers};
 
 /// Where home actions go: the webhook's URL and an optional bearer token.
 #[derive(Clone, Debug)]

@@ -58,7 +58,8 @@ pub struct Assistant {
     pub front: FrontEnd,
     pub controller: Controller,
     pub detector: Option<Box<dyn iris_backend::TurnDetector>>,
-    _timers: Option<iris_tools::Timers>,
+    extras: Option<crate::alarms::Extras>,
+    echo_cancel: bool,
 }
 
 pub fn mode_of(models: &Models, wanted: Option<&str>) -> Result<Mode> {
@@ -67,12 +68,19 @@ pub fn mode_of(models: &Models, wanted: Option<&str>) -> Result<Mode> {
 }
 
 impl Assistant {
-    /// Loads every model the loop needs (`iris listen`).
-    pub fn load(models: &Models, mode: Mode, semantic: bool, camera: Option<Box<dyn iris_backend::Camera>>) -> Result<Self> {
+    /// Loads every model the loop needs (`iris listen`); timers are kept in `timers` (on
+    /// devices) or run on the loop's media clock (`None`: the simulated room).
+    pub fn load(
+        models: &Models,
+        mode: Mode,
+        semantic: bool,
+        camera: Option<Box<dyn iris_backend::Camera>>,
+        timers: Option<&Path>,
+    ) -> Result<Self> {
         let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
-        let timers = iris_tools::Timers::new(Arc::new(|label: &str| eprintln!("timer: your {label} is done")));
-        let stages = models.stages(&spec, &timers, camera)?;
-        Self::with_stages(models, stages, mode, semantic, Some(timers))
+        let extras = crate::alarms::Extras::load(models, timers)?;
+        let stages = models.stages(&spec, &extras.alarms.timers, camera)?;
+        Self::with_stages(models, stages, mode, semantic, Some(extras))
     }
 
     /// The loop around pipeline stages made elsewhere (`iris serve`'s shared models); loads only
@@ -82,7 +90,7 @@ impl Assistant {
         stages: Vec<Box<dyn iris_pipeline::Stage>>,
         mode: Mode,
         semantic: bool,
-        timers: Option<iris_tools::Timers>,
+        extras: Option<crate::alarms::Extras>,
     ) -> Result<Self> {
         let cfg = &models.config;
         let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
@@ -113,7 +121,7 @@ impl Assistant {
             follow_up: a.follow_up_ms as f64 / 1000.0,
             ..TurnRules::default()
         };
-        Ok(Self { pipeline, front, controller: Controller::new(rules, semantic), detector, _timers: timers })
+        Ok(Self { pipeline, front, controller: Controller::new(rules, semantic), detector, extras, echo_cancel: cfg.audio.echo_cancel })
     }
 
     /// Runs the loop on `capture` and `speaker` until the capture finishes or `stop` is set.
@@ -131,6 +139,15 @@ impl Assistant {
         stop: &AtomicBool,
     ) -> Summary {
         let mut lp = LiveLoop::new(&self.pipeline, self.front, self.controller, self.detector, speaker);
+        if self.echo_cancel {
+            lp = lp.with_echo_canceller(Box::new(iris_aec::Aec3::new()));
+        }
+        if let Some(x) = self.extras {
+            lp = lp.with_alarms(x.alarms.due(), x.announce).with_stop_check(x.stop_check);
+            if let Some(clock) = x.alarms.clock {
+                lp = lp.with_clock(clock);
+            }
+        }
         if let Some(talk) = talk {
             lp = lp.with_talk(talk);
         }
@@ -167,7 +184,9 @@ pub fn run(config_path: Option<&Path>, args: ListenArgs) -> Result<ExitCode> {
         sinks.push(Box::new(JsonLines::new(BufWriter::new(file))));
     }
     let camera = crate::eyes::camera(&models.config, args.camera_file.as_deref())?;
-    let assistant = Assistant::load(&models, mode, args.semantic.unwrap_or(models.config.audio.semantic_turn), camera)?;
+    let simulated = mic.is_some() && args.speaker_file.is_some();
+    let kept = (!simulated).then(|| crate::alarms::timers_file(config_path, &models));
+    let assistant = Assistant::load(&models, mode, args.semantic.unwrap_or(models.config.audio.semantic_turn), camera, kept.as_deref())?;
     let stop = AtomicBool::new(false);
     let summary = match (mic, &args.speaker_file) {
         (Some(mic), Some(out)) => {
@@ -204,8 +223,12 @@ pub fn run(config_path: Option<&Path>, args: ListenArgs) -> Result<ExitCode> {
         }
     };
     let scores: Vec<String> = summary.max_wake_scores.iter().map(|(w, s)| format!("{w} max {s:.3}")).collect();
+    let echo = match (summary.echo_erle_db, summary.echo_delay_ms) {
+        (Some(erle), delay) => format!(", echo cancelled by {erle:.1} dB (delay {} ms)", delay.map_or("?".into(), |d| d.to_string())),
+        _ => String::new(),
+    };
     eprintln!(
-        "{:.1} s heard, {} wake(s) [{}], {} turn(s), {} error(s)",
+        "{:.1} s heard, {} wake(s) [{}], {} turn(s), {} error(s){echo}",
         summary.seconds,
         summary.wakes,
         scores.join(", "),

@@ -1,5 +1,6 @@
 //! `iris`: the offline voice-and-vision assistant. The only crate that sees every backend.
 
+mod alarms;
 mod ask;
 mod audio_cmd;
 mod backends;

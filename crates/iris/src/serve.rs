@@ -31,6 +31,8 @@ pub struct ServeArgs {
 struct RealLoader {
     home: PathBuf,
     catalog: Catalog,
+    /// One set of timers for every load: kept across reloads and restarts.
+    alarms: crate::alarms::Alarms,
 }
 
 impl RealLoader {
@@ -87,7 +89,7 @@ impl RealLoader {
             Ok(Box::new(iris_silero::SileroVad::load(env, &vad_file).map_err(|e| iris_backend::BackendError::Inference(e.to_string()))?)
                 as Box<dyn iris_backend::Vad>)
         });
-        let timers = iris_tools::Timers::new(Arc::new(|label: &str| println!("timer: your {label} is done")));
+        let timers = self.alarms.timers.clone();
         let hook = (!config.tools.webhook_url.is_empty()).then(|| iris_tools::Webhook {
             url: config.tools.webhook_url.clone(),
             token: (!config.tools.webhook_token.is_empty()).then(|| config.tools.webhook_token.clone()),
@@ -111,7 +113,8 @@ impl RealLoader {
 pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     let models = Models::open(config_path)?;
     let config_path = config_path.map(Path::to_owned).unwrap_or_else(|| models.store.home().join("config.toml"));
-    let loader = RealLoader { home: models.store.home().to_owned(), catalog: models.catalog.clone() };
+    let alarms = crate::alarms::Alarms::kept_in(&crate::alarms::timers_file(Some(&config_path), &models));
+    let loader = RealLoader { home: models.store.home().to_owned(), catalog: models.catalog.clone(), alarms: alarms.clone() };
     loader.check(&models.config).map_err(|(field, problem)| {
         anyhow::anyhow!("{}: `{field}` {problem}; run `iris models pull default` or fix the setting", config_path.display())
     })?;
@@ -130,7 +133,7 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     let panel = Arc::new(iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?);
     let set_up = panel.auth.is_set_up();
     // Watches the settings: the voice loop starts whenever `[audio] enabled` is on.
-    crate::voice_service::serve_voice(engine.clone(), models);
+    crate::voice_service::serve_voice(engine.clone(), models, alarms);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

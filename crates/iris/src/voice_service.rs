@@ -25,14 +25,15 @@ fn voice_part(config: &Config) -> Config {
     Config { wyoming: Default::default(), ..config.clone() }
 }
 
-pub fn serve_voice(engine: Arc<Engine>, models: Models) {
-    let spawned = std::thread::Builder::new().name("iris-voice".into()).spawn(move || supervise(&engine, models));
+/// `alarms`: the server's timers, rung through the speaker while the loop runs.
+pub fn serve_voice(engine: Arc<Engine>, models: Models, alarms: crate::alarms::Alarms) {
+    let spawned = std::thread::Builder::new().name("iris-voice".into()).spawn(move || supervise(&engine, models, &alarms));
     if let Err(e) = spawned {
         eprintln!("error: cannot start the voice loop's thread: {e}");
     }
 }
 
-fn supervise(engine: &Arc<Engine>, mut models: Models) {
+fn supervise(engine: &Arc<Engine>, mut models: Models, alarms: &crate::alarms::Alarms) {
     // A configuration the loop could not start on is not retried until the settings change.
     let mut failed_on: Option<Config> = None;
     loop {
@@ -42,7 +43,7 @@ fn supervise(engine: &Arc<Engine>, mut models: Models) {
             continue;
         }
         models.config = config.clone();
-        if let Err(e) = run_until_changed(engine, &models) {
+        if let Err(e) = run_until_changed(engine, &models, alarms) {
             engine.stats.log("error", format!("the voice loop cannot start: {e:#}"));
             eprintln!("error: the voice loop cannot start: {e:#}");
             failed_on = Some(config);
@@ -51,12 +52,13 @@ fn supervise(engine: &Arc<Engine>, mut models: Models) {
 }
 
 /// Runs the loop on `models.config` until the settings it uses change.
-fn run_until_changed(engine: &Arc<Engine>, models: &Models) -> Result<()> {
+fn run_until_changed(engine: &Arc<Engine>, models: &Models, alarms: &crate::alarms::Alarms) -> Result<()> {
     let a = models.config.audio.clone();
     let mode = mode_of(models, None)?;
     let camera = crate::eyes::camera(&models.config, None)?;
     let stages = engine.voice_stages(&a.wake_words, camera);
-    let assistant = Assistant::with_stages(models, stages, mode, a.semantic_turn, None)?;
+    let extras = crate::alarms::Extras::with_alarms(models, alarms.clone())?;
+    let assistant = Assistant::with_stages(models, stages, mode, a.semantic_turn, Some(extras))?;
     engine.set_voice_loop(true);
     engine.stats.log("info", format!("voice loop listening ({mode:?}) on {:?} / {:?}", a.input, a.output));
     let mut devices = Devices::new(&a.input, &a.output);

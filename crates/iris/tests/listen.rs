@@ -153,6 +153,77 @@ fn other_wake_words_wake_the_loop_on_either_runtime() {
     }
 }
 
+/// A spoken session with the times of its parts (deploy/loop-sessions.sh).
+fn timed_session(name: &str) -> (PathBuf, Value) {
+    let (dir, _) = sessions();
+    let times: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("deploy/loop-sessions.sh")).unwrap();
+    (dir.join(times["file"].as_str().unwrap()), times)
+}
+
+/// The last sample louder than the noise floor of a speaker file, in seconds.
+fn last_sound(played: &[f32]) -> f64 {
+    played.iter().rposition(|x| x.abs() > 0.01).map_or(0.0, |i| i as f64 / 16_000.0)
+}
+
+/// "Hey Jarvis, set a timer for ten seconds": ten seconds later the chime and the reminder play
+/// (the reminder, transcribed, says what the timer was for); "Stop." said alone while it rings
+/// silences it, and never becomes a turn.
+#[test]
+fn a_timer_rings_through_the_speaker_and_stop_silences_it() {
+    let _turn = one_at_a_time();
+    let (wav, times) = timed_session("timer");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ev, played, log) = room(&wav, tmp.path(), &[]);
+    let end_of_turn = first(&ev, "end_of_turn").unwrap_or_else(|| panic!("no turn: {log}"))["t"].as_f64().unwrap();
+    let rang = first(&ev, "timer").unwrap_or_else(|| panic!("no timer rang: {log}"))["t"].as_f64().unwrap();
+    assert!((rang - end_of_turn - 10.0).abs() <= 0.5, "set at {end_of_turn}, rang at {rang}: {log}");
+    let sound = played.iter().enumerate().skip((rang * 16_000.0) as usize - 320).find(|(_, x)| x.abs() > 0.01).unwrap().0 as f64 / 16_000.0;
+    assert!(sound - rang < 0.1, "the chime starts at {sound}, the timer rang at {rang}");
+    // The first round, transcribed: the reminder says what the timer was for.
+    let round = tmp.path().join("round.wav");
+    let from = (rang * 16_000.0) as usize;
+    iris_audio::write_wav_atomic(&round, &played[from..(from + 4 * 16_000).min(played.len())], 16_000).unwrap();
+    let o = Command::new(IRIS).arg("transcribe").arg(&round).output().unwrap();
+    let heard = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    assert!(
+        heard.contains("timer") && heard.contains("done") && normalise(&heard).contains(&"10".to_owned()),
+        "the reminder said {heard:?}"
+    );
+    // "Stop." alone: heard as a stop request, the ringing ends at once, no turn, no answer.
+    let stop = first(&ev, "stop").unwrap_or_else(|| panic!("\"Stop.\" was not taken as a stop request: {log}"));
+    let stopped = stop["t"].as_f64().unwrap();
+    let said = times["stop_end"].as_f64().unwrap();
+    assert!(stopped >= times["stop_start"].as_f64().unwrap() && stopped - said < 1.0, "stop said by {said}, acted on at {stopped}");
+    assert!(first(&ev, "timer_stop").is_some_and(|e| e["t"] == stop["t"]), "{log}");
+    assert!(last_sound(&played) <= stopped + 0.02, "sound until {} after the stop at {stopped}", last_sound(&played));
+    assert_eq!(ev.iter().filter(|e| e["event"] == "answer").count(), 1, "\"stop\" became a turn: {log}");
+}
+
+/// "Stop." said alone over a long answer: the answer stops at once, the history keeps only what
+/// was played, and "stop" is not a question for the language model.
+#[test]
+fn stop_said_over_an_answer_ends_it_and_is_not_a_question() {
+    let _turn = one_at_a_time();
+    let (wav, times) = timed_session("story");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ev, played, log) = room(&wav, tmp.path(), &[]);
+    let stop = first(&ev, "stop").unwrap_or_else(|| panic!("no stop: {log}"));
+    let stopped = stop["t"].as_f64().unwrap();
+    let said = times["stop_end"].as_f64().unwrap();
+    assert!(stopped - said < 1.0 && stopped > times["stop_start"].as_f64().unwrap(), "stop said by {said}, acted on at {stopped}: {log}");
+    assert!(first(&ev, "barge_in").is_some_and(|e| e["t"] == stop["t"]), "{log}");
+    assert!(last_sound(&played) <= stopped + 0.02, "sound until {} after the stop at {stopped}", last_sound(&played));
+    let answer = first(&ev, "answer").unwrap()["text"].as_str().unwrap().to_owned();
+    let first_sentence = first(&ev, "sentence").unwrap()["text"].as_str().unwrap().to_owned();
+    assert!(
+        !answer.is_empty() && first_sentence.starts_with(answer.trim_end_matches('.')),
+        "{answer:?} is not what was played of {first_sentence:?}"
+    );
+    let transcripts: Vec<&Value> = ev.iter().filter(|e| e["event"] == "transcript").collect();
+    assert_eq!(transcripts.len(), 1, "\"stop\" became a turn: {log}");
+}
+
 /// 44.1 kHz stereo input with the answer's echo mixed back in: still one clear turn.
 #[test]
 fn stereo_input_at_another_rate_with_echo() {

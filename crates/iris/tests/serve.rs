@@ -162,3 +162,47 @@ fn the_voice_loop_follows_the_settings() {
     wait("the voice loop stopped", 10, &|s| s["voice_loop"] == false);
     let _ = Command::new(&script).arg("stop").arg(&pulse).status();
 }
+
+/// Types a question on the panel's "try it" (a multipart form with a `text` field); the body of
+/// the answer's event stream.
+fn try_text(url: &str, session: &(String, String), text: &str) -> String {
+    let boundary = "iris-test-boundary";
+    let body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n{text}\r\n--{boundary}--\r\n");
+    let mut resp = ureq::post(&format!("{url}/api/try"))
+        .header("cookie", &session.0)
+        .header("x-csrf-token", &session.1)
+        .header("content-type", &format!("multipart/form-data; boundary={boundary}"))
+        .send(body.as_bytes())
+        .expect("try it");
+    resp.body_mut().read_to_string().unwrap()
+}
+
+fn kept_timers(dir: &Path) -> Vec<(f64, String)> {
+    std::fs::read_to_string(dir.join("timers.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+/// Timers are kept beside the settings with their due time: one that came due while the server
+/// was down fires when it is back, one still ahead stays set.
+#[test]
+fn timers_are_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let s = set_up(&server.url);
+    for (text, said) in [("Set a timer for 3 seconds.", "Timer set for 3 seconds"), ("Set a timer for 1 hour.", "Timer set for 1 hour")] {
+        let answer = try_text(&server.url, &s, text);
+        assert!(answer.contains(said), "{answer}");
+    }
+    let kept = kept_timers(dir.path());
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    drop(server);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let server = serve(dir.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while kept_timers(dir.path()).len() != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kept = kept_timers(dir.path());
+    assert_eq!(kept.len(), 1, "the timer due while the server was down fired at start: {kept:?}");
+    assert!(kept[0].1.contains("1 hour") && kept[0].0 > iris_tools::wall_clock() + 3500.0, "{kept:?}");
+    drop(server);
+}

@@ -44,6 +44,7 @@ impl LiveLoop<'_> {
         self.pipeline.cancel(cur.id);
         cur.answer = ahead.id;
         self.emit(t, EventKind::EndOfTurn);
+        self.turn_asked_to_stop(&ahead.text);
         self.emit(t, EventKind::Transcript { text: ahead.text });
         for env in ahead.held {
             self.on_frame(env, t);
@@ -84,7 +85,10 @@ impl LiveLoop<'_> {
     pub(super) fn on_frame(&mut self, env: Envelope, t: Secs) {
         let Some(cur) = self.current.as_mut().filter(|c| c.id == env.turn || c.answer == env.turn) else { return };
         match env.frame {
-            Frame::Transcript(tr) if tr.is_final => self.emit(t, EventKind::Transcript { text: tr.text }),
+            Frame::Transcript(tr) if tr.is_final => {
+                self.turn_asked_to_stop(&tr.text);
+                self.emit(t, EventKind::Transcript { text: tr.text });
+            }
             Frame::Transcript(tr) => {
                 // The whole question decoded at the pause the pipeline was last told of.
                 let settled = cur.collecting && !cur.marked && cur.pause == Some(env.pts);

@@ -119,6 +119,11 @@ impl Stage for LlmStage {
     fn end_turn(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
         let mut state = self.state.take(turn);
         let said = state.words.join(" ");
+        // "Stop", "never mind": the loop has stopped what was playing; there is nothing to answer
+        // and nothing to remember.
+        if state.images.is_empty() && super::asks_to_stop(&said) {
+            return Ok(());
+        }
         if state.images.is_empty() {
             match self.camera_frame(&said) {
                 Some(Ok(frame)) => state.images.push(frame),

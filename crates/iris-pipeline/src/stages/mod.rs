@@ -4,6 +4,7 @@ mod asr;
 mod llm;
 mod look;
 mod sentences;
+mod stop;
 mod tts;
 mod vad;
 
@@ -11,6 +12,7 @@ pub use asr::{AsrSettings, AsrStage};
 pub use llm::{LlmSettings, LlmStage};
 pub use look::asks_to_look;
 pub use sentences::{SentenceSplitter, SentenceStage};
+pub use stop::asks_to_stop;
 pub use tts::TtsStage;
 pub use vad::{VadSettings, VadStage};
 

@@ -49,7 +49,7 @@ pub fn read_sessions(dir: &Path) -> Result<Vec<Session>> {
 /// One session through the room: the turns it produced.
 pub fn run_session(models: &Models, mode: Mode, semantic: bool, wav: &Path, out: &Path) -> Result<Vec<TurnTimes>> {
     let mic = iris_audio::load_speech(wav)?;
-    let assistant = Assistant::load(models, mode, semantic, None)?;
+    let assistant = Assistant::load(models, mode, semantic, None, None)?;
     let (mut room, speaker) = Room::new(mic, out, None)?;
     let summary = assistant.run(&mut room, speaker, Vec::new(), &AtomicBool::new(false));
     room.finish()?;
