@@ -130,3 +130,15 @@ q_end=$(echo "1.0 + $(soxi -D "$tmp/w16.wav") + 0.5 + $(soxi -D "$tmp/q16.wav")"
 stop_start=$(echo "$q_end + 4.0" | bc -l)
 stop_end=$(echo "$stop_start + $(soxi -D "$tmp/stop16.wav")" | bc -l)
 printf '{"file": "story.wav", "question_end": %.3f, "stop_start": %.3f, "stop_end": %.3f}\n' "$q_end" "$stop_start" "$stop_end" > "$dir/story.json"
+
+# Barge-in by the wake word over a long answer: "Hey Jarvis", "Tell me a story about a dragon.",
+# 4 s later "Hey Jarvis" (while the story plays), "Stop.", then quiet: barge.wav, barge.json.
+sox -n -r 16000 -c 1 -b 16 "$tmp/s03.wav" trim 0 0.3
+sox "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s4.wav" "$tmp/w16.wav" "$tmp/s03.wav" "$tmp/stop16.wav" "$tmp/s6.wav" "$tmp/speech.wav"
+len=$(soxi -D "$tmp/speech.wav")
+sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
+sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/barge.wav"
+q_end=$(echo "1.0 + $(soxi -D "$tmp/w16.wav") + 0.5 + $(soxi -D "$tmp/q16.wav")" | bc -l)
+wake_start=$(echo "$q_end + 4.0" | bc -l)
+wake_end=$(echo "$wake_start + $(soxi -D "$tmp/w16.wav")" | bc -l)
+printf '{"file": "barge.wav", "question_end": %.3f, "wake_start": %.3f, "wake_end": %.3f}\n' "$q_end" "$wake_start" "$wake_end" > "$dir/barge.json"

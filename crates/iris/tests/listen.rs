@@ -224,6 +224,35 @@ fn stop_said_over_an_answer_ends_it_and_is_not_a_question() {
     assert_eq!(transcripts.len(), 1, "\"stop\" became a turn: {log}");
 }
 
+/// "Hey Jarvis" said over a long answer, then "Stop.": the speaker is silent from the moment the
+/// wake word is heard (before it has finished sounding in the file), the answer is remembered as
+/// far as it was played, and "stop" gets no answer from the language model.
+#[test]
+fn the_wake_word_over_an_answer_stops_it_at_once() {
+    let _turn = one_at_a_time();
+    let (wav, times) = timed_session("barge");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ev, played, log) = room(&wav, tmp.path(), &[]);
+    let barge = first(&ev, "barge_in").unwrap_or_else(|| panic!("no barge-in: {log}"))["t"].as_f64().unwrap();
+    let (start, end) = (times["wake_start"].as_f64().unwrap(), times["wake_end"].as_f64().unwrap());
+    assert!(barge > start && barge <= end + 0.1, "the wake word sounds {start}–{end}, the barge-in came at {barge}: {log}");
+    assert!(last_sound(&played) <= barge + 0.02, "sound until {} after the barge-in at {barge}", last_sound(&played));
+    let answers: Vec<&str> = ev.iter().filter(|e| e["event"] == "answer").map(|e| e["text"].as_str().unwrap()).collect();
+    let first_sentence = first(&ev, "sentence").unwrap()["text"].as_str().unwrap();
+    assert!(
+        !answers[0].is_empty() && first_sentence.starts_with(answers[0]),
+        "{:?} is not what was played of {first_sentence:?}",
+        answers[0]
+    );
+    let heard: Vec<&str> = ev.iter().filter(|e| e["event"] == "transcript").map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(heard.last().is_some_and(|t| t.to_lowercase().contains("stop")), "{heard:?}");
+    assert_eq!(answers.last(), Some(&""), "\"stop\" is answered with silence: {answers:?}");
+    assert!(ev
+        .iter()
+        .filter(|e| e["event"] == "sentence")
+        .all(|e| e["turn"] == ev.iter().find(|e| e["event"] == "sentence").unwrap()["turn"]));
+}
+
 /// 44.1 kHz stereo input with the answer's echo mixed back in: still one clear turn.
 #[test]
 fn stereo_input_at_another_rate_with_echo() {
