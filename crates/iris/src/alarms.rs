@@ -27,6 +27,8 @@ pub struct Extras {
     pub alarms: Alarms,
     pub announce: iris_live::Announce,
     pub stop_check: iris_live::Transcribe,
+    /// The recogniser the stop check shares with the pipeline, when they share one.
+    pub asr: Option<Arc<dyn iris_backend::Asr>>,
 }
 
 impl Extras {
@@ -37,12 +39,17 @@ impl Extras {
             Some(file) => Alarms::kept_in(file),
             None => Alarms::on_media_clock(),
         };
-        Self::with_alarms(models, alarms)
+        // One recogniser for the pipeline and the stop check: a check runs while an answer
+        // plays, when the pipeline's recogniser is idle.
+        let asr = models.asr()?;
+        let stop_check = stop_checker_on(asr.clone(), models.config.asr_language());
+        Ok(Self { alarms, announce: announcer(models), stop_check, asr: Some(asr) })
     }
 
-    /// Around timers made elsewhere (`iris serve`'s, shared with its API).
+    /// Around timers made elsewhere (`iris serve`'s, shared with its API); the stop check's
+    /// recogniser is loaded beside the loop.
     pub fn with_alarms(models: &Models, alarms: Alarms) -> Result<Self> {
-        Ok(Self { alarms, announce: announcer(models)?, stop_check: stop_checker(models)? })
+        Ok(Self { alarms, announce: announcer(models), stop_check: stop_checker(models), asr: None })
     }
 }
 
@@ -177,25 +184,36 @@ fn copy(models: &Models) -> Models {
 }
 
 /// The reminder's voice: the configured Piper voice (and the others, for other languages),
-/// loaded beside the loop.
-pub fn announcer(models: &Models) -> Result<iris_live::Announce> {
+/// loaded on the reminder thread when the first timer rings, so it costs nothing until then
+/// (the chime rings at once; the reminder follows when the voice is ready).
+pub fn announcer(models: &Models) -> iris_live::Announce {
     let m = copy(models);
-    let mut voice = Preloaded::start("reminder voice", move || m.voice(&m.config.models.tts));
-    Ok(Box::new(move |text: &str| {
-        let voice = voice.get()?;
+    let mut voice: Option<Box<dyn iris_backend::Tts>> = None;
+    Box::new(move |text: &str| {
+        if voice.is_none() {
+            voice = Some(m.voice(&m.config.models.tts).map_err(|e| format!("{e:#}"))?);
+        }
+        let Some(voice) = voice.as_mut() else { return Err("no voice".into()) };
         let rate = voice.sample_rate();
         voice.synthesize(text, &|| false).map(|s| (s, rate)).map_err(|e| e.to_string())
-    }))
+    })
 }
 
-/// The side check's ears: a second instance of the configured recogniser, so a check never
-/// waits for a question being transcribed; loaded beside the loop.
-pub fn stop_checker(models: &Models) -> Result<iris_live::Transcribe> {
+/// The stop check on a recogniser already loaded.
+fn stop_checker_on(asr: Arc<dyn iris_backend::Asr>, language: Option<String>) -> iris_live::Transcribe {
+    Box::new(move |audio: &[f32]| {
+        let opts = AsrOptions { language: language.clone(), partial: false, fit_context: true };
+        asr.transcribe(audio, &opts, &|| false).map(|o| o.text).map_err(|e| e.to_string())
+    })
+}
+
+/// The stop check on a second instance of the configured recogniser, loaded beside the loop.
+pub fn stop_checker(models: &Models) -> iris_live::Transcribe {
     let m = copy(models);
     let mut asr = Preloaded::start("stop check", move || m.asr());
     let language = models.config.asr_language();
-    Ok(Box::new(move |audio: &[f32]| {
+    Box::new(move |audio: &[f32]| {
         let opts = AsrOptions { language: language.clone(), partial: false, fit_context: true };
         asr.get()?.transcribe(audio, &opts, &|| false).map(|o| o.text).map_err(|e| e.to_string())
-    }))
+    })
 }

@@ -151,7 +151,18 @@ impl Models {
         &self,
         spec: &PipelineSpec,
         timers: &iris_tools::Timers,
+        camera: Option<Box<dyn iris_backend::Camera>>,
+    ) -> Result<Vec<Box<dyn Stage>>> {
+        self.stages_sharing(spec, timers, camera, None)
+    }
+
+    /// As `stages`, with the recogniser `asr` (already loaded) when given.
+    pub fn stages_sharing(
+        &self,
+        spec: &PipelineSpec,
+        timers: &iris_tools::Timers,
         mut camera: Option<Box<dyn iris_backend::Camera>>,
+        asr: Option<Arc<dyn iris_backend::Asr>>,
     ) -> Result<Vec<Box<dyn Stage>>> {
         let cfg = &self.config;
         let threads = cfg.threads();
@@ -176,7 +187,10 @@ impl Models {
                     Box::new(VadStage::new(Box::new(vad), settings))
                 }
                 "asr" => {
-                    let asr = self.asr()?;
+                    let asr = match &asr {
+                        Some(shared) => shared.clone(),
+                        None => self.asr()?,
+                    };
                     let language = cfg.asr_language();
                     let partial_every = (cfg.speech.partial_ms > 0).then(|| std::time::Duration::from_millis(cfg.speech.partial_ms));
                     if live {

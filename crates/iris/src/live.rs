@@ -79,7 +79,7 @@ impl Assistant {
     ) -> Result<Self> {
         let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
         let extras = crate::alarms::Extras::load(models, timers)?;
-        let stages = models.stages(&spec, &extras.alarms.timers, camera)?;
+        let stages = models.stages_sharing(&spec, &extras.alarms.timers, camera, extras.asr.clone())?;
         Self::with_stages(models, stages, mode, semantic, Some(extras))
     }
 

@@ -323,7 +323,7 @@ fn the_loop_runs_on_real_alsa_devices_through_pulseaudio() {
     assert!(list.stderr.is_empty(), "ALSA's own noise leaked: {}", String::from_utf8_lossy(&list.stderr));
     let ev = tmp.path().join("events.jsonl");
     let rec = tmp.path().join("speaker.wav");
-    let iris = Command::new(IRIS)
+    let mut iris = Command::new(IRIS)
         .args(["listen", "--seconds", "45", "--events"])
         .arg(&ev)
         .env("PULSE_SERVER", &server)
@@ -336,8 +336,26 @@ fn the_loop_runs_on_real_alsa_devices_through_pulseaudio() {
         .env("PULSE_SERVER", &server)
         .spawn()
         .unwrap();
-    // Let the models load and the microphone open before speaking.
-    std::thread::sleep(std::time::Duration::from_secs(5));
+    // Speak once the models are loaded and the loop listens (it says so), and the microphone
+    // has had a moment to open.
+    let stderr = iris.stderr.take().unwrap();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let collect = said.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut all = collect.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+    for _ in 0..600 {
+        if said.lock().unwrap().contains("listening") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let play = |file: &str| {
         let ok = Command::new("paplay").args(["-d", "room"]).arg(dir.join(file)).env("PULSE_SERVER", &server).status().unwrap();
         assert!(ok.success());
@@ -355,10 +373,11 @@ fn the_loop_runs_on_real_alsa_devices_through_pulseaudio() {
     std::thread::sleep(std::time::Duration::from_secs(4));
     play("03.wav");
     let second = wait_for(&ev, "answer", 2, 20);
-    let out = iris.wait_with_output().unwrap();
+    let status = iris.wait().unwrap();
+    let _ = reader.join();
     let _ = Command::new(&script).arg("stop").arg(&pulse).status();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && !log.contains("panicked"), "{log}");
+    let log = said.lock().unwrap().clone();
+    assert!(status.success() && !log.contains("panicked"), "{log}");
     assert!(first && second, "answers: first {first}, after the devices came back {second}: {log}");
     let ev = events(&ev);
     let answers: Vec<String> = ev.iter().filter(|e| e["event"] == "answer").map(|e| e["text"].as_str().unwrap().to_lowercase()).collect();
