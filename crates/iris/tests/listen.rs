@@ -299,6 +299,104 @@ fn wait_for(events: &Path, name: &str, count: usize, secs: u64) -> bool {
     false
 }
 
+/// A user-space PulseAudio room (deploy/pulse-room.sh) in `dir`: a "room" sink whose monitor
+/// is the microphone, and a "spk" sink whose monitor records what Iris plays.
+struct PulseRoom {
+    dir: PathBuf,
+    server: String,
+}
+
+impl PulseRoom {
+    fn script() -> PathBuf {
+        root().join("deploy/pulse-room.sh")
+    }
+
+    fn start(dir: &Path) -> Self {
+        let started = Command::new(Self::script()).arg("start").arg(dir).output().expect("deploy/pulse-room.sh (needs pulseaudio)");
+        assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+        Self { dir: dir.to_owned(), server: String::from_utf8_lossy(&started.stdout).trim().to_owned() }
+    }
+
+    fn stop(&self) {
+        let _ = Command::new(Self::script()).arg("stop").arg(&self.dir).status();
+    }
+
+    /// Plays a spoken session into the room, to its end.
+    fn play(&self, wav: &Path) {
+        let ok = Command::new("paplay").args(["-d", "room"]).arg(wav).env("PULSE_SERVER", &self.server).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Records the speaker's monitor into `wav` until [`stop_recording`] is called.
+    fn record(&self, wav: &Path) -> std::process::Child {
+        Command::new("parecord")
+            .args(["-d", "spk.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav"])
+            .arg(wav)
+            .env("PULSE_SERVER", &self.server)
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for PulseRoom {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SIGINT, so parecord finishes the WAV header.
+fn stop_recording(mut recorder: std::process::Child) {
+    let _ = Command::new("kill").arg("-INT").arg(recorder.id().to_string()).status();
+    let _ = recorder.wait();
+}
+
+/// `iris listen` on the room's devices for `seconds`, its stderr collected; returns once the loop
+/// says it listens and the microphone has had a moment to open.
+struct Listening {
+    child: std::process::Child,
+    said: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Listening {
+    fn start(room: &PulseRoom, events: &Path, seconds: u32) -> Self {
+        let mut child = Command::new(IRIS)
+            .args(["listen", "--seconds", &seconds.to_string(), "--events"])
+            .arg(events)
+            .env("PULSE_SERVER", &room.server)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let collect = said.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut all = collect.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        for _ in 0..600 {
+            if said.lock().unwrap().contains("listening") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Self { child, said, reader }
+    }
+
+    /// Waits for the loop to end; whether it succeeded, and its log.
+    fn finish(mut self) -> (bool, String) {
+        let status = self.child.wait().unwrap();
+        let _ = self.reader.join();
+        let log = self.said.lock().unwrap().clone();
+        (status.success() && !log.contains("panicked"), log)
+    }
+}
+
 /// Real ALSA devices through cpal: a user-space PulseAudio room; a session is played into the
 /// room and what Iris plays is recorded from the speaker's monitor. Then the sound server goes
 /// away mid-session (microphone and speaker vanish) and comes back: one clear line, the devices
@@ -309,75 +407,30 @@ fn the_loop_runs_on_real_alsa_devices_through_pulseaudio() {
     let (dir, _) = sessions();
     let tmp = tempfile::tempdir().unwrap();
     let pulse = tmp.path().join("pulse");
-    let script = root().join("deploy/pulse-room.sh");
-    let start_pulse = || {
-        let started = Command::new(&script).arg("start").arg(&pulse).output().expect("deploy/pulse-room.sh (needs pulseaudio)");
-        assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
-        String::from_utf8_lossy(&started.stdout).trim().to_owned()
-    };
-    let server = start_pulse();
+    let room = PulseRoom::start(&pulse);
     // The sound server's devices are listed by the short names [audio] input/output take.
-    let list = Command::new(IRIS).args(["audio", "list"]).env("PULSE_SERVER", &server).output().unwrap();
+    let list = Command::new(IRIS).args(["audio", "list"]).env("PULSE_SERVER", &room.server).output().unwrap();
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(list.status.success() && listed.lines().any(|l| l.starts_with("pulse ")), "{listed}");
     assert!(list.stderr.is_empty(), "ALSA's own noise leaked: {}", String::from_utf8_lossy(&list.stderr));
     let ev = tmp.path().join("events.jsonl");
     let rec = tmp.path().join("speaker.wav");
-    let mut iris = Command::new(IRIS)
-        .args(["listen", "--seconds", "45", "--events"])
-        .arg(&ev)
-        .env("PULSE_SERVER", &server)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut recorder = Command::new("parecord")
-        .args(["-d", "spk.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav"])
-        .arg(&rec)
-        .env("PULSE_SERVER", &server)
-        .spawn()
-        .unwrap();
-    // Speak once the models are loaded and the loop listens (it says so), and the microphone
-    // has had a moment to open.
-    let stderr = iris.stderr.take().unwrap();
-    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let collect = said.clone();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut all = collect.lock().unwrap();
-            all.push_str(&line);
-            all.push('\n');
-        }
-    });
-    for _ in 0..600 {
-        if said.lock().unwrap().contains("listening") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let play = |file: &str| {
-        let ok = Command::new("paplay").args(["-d", "room"]).arg(dir.join(file)).env("PULSE_SERVER", &server).status().unwrap();
-        assert!(ok.success());
-    };
-    play("01.wav");
+    let iris = Listening::start(&room, &ev, 45);
+    let recorder = room.record(&rec);
+    room.play(&dir.join("01.wav"));
     let first = wait_for(&ev, "answer", 1, 20);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    // SIGINT, so parecord finishes the WAV header.
-    let _ = Command::new("kill").arg("-INT").arg(recorder.id().to_string()).status();
-    let _ = recorder.wait();
-    // The sound server goes away and comes back.
-    let _ = Command::new(&script).arg("stop").arg(&pulse).status();
+    stop_recording(recorder);
+    // The sound server goes away and comes back (the same address).
+    room.stop();
     std::thread::sleep(std::time::Duration::from_secs(2));
-    start_pulse();
+    let room = PulseRoom::start(&pulse);
     std::thread::sleep(std::time::Duration::from_secs(4));
-    play("03.wav");
+    room.play(&dir.join("03.wav"));
     let second = wait_for(&ev, "answer", 2, 20);
-    let status = iris.wait().unwrap();
-    let _ = reader.join();
-    let _ = Command::new(&script).arg("stop").arg(&pulse).status();
-    let log = said.lock().unwrap().clone();
-    assert!(status.success() && !log.contains("panicked"), "{log}");
+    let (ok, log) = iris.finish();
+    room.stop();
+    assert!(ok, "{log}");
     assert!(first && second, "answers: first {first}, after the devices came back {second}: {log}");
     let ev = events(&ev);
     let answers: Vec<String> = ev.iter().filter(|e| e["event"] == "answer").map(|e| e["text"].as_str().unwrap().to_lowercase()).collect();
@@ -388,4 +441,36 @@ fn the_loop_runs_on_real_alsa_devices_through_pulseaudio() {
     let heard = iris_audio::read_wav(&rec).unwrap().samples;
     let loud = heard.iter().filter(|s| s.abs() > 0.02).count();
     assert!(loud > 1_600, "the speaker's monitor recorded {loud} loud samples of {}: no answer", heard.len());
+}
+
+/// The barge-in on real devices: "Hey Jarvis" said into the room over a long answer stops it;
+/// what the speaker's monitor recorded of the answer is no longer than what the loop says was
+/// played before the barge-in (the device's buffer was cleared, not played out).
+#[test]
+fn the_wake_word_stops_an_answer_on_real_devices() {
+    let _turn = one_at_a_time();
+    let (wav, _) = timed_session("barge");
+    let tmp = tempfile::tempdir().unwrap();
+    let room = PulseRoom::start(&tmp.path().join("pulse"));
+    let ev = tmp.path().join("events.jsonl");
+    let rec = tmp.path().join("speaker.wav");
+    let iris = Listening::start(&room, &ev, 30);
+    let recorder = room.record(&rec);
+    room.play(&wav);
+    let answered = wait_for(&ev, "answer", 2, 20);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop_recording(recorder);
+    let (ok, log) = iris.finish();
+    assert!(ok && answered, "{log}");
+    let ev = events(&ev);
+    let barge = first(&ev, "barge_in").unwrap_or_else(|| panic!("no barge-in on the devices: {log}"))["t"].as_f64().unwrap();
+    let start = first(&ev, "audio_start").unwrap()["t"].as_f64().unwrap();
+    let heard = iris_audio::read_wav(&rec).unwrap().samples;
+    let first_sound = heard.iter().position(|s| s.abs() > 0.01).expect("the answer was recorded");
+    let played = (last_sound(&heard) - first_sound as f64 / 16_000.0).max(0.0);
+    assert!(
+        played <= barge - start + 0.1,
+        "the speaker sounded {played:.2} s, the loop played {:.2} s before the barge-in: {log}",
+        barge - start
+    );
 }
