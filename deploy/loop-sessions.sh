@@ -131,14 +131,36 @@ stop_start=$(echo "$q_end + 4.0" | bc -l)
 stop_end=$(echo "$stop_start + $(soxi -D "$tmp/stop16.wav")" | bc -l)
 printf '{"file": "story.wav", "question_end": %.3f, "stop_start": %.3f, "stop_end": %.3f}\n' "$q_end" "$stop_start" "$stop_end" > "$dir/story.json"
 
-# Barge-in by the wake word over a long answer: "Hey Jarvis", "Tell me a story about a dragon.",
-# 4 s later "Hey Jarvis" (while the story plays), "Stop.", then quiet: barge.wav, barge.json.
-sox -n -r 16000 -c 1 -b 16 "$tmp/s03.wav" trim 0 0.3
-sox "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s4.wav" "$tmp/w16.wav" "$tmp/s03.wav" "$tmp/stop16.wav" "$tmp/s6.wav" "$tmp/speech.wav"
-len=$(soxi -D "$tmp/speech.wav")
-sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
-sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/barge.wav"
-q_end=$(echo "1.0 + $(soxi -D "$tmp/w16.wav") + 0.5 + $(soxi -D "$tmp/q16.wav")" | bc -l)
-wake_start=$(echo "$q_end + 4.0" | bc -l)
-wake_end=$(echo "$wake_start + $(soxi -D "$tmp/w16.wav")" | bc -l)
-printf '{"file": "barge.wav", "question_end": %.3f, "wake_start": %.3f, "wake_end": %.3f}\n' "$q_end" "$wake_start" "$wake_end" > "$dir/barge.json"
+# Barge-in by the wake word over a long answer, in four voices: "Hey Jarvis", a request for a
+# story, 4 s later "Hey Jarvis" (while the story plays; its trailing silence trimmed, so its end
+# is where the word ends), "Stop.", then quiet: barge-NN.wav, and barge.jsonl with the times of
+# the interrupting wake word.
+barges=(
+    "en-gb+m4|145|Tell me a story about a dragon."
+    "en-us+m1|150|Tell me a long story about a lighthouse keeper."
+    "en-us+m3|150|Tell me a story about the sea."
+    "en-gb-scotland|145|Tell me a story about a dragon."
+)
+: > "$dir/barge.jsonl.tmp"
+n=0
+for b in "${barges[@]}"; do
+    n=$((n + 1))
+    IFS='|' read -r voice speed request <<< "$b"
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/bw.wav" "Hey Jarvis"
+    sox "$tmp/bw.wav" -r 16000 -c 1 -b 16 "$tmp/bw16.wav" reverse silence 1 0.01 0.5% reverse
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/bq.wav" "$request"
+    sox "$tmp/bq.wav" -r 16000 -c 1 -b 16 "$tmp/bq16.wav"
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/bs.wav" "Stop."
+    sox "$tmp/bs.wav" -r 16000 -c 1 -b 16 "$tmp/bs16.wav"
+    sox -n -r 16000 -c 1 -b 16 "$tmp/s03.wav" trim 0 0.3
+    sox "$tmp/s1.wav" "$tmp/bw16.wav" "$tmp/s2.wav" "$tmp/bq16.wav" "$tmp/s4.wav" "$tmp/bw16.wav" "$tmp/s03.wav" "$tmp/bs16.wav" "$tmp/s6.wav" "$tmp/speech.wav"
+    len=$(soxi -D "$tmp/speech.wav")
+    sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
+    name=barge-$(printf '%02d' "$n")
+    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/$name.wav"
+    q_end=$(echo "1.0 + $(soxi -D "$tmp/bw16.wav") + 0.5 + $(soxi -D "$tmp/bq16.wav")" | bc -l)
+    wake_start=$(echo "$q_end + 4.0" | bc -l)
+    wake_end=$(echo "$wake_start + $(soxi -D "$tmp/bw16.wav")" | bc -l)
+    printf '{"file": "%s.wav", "question_end": %.3f, "wake_start": %.3f, "wake_end": %.3f}\n' "$name" "$q_end" "$wake_start" "$wake_end" >> "$dir/barge.jsonl.tmp"
+done
+mv "$dir/barge.jsonl.tmp" "$dir/barge.jsonl"

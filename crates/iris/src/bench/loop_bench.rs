@@ -28,6 +28,9 @@ pub struct LoopArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Interruptions instead: "Hey Jarvis" over a long answer (barge-NN.wav, barge.jsonl).
+    #[arg(long)]
+    barge_in: bool,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +69,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 pub fn run(config_path: Option<&Path>, args: LoopArgs) -> Result<ExitCode> {
     let models = Models::open(config_path)?;
+    if args.barge_in {
+        super::barge_in::run(&models, &args.sessions, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mode = Mode::parse(&args.mode).with_context(|| format!("--mode {:?}: use wake_word or always", args.mode))?;
     let semantic = args.semantic.unwrap_or(models.config.audio.semantic_turn);
     let sessions = read_sessions(&args.sessions)?;

@@ -2,6 +2,7 @@
 //! machine, in one run, reported as ratios (>1 means Iris is faster).
 
 mod asr;
+mod barge_in;
 mod llm;
 pub mod loop_bench;
 mod soak;
