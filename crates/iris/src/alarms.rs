@@ -163,6 +163,9 @@ impl<T: Send + 'static> Preloaded<T> {
     fn start(what: &str, load: impl FnOnce() -> Result<T> + Send + 'static) -> Self {
         let (tx, rx) = channel();
         let spawned = std::thread::Builder::new().name(format!("iris-load-{what}")).spawn(move || {
+            // Below the loop's priority: on two cores a load must not starve the microphone.
+            // SAFETY: setpriority on the calling thread (Linux: `who` 0 is this thread).
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
             let _ = tx.send(load().map_err(|e| format!("{e:#}")));
         });
         match spawned {
@@ -184,16 +187,12 @@ fn copy(models: &Models) -> Models {
 }
 
 /// The reminder's voice: the configured Piper voice (and the others, for other languages),
-/// loaded on the reminder thread when the first timer rings, so it costs nothing until then
-/// (the chime rings at once; the reminder follows when the voice is ready).
+/// loaded beside the loop at low priority so the loop's start is not slowed.
 pub fn announcer(models: &Models) -> iris_live::Announce {
     let m = copy(models);
-    let mut voice: Option<Box<dyn iris_backend::Tts>> = None;
+    let mut voice = Preloaded::start("reminder voice", move || m.voice(&m.config.models.tts));
     Box::new(move |text: &str| {
-        if voice.is_none() {
-            voice = Some(m.voice(&m.config.models.tts).map_err(|e| format!("{e:#}"))?);
-        }
-        let Some(voice) = voice.as_mut() else { return Err("no voice".into()) };
+        let voice = voice.get()?;
         let rate = voice.sample_rate();
         voice.synthesize(text, &|| false).map(|s| (s, rate)).map_err(|e| e.to_string())
     })

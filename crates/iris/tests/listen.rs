@@ -186,7 +186,7 @@ fn a_timer_rings_through_the_speaker_and_stop_silences_it() {
     // The first round, transcribed: the reminder says what the timer was for.
     let round = tmp.path().join("round.wav");
     let from = (rang * 16_000.0) as usize;
-    iris_audio::write_wav_atomic(&round, &played[from..(from + 4 * 16_000).min(played.len())], 16_000).unwrap();
+    iris_audio::write_wav_atomic(&round, &played[from..(from + 5 * 16_000).min(played.len())], 16_000).unwrap();
     let o = Command::new(IRIS).arg("transcribe").arg(&round).output().unwrap();
     let heard = String::from_utf8_lossy(&o.stdout).to_lowercase();
     assert!(
