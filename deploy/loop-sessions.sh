@@ -9,6 +9,8 @@ export SOX_OPTS=-R
 dir=$1
 mkdir -p "$dir"
 tmp=$(mktemp -d)
+# sum A B …: the sum of decimal numbers (awk, as bc is not on a minimal Debian).
+sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) s += ARGV[i]; printf "%.6f", s }' "$@"; }
 trap 'rm -rf "$tmp"' EXIT
 # voice|speed|question|answer words (any of them, |-separated). " ... " in a question is a
 # 0.4 s pause in the middle of the sentence (shorter than the end-of-turn silence: the question
@@ -110,9 +112,9 @@ sox "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s15.wav" "$t
 len=$(soxi -D "$tmp/speech.wav")
 sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
 sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/timer.wav"
-q_end=$(echo "1.0 + $(soxi -D "$tmp/w16.wav") + 0.5 + $(soxi -D "$tmp/q16.wav")" | bc -l)
-stop_start=$(echo "$q_end + 15.0" | bc -l)
-stop_end=$(echo "$stop_start + $(soxi -D "$tmp/stop16.wav")" | bc -l)
+q_end=$(sum 1.0 $(soxi -D "$tmp/w16.wav") 0.5 $(soxi -D "$tmp/q16.wav"))
+stop_start=$(sum $q_end 15.0)
+stop_end=$(sum $stop_start $(soxi -D "$tmp/stop16.wav"))
 printf '{"file": "timer.wav", "question_end": %.3f, "stop_start": %.3f, "stop_end": %.3f}\n' "$q_end" "$stop_start" "$stop_end" > "$dir/timer.json"
 
 # "Stop." alone over a long answer: "Hey Jarvis", "Tell me a story about a dragon.", and 4 s
@@ -126,9 +128,9 @@ sox "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s4.wav" "$tm
 len=$(soxi -D "$tmp/speech.wav")
 sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
 sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/story.wav"
-q_end=$(echo "1.0 + $(soxi -D "$tmp/w16.wav") + 0.5 + $(soxi -D "$tmp/q16.wav")" | bc -l)
-stop_start=$(echo "$q_end + 4.0" | bc -l)
-stop_end=$(echo "$stop_start + $(soxi -D "$tmp/stop16.wav")" | bc -l)
+q_end=$(sum 1.0 $(soxi -D "$tmp/w16.wav") 0.5 $(soxi -D "$tmp/q16.wav"))
+stop_start=$(sum $q_end 4.0)
+stop_end=$(sum $stop_start $(soxi -D "$tmp/stop16.wav"))
 printf '{"file": "story.wav", "question_end": %.3f, "stop_start": %.3f, "stop_end": %.3f}\n' "$q_end" "$stop_start" "$stop_end" > "$dir/story.json"
 
 # Barge-in by the wake word over a long answer, in four voices: "Hey Jarvis", a request for a
@@ -158,9 +160,9 @@ for b in "${barges[@]}"; do
     sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
     name=barge-$(printf '%02d' "$n")
     sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/$name.wav"
-    q_end=$(echo "1.0 + $(soxi -D "$tmp/bw16.wav") + 0.5 + $(soxi -D "$tmp/bq16.wav")" | bc -l)
-    wake_start=$(echo "$q_end + 4.0" | bc -l)
-    wake_end=$(echo "$wake_start + $(soxi -D "$tmp/bw16.wav")" | bc -l)
+    q_end=$(sum 1.0 $(soxi -D "$tmp/bw16.wav") 0.5 $(soxi -D "$tmp/bq16.wav"))
+    wake_start=$(sum $q_end 4.0)
+    wake_end=$(sum $wake_start $(soxi -D "$tmp/bw16.wav"))
     printf '{"file": "%s.wav", "question_end": %.3f, "wake_start": %.3f, "wake_end": %.3f}\n' "$name" "$q_end" "$wake_start" "$wake_end" >> "$dir/barge.jsonl.tmp"
 done
 mv "$dir/barge.jsonl.tmp" "$dir/barge.jsonl"
