@@ -24,6 +24,16 @@ sessions=(
     "en-gb-x-rp+f3|135|What is the capital of Japan?|tokyo"
     "en-us+m1|150|What is the capital ... of Germany?|berlin"
 )
+# noisy OUT PART.wav…: the parts joined, with light pink noise about 30 dB below the speech
+# (repeatable: -R).
+noisy() {
+    local out=$1
+    shift
+    sox "$@" "$tmp/speech.wav"
+    sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$(soxi -D "$tmp/speech.wav")" pinknoise vol 0.02
+    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$out"
+}
+
 # speak_session VOICE SPEED QUESTION OUT.wav [WAKE]: 1 s of quiet, the wake phrase ("Hey Jarvis"
 # unless WAKE), 0.5 s, the question, 3.5 s, with light noise about 30 dB below the speech
 # (repeatable: -R).
@@ -39,10 +49,7 @@ speak_session() {
     sox -n -r 16000 -c 1 -b 16 "$tmp/s1.wav" trim 0 1.0
     sox -n -r 16000 -c 1 -b 16 "$tmp/s2.wav" trim 0 0.5
     sox -n -r 16000 -c 1 -b 16 "$tmp/s3.wav" trim 0 3.5
-    sox "$tmp/s1.wav" "$tmp/wake16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s3.wav" "$tmp/speech.wav"
-    len=$(soxi -D "$tmp/speech.wav")
-    sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
-    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$out"
+    noisy "$out" "$tmp/s1.wav" "$tmp/wake16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s3.wav"
 }
 
 : > "$dir/sessions.jsonl.tmp"
@@ -108,10 +115,7 @@ sox -n -r 16000 -c 1 -b 16 "$tmp/s1.wav" trim 0 1.0
 sox -n -r 16000 -c 1 -b 16 "$tmp/s2.wav" trim 0 0.5
 sox -n -r 16000 -c 1 -b 16 "$tmp/s15.wav" trim 0 15.0
 sox -n -r 16000 -c 1 -b 16 "$tmp/s6.wav" trim 0 6.0
-sox "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s15.wav" "$tmp/stop16.wav" "$tmp/s6.wav" "$tmp/speech.wav"
-len=$(soxi -D "$tmp/speech.wav")
-sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
-sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/timer.wav"
+noisy "$dir/timer.wav" "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s15.wav" "$tmp/stop16.wav" "$tmp/s6.wav"
 q_end=$(sum 1.0 $(soxi -D "$tmp/w16.wav") 0.5 $(soxi -D "$tmp/q16.wav"))
 stop_start=$(sum $q_end 15.0)
 stop_end=$(sum $stop_start $(soxi -D "$tmp/stop16.wav"))
@@ -124,10 +128,7 @@ espeak-ng -v en-gb+m4 -s 145 -w "$tmp/q.wav" "Tell me a story about a dragon."
 sox "$tmp/q.wav" -r 16000 -c 1 -b 16 "$tmp/q16.wav"
 sox -n -r 16000 -c 1 -b 16 "$tmp/s4.wav" trim 0 4.0
 sox -n -r 16000 -c 1 -b 16 "$tmp/s8.wav" trim 0 8.0
-sox "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s4.wav" "$tmp/stop16.wav" "$tmp/s8.wav" "$tmp/speech.wav"
-len=$(soxi -D "$tmp/speech.wav")
-sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
-sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/story.wav"
+noisy "$dir/story.wav" "$tmp/s1.wav" "$tmp/w16.wav" "$tmp/s2.wav" "$tmp/q16.wav" "$tmp/s4.wav" "$tmp/stop16.wav" "$tmp/s8.wav"
 q_end=$(sum 1.0 $(soxi -D "$tmp/w16.wav") 0.5 $(soxi -D "$tmp/q16.wav"))
 stop_start=$(sum $q_end 4.0)
 stop_end=$(sum $stop_start $(soxi -D "$tmp/stop16.wav"))
@@ -155,11 +156,8 @@ for b in "${barges[@]}"; do
     espeak-ng -v "$voice" -s "$speed" -w "$tmp/bs.wav" "Stop."
     sox "$tmp/bs.wav" -r 16000 -c 1 -b 16 "$tmp/bs16.wav"
     sox -n -r 16000 -c 1 -b 16 "$tmp/s03.wav" trim 0 0.3
-    sox "$tmp/s1.wav" "$tmp/bw16.wav" "$tmp/s2.wav" "$tmp/bq16.wav" "$tmp/s4.wav" "$tmp/bw16.wav" "$tmp/s03.wav" "$tmp/bs16.wav" "$tmp/s6.wav" "$tmp/speech.wav"
-    len=$(soxi -D "$tmp/speech.wav")
-    sox -R -n -r 16000 -c 1 -b 16 "$tmp/noise.wav" synth "$len" pinknoise vol 0.02
     name=barge-$(printf '%02d' "$n")
-    sox -R -m "$tmp/speech.wav" "$tmp/noise.wav" -b 16 "$dir/$name.wav"
+    noisy "$dir/$name.wav" "$tmp/s1.wav" "$tmp/bw16.wav" "$tmp/s2.wav" "$tmp/bq16.wav" "$tmp/s4.wav" "$tmp/bw16.wav" "$tmp/s03.wav" "$tmp/bs16.wav" "$tmp/s6.wav"
     q_end=$(sum 1.0 $(soxi -D "$tmp/bw16.wav") 0.5 $(soxi -D "$tmp/bq16.wav"))
     wake_start=$(sum $q_end 4.0)
     wake_end=$(sum $wake_start $(soxi -D "$tmp/bw16.wav"))

@@ -181,15 +181,10 @@ impl<T: Send + 'static> Preloaded<T> {
     }
 }
 
-/// A copy of `models` to move into a loading thread.
-fn copy(models: &Models) -> Models {
-    Models { store: iris_models::Store::new(models.store.home()), catalog: models.catalog.clone(), config: models.config.clone() }
-}
-
 /// The reminder's voice: the configured Piper voice (and the others, for other languages),
 /// loaded beside the loop at low priority so the loop's start is not slowed.
 pub fn announcer(models: &Models) -> iris_live::Announce {
-    let m = copy(models);
+    let m = models.with_config(models.config.clone());
     let mut voice = Preloaded::start("reminder voice", move || m.voice(&m.config.models.tts));
     Box::new(move |text: &str| {
         let voice = voice.get()?;
@@ -200,19 +195,23 @@ pub fn announcer(models: &Models) -> iris_live::Announce {
 
 /// The stop check on a recogniser already loaded.
 fn stop_checker_on(asr: Arc<dyn iris_backend::Asr>, language: Option<String>) -> iris_live::Transcribe {
-    Box::new(move |audio: &[f32]| {
-        let opts = AsrOptions { language: language.clone(), partial: false, fit_context: true };
-        asr.transcribe(audio, &opts, &|| false).map(|o| o.text).map_err(|e| e.to_string())
-    })
+    stop_check(move || Ok(asr.clone()), language)
 }
 
 /// The stop check on a second instance of the configured recogniser, loaded beside the loop.
 pub fn stop_checker(models: &Models) -> iris_live::Transcribe {
-    let m = copy(models);
+    let m = models.with_config(models.config.clone());
     let mut asr = Preloaded::start("stop check", move || m.asr());
-    let language = models.config.asr_language();
+    stop_check(move || asr.get().map(|a| a.clone()), models.config.asr_language())
+}
+
+/// Transcribes a short utterance on the recogniser `asr` gives (waiting for it if it loads).
+fn stop_check(
+    mut asr: impl FnMut() -> Result<Arc<dyn iris_backend::Asr>, String> + Send + 'static,
+    language: Option<String>,
+) -> iris_live::Transcribe {
     Box::new(move |audio: &[f32]| {
         let opts = AsrOptions { language: language.clone(), partial: false, fit_context: true };
-        asr.get()?.transcribe(audio, &opts, &|| false).map(|o| o.text).map_err(|e| e.to_string())
+        asr()?.transcribe(audio, &opts, &|| false).map(|o| o.text).map_err(|e| e.to_string())
     })
 }

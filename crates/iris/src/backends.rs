@@ -64,6 +64,12 @@ impl Models {
         Ok(Self { store, catalog, config })
     }
 
+    /// The same store and catalog with other settings (to move into a thread, or to try a
+    /// setting).
+    pub fn with_config(&self, config: Config) -> Self {
+        Self { store: Store::new(self.store.home()), catalog: self.catalog.clone(), config }
+    }
+
     fn entry(&self, id: &str, task: &str) -> Result<&ModelEntry> {
         let m = self
             .catalog

@@ -38,7 +38,7 @@ struct Tally {
 fn with_echo_cancel(models: &Models, on: bool) -> Models {
     let mut config = models.config.clone();
     config.audio.echo_cancel = on;
-    Models { store: iris_models::Store::new(models.store.home()), catalog: models.catalog.clone(), config }
+    models.with_config(config)
 }
 
 fn one(models: &Models, wav: &Path, out: &Path, echo: Option<Echo>) -> Result<(Vec<Event>, Vec<f32>, Option<f64>)> {
