@@ -25,17 +25,47 @@ fn slow_llm(ms: u64) -> (FakeLlm, Arc<Mutex<Vec<Vec<iris_backend::ChatMessage>>>
 }
 
 fn pipeline_with(llm: FakeLlm) -> Pipeline {
+    pipeline_ending_turns_after(llm, 0)
+}
+
+/// The recogniser stage, closing each turn `ms` of real time late (a loaded machine).
+struct LateEnd(Box<dyn Stage>, u64);
+
+impl Stage for LateEnd {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn accepts(&self) -> iris_frames::KindSet {
+        self.0.accepts()
+    }
+    fn emits(&self) -> iris_frames::KindSet {
+        self.0.emits()
+    }
+    fn process(&mut self, env: iris_frames::Envelope, out: &mut dyn iris_pipeline::Output) -> Result<(), iris_pipeline::StageError> {
+        self.0.process(env, out)
+    }
+    fn end_turn(
+        &mut self,
+        turn: iris_frames::TurnId,
+        pts: std::time::Duration,
+        out: &mut dyn iris_pipeline::Output,
+    ) -> Result<(), iris_pipeline::StageError> {
+        std::thread::sleep(std::time::Duration::from_millis(self.1));
+        self.0.end_turn(turn, pts, out)
+    }
+}
+
+fn pipeline_ending_turns_after(llm: FakeLlm, ms: u64) -> Pipeline {
     let spec = PipelineSpec::parse(PIPELINE, BUILTIN).unwrap();
     let settings = LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0 };
+    let asr = AsrStage::new(
+        Arc::new(FakeAsr::new("what is the capital of france")),
+        AsrOptions::default(),
+        AsrSettings { gated: true, partial_every: None },
+    )
+    .merging_pauses();
     let stages: Vec<Box<dyn Stage>> = vec![
-        Box::new(
-            AsrStage::new(
-                Arc::new(FakeAsr::new("what is the capital of france")),
-                AsrOptions::default(),
-                AsrSettings { gated: true, partial_every: None },
-            )
-            .merging_pauses(),
-        ),
+        Box::new(LateEnd(Box::new(asr), ms)),
         Box::new(LlmStage::new(Box::new(llm), None, settings)),
         Box::new(SentenceStage::new()),
         Box::new(TtsStage::new(Box::new(FakeTts::default()))),
@@ -210,4 +240,16 @@ fn speech_after_a_pause_withdraws_the_answer_begun_at_it() {
     let last = prompts.last().unwrap();
     let users = last.iter().filter(|m| m.role == iris_backend::Role::User).count();
     assert_eq!(users, 2, "the withdrawn answer stayed in the conversation: {last:?}");
+}
+
+/// On a loaded machine the recogniser is still busy when the answer made ahead is taken: the
+/// turn has one transcript, the question's words (not the empty one of the answer made ahead).
+#[test]
+fn a_slow_recogniser_gives_the_turn_one_transcript() {
+    let (llm, _) = slow_llm(10);
+    let mic = session(&[("silence", 0.5), ("speech", 1.5), ("silence", 4.0)]);
+    let (events, _) = run_on(pipeline_ending_turns_after(llm, 400), mic, Mode::Always);
+    let transcripts: Vec<_> = events.iter().filter(|e| e.kind.name() == "transcript").collect();
+    assert_eq!(transcripts.len(), 1, "{transcripts:?}");
+    assert!(format!("{:?}", transcripts[0].kind).contains("capital"), "{transcripts:?}");
 }

@@ -85,6 +85,9 @@ impl LiveLoop<'_> {
     pub(super) fn on_frame(&mut self, env: Envelope, t: Secs) {
         let Some(cur) = self.current.as_mut().filter(|c| c.id == env.turn || c.answer == env.turn) else { return };
         match env.frame {
+            // An answer made ahead has no audio: its recogniser's final is empty, and may arrive
+            // after the answer was taken (the words were emitted then).
+            Frame::Transcript(_) if env.turn == cur.answer && cur.answer != cur.id => {}
             Frame::Transcript(tr) if tr.is_final => {
                 self.turn_asked_to_stop(&tr.text);
                 self.emit(t, EventKind::Transcript { text: tr.text });
