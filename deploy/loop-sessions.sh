@@ -164,3 +164,28 @@ for b in "${barges[@]}"; do
     printf '{"file": "%s.wav", "question_end": %.3f, "wake_start": %.3f, "wake_end": %.3f}\n' "$name" "$q_end" "$wake_start" "$wake_end" >> "$dir/barge.jsonl.tmp"
 done
 mv "$dir/barge.jsonl.tmp" "$dir/barge.jsonl"
+
+# Iris talking to itself: eight requests for a long story, each followed by 100 s of quiet in
+# which the story is told (heard back through the echo path by `iris bench loop --self-talk`):
+# selftalk.wav, and selftalk.json with where each request's wake word starts and ends.
+topics=("a dragon" "a lighthouse keeper" "the sea" "a clockmaker" "a fox in winter" "a lost robot" "two sisters and a boat" "a mountain village")
+: > "$tmp/talk.list"
+wakes=""
+at=0
+for topic in "${topics[@]}"; do
+    espeak-ng -v en-us+m3 -s 150 -w "$tmp/tw.wav" "Hey Jarvis"
+    sox "$tmp/tw.wav" -r 16000 -c 1 -b 16 "$tmp/tw16.wav" reverse silence 1 0.01 0.5% reverse
+    espeak-ng -v en-us+m3 -s 150 -w "$tmp/tq.wav" "Tell me a long story about $topic."
+    n=$(wc -l < "$tmp/talk.list")
+    sox "$tmp/tq.wav" -r 16000 -c 1 -b 16 "$tmp/tq$n.wav"
+    sox -n -r 16000 -c 1 -b 16 "$tmp/s100.wav" trim 0 100.0
+    cp "$tmp/tw16.wav" "$tmp/tw$n.wav"
+    printf '%s\n' "$tmp/s1.wav" "$tmp/tw$n.wav" "$tmp/s2.wav" "$tmp/tq$n.wav" "$tmp/s100.wav" >> "$tmp/talk.list"
+    wake_start=$(sum $at 1.0)
+    wake_end=$(sum $wake_start $(soxi -D "$tmp/tw16.wav"))
+    wakes="$wakes${wakes:+, }[$wake_start, $wake_end]"
+    at=$(sum $wake_end 0.5 $(soxi -D "$tmp/tq$n.wav") 100.0)
+done
+mapfile -t parts < "$tmp/talk.list"
+noisy "$dir/selftalk.wav" "${parts[@]}"
+printf '{"file": "selftalk.wav", "wakes": [%s]}\n' "$wakes" > "$dir/selftalk.json"

@@ -4,6 +4,7 @@
 # hears), and a microphone "mic" on the room's monitor. cpal reaches them through ALSA's pulse
 # plugin, so `iris listen` runs on real, clock-paced ALSA devices.
 #   deploy/pulse-room.sh start DIR   prints the PULSE_SERVER value to export
+#   deploy/pulse-room.sh echo DIR MS   the speaker heard in the room MS ms later (an echo path)
 #   deploy/pulse-room.sh stop DIR
 # Needs Debian's pulseaudio pulseaudio-utils libasound2-plugins.
 set -euo pipefail
@@ -29,11 +30,14 @@ PA
     echo "error: PulseAudio did not start; see $dir/pulse.log" >&2
     exit 1
     ;;
+echo)
+    pactl load-module module-loopback source=spk.monitor sink=room latency_msec="$3" >/dev/null
+    ;;
 stop)
     pactl exit >/dev/null 2>&1 || true
     ;;
 *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop DIR, or $0 echo DIR MS" >&2
     exit 2
     ;;
 esac

@@ -1,73 +1,153 @@
-//! Acoustic echo cancellation with WebRTC's AEC3 (the pure-Rust `sonora` port): what Iris plays
-//! is the far-end reference, and its echo is taken out of the microphone before the wake word,
-//! the voice activity detector and the recogniser hear it.
+//! Acoustic echo cancellation with WebRTC's AEC3 (the pure-Rust `sonora-aec3` port): what Iris
+//! plays is the far-end reference, and its echo is taken out of the microphone before the wake
+//! word, the voice activity detector and the recogniser hear it.
+//!
+//! AEC3 has two outputs. Its linear filter subtracts the modelled echo and leaves the near end
+//! (the user) as it was; its suppressor then removes what echo is left by muting the bands where
+//! it hears any, which also mutes a user who talks over Iris (double talk). A recogniser wants
+//! the user's words, so Iris takes the **linear** output: the block processor is driven directly,
+//! because the `sonora` wrapper (WebRTC's audio processing module) only hands back the
+//! suppressed one. [`Output::Suppressed`] is kept for measuring the difference.
 //!
 //! AEC3 estimates the delay between playback and capture itself (its matched filters search
 //! several hundred milliseconds), so the loop hands it what was played and what was captured
-//! in the same chunk and no delay is assumed. Only the echo canceller runs: no noise
-//! suppression or gain control, which would change what the wake word and Whisper hear.
+//! in the same chunk and no delay is assumed.
 
 use std::collections::VecDeque;
 
 use iris_backend::EchoCanceller;
-use sonora::config::EchoCanceller as Aec3Config;
-use sonora::{AudioProcessing, Config, StreamConfig};
+use sonora_aec3::block::Block;
+use sonora_aec3::block_processor::BlockProcessor;
+use sonora_aec3::config::EchoCanceller3Config;
 
-const RATE: u32 = 16_000;
-/// AEC3 works on 10 ms frames.
-const FRAME: usize = 160;
+const RATE: usize = 16_000;
+/// AEC3 works on blocks of 4 ms.
+const BLOCK: usize = 64;
+/// AEC3 works on the int16 scale.
+const SCALE: f32 = 32_768.0;
+
+/// Which of AEC3's two signals [`Aec3::cancel`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The microphone minus the linear filter's echo estimate: the near end intact.
+    Linear,
+    /// After the nonlinear suppressor too: less echo, and a muted near end in double talk.
+    Suppressed,
+}
 
 pub struct Aec3 {
-    apm: AudioProcessing,
+    processor: BlockProcessor,
+    output: Output,
     render: Vec<f32>,
     capture: Vec<f32>,
-    /// Cleaned capture not yet handed back (less than a frame is ever held).
+    /// Cleaned capture not yet handed back (less than a block is ever held).
     out: VecDeque<f32>,
-    scratch: Vec<f32>,
+    block: Block,
+    linear: Block,
+    measure: Erle,
+}
+
+/// Echo removed, measured: microphone energy over cleaned energy, counted only while the far
+/// end has been playing (a user talking over it counts against it, so this is a floor).
+#[derive(Default)]
+struct Erle {
+    /// Far-end energy of the latest blocks.
+    recent: VecDeque<f64>,
+    captured: f64,
+    cleaned: f64,
+    blocks: usize,
+}
+
+impl Erle {
+    /// Blocks of far end looked back on: 200 ms.
+    const WINDOW: usize = 50;
+    /// Far-end energy per block under which nothing is playing (about -50 dBFS).
+    const PLAYING: f64 = 64.0 * 1e-5;
+
+    fn rendered(&mut self, block: &[f32]) {
+        self.recent.push_back(block.iter().map(|s| f64::from(*s) * f64::from(*s)).sum());
+        if self.recent.len() > Self::WINDOW {
+            self.recent.pop_front();
+        }
+    }
+
+    fn captured(&mut self, mic: &[f32], cleaned: &[f32]) {
+        let playing = self.recent.iter().filter(|e| **e > Self::PLAYING).count() > Self::WINDOW / 2;
+        if playing {
+            self.captured += mic.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>();
+            self.cleaned += cleaned.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>();
+            self.blocks += 1;
+        }
+    }
+
+    fn db(&self) -> Option<f64> {
+        // At least a second of far end.
+        (self.blocks >= 250).then(|| 10.0 * (self.captured / self.cleaned.max(1e-12)).log10())
+    }
 }
 
 impl Default for Aec3 {
     fn default() -> Self {
-        Self::new()
+        Self::new(Output::Linear)
     }
 }
 
 impl Aec3 {
-    pub fn new() -> Self {
-        let aec = Aec3Config { transparent_mode: sonora::config::TransparentModeType::Hmm, ..Aec3Config::default() };
-        let config = Config { echo_canceller: Some(aec), ..Default::default() };
-        let stream = StreamConfig::new(RATE, 1);
-        let apm = AudioProcessing::builder().config(config).capture_config(stream).render_config(stream).build();
-        Self { apm, render: Vec::new(), capture: Vec::new(), out: VecDeque::new(), scratch: vec![0.0; FRAME] }
+    pub fn new(output: Output) -> Self {
+        let mut config = EchoCanceller3Config::default();
+        config.filter.export_linear_aec_output = true;
+        Self {
+            processor: BlockProcessor::new(&config, RATE, 1, 1),
+            output,
+            render: Vec::new(),
+            capture: Vec::new(),
+            out: VecDeque::new(),
+            block: Block::new(1, 1),
+            linear: Block::new(1, 1),
+            measure: Erle::default(),
+        }
     }
 }
 
 impl EchoCanceller for Aec3 {
     fn render(&mut self, played: &[f32]) {
         self.render.extend_from_slice(played);
-        let frames = self.render.len() / FRAME;
-        for i in 0..frames {
-            let frame = &self.render[i * FRAME..(i + 1) * FRAME];
-            // The render output is not used: the speaker already has its samples.
-            let _ = self.apm.process_render_f32(&[frame], &mut [&mut self.scratch]);
+        let blocks = self.render.len() / BLOCK;
+        for i in 0..blocks {
+            let played = &self.render[i * BLOCK..(i + 1) * BLOCK];
+            self.measure.rendered(played);
+            for (d, s) in self.block.view_mut(0, 0).iter_mut().zip(played) {
+                *d = s * SCALE;
+            }
+            self.processor.buffer_render(&self.block);
         }
-        self.render.drain(..frames * FRAME);
+        self.render.drain(..blocks * BLOCK);
     }
 
     fn cancel(&mut self, captured: &[f32]) -> Vec<f32> {
         self.capture.extend_from_slice(captured);
-        let frames = self.capture.len() / FRAME;
-        for i in 0..frames {
-            let frame = &self.capture[i * FRAME..(i + 1) * FRAME];
-            match self.apm.process_capture_f32(&[frame], &mut [&mut self.scratch]) {
-                Ok(()) => self.out.extend(&self.scratch),
-                // A frame AEC3 refuses passes through as it was: never lose the microphone.
-                Err(_) => self.out.extend(frame),
+        let blocks = self.capture.len() / BLOCK;
+        for i in 0..blocks {
+            let frame = &self.capture[i * BLOCK..(i + 1) * BLOCK];
+            for (d, s) in self.block.view_mut(0, 0).iter_mut().zip(frame) {
+                *d = s * SCALE;
             }
+            // Before any render has come AEC3 leaves its outputs alone: the microphone as it was.
+            self.linear.view_mut(0, 0).copy_from_slice(self.block.view(0, 0));
+            let saturated = frame.iter().any(|s| s.abs() >= 0.999);
+            self.processor.process_capture(false, saturated, Some(&mut self.linear), &mut self.block);
+            let cleaned = match self.output {
+                Output::Linear => &self.linear,
+                Output::Suppressed => &self.block,
+            };
+            let start = self.out.len();
+            self.out.extend(cleaned.view(0, 0).iter().map(|s| (s / SCALE).clamp(-1.0, 1.0)));
+            let cleaned: Vec<f32> = self.out.range(start..).copied().collect();
+            self.measure.captured(frame, &cleaned);
         }
-        self.capture.drain(..frames * FRAME);
+        self.capture.drain(..blocks * BLOCK);
         // The same number of samples out as in, so the loop's clock never slips; the first
-        // call's shortfall (under a frame) is silence.
+        // call's shortfall (under a block) is silence.
         let n = captured.len();
         let mut cleaned: Vec<f32> = Vec::with_capacity(n);
         let short = n.saturating_sub(self.out.len());
@@ -77,11 +157,11 @@ impl EchoCanceller for Aec3 {
     }
 
     fn erle_db(&self) -> Option<f64> {
-        self.apm.statistics().echo_return_loss_enhancement
+        self.measure.db()
     }
 
     fn delay_ms(&self) -> Option<i32> {
-        self.apm.statistics().delay_ms
+        Some(self.processor.get_metrics().delay_ms)
     }
 }
 
@@ -89,39 +169,75 @@ impl EchoCanceller for Aec3 {
 mod tests {
     use super::*;
 
-    /// A far end of noise bursts heard 30 ms later at 0 dB: most of it is taken out once AEC3
-    /// has converged, and a near-end voice alone passes through.
-    #[test]
-    fn removes_a_delayed_echo_and_keeps_the_near_end() {
-        let mut aec = Aec3::new();
-        let mut seed = 7u32;
-        let mut noise = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
-        let far: Vec<f32> = (0..RATE as usize * 6).map(|i| if (i / 8000) % 2 == 0 { 0.3 * noise() } else { 0.0 }).collect();
+    fn noise(seed: &mut u32) -> f32 {
+        *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (*seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    }
+
+    fn energy(x: &[f32]) -> f64 {
+        x.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>()
+    }
+
+    /// Far-end noise bursts heard 30 ms later at 0 dB, with `near` added to the microphone:
+    /// what the canceller hands back.
+    fn through(aec: &mut Aec3, far: &[f32], near: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let delay = 480;
-        let mut mic = vec![0.0; far.len()];
+        let mut mic = near.to_vec();
         for i in delay..far.len() {
-            mic[i] = far[i - delay];
+            mic[i] += far[i - delay];
         }
         let mut out = Vec::new();
         for (f, m) in far.chunks(320).zip(mic.chunks(320)) {
             aec.render(f);
             out.extend(aec.cancel(m));
         }
-        let energy = |x: &[f32]| x.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>();
-        let tail = 4 * RATE as usize;
-        let erle = 10.0 * (energy(&mic[tail..]) / energy(&out[tail..]).max(1e-12)).log10();
-        assert!(erle > 20.0, "echo taken out by {erle:.1} dB");
-        // Near end only (nothing played): passes through nearly unchanged.
-        let near: Vec<f32> = (0..RATE as usize).map(|i| 0.2 * (i as f32 * 0.05).sin()).collect();
-        let mut passed = Vec::new();
-        for c in near.chunks(320) {
-            aec.render(&[0.0; 320]);
-            passed.extend(aec.cancel(c));
+        (mic, out)
+    }
+
+    fn far_end(secs: usize) -> Vec<f32> {
+        let mut seed = 7u32;
+        (0..RATE * secs).map(|i| if (i / 8000) % 2 == 0 { 0.3 * noise(&mut seed) } else { 0.0 }).collect()
+    }
+
+    /// Once converged, both outputs take most of the echo out; with nothing played, the near
+    /// end passes through.
+    #[test]
+    fn removes_a_delayed_echo_and_keeps_the_near_end() {
+        for output in [Output::Linear, Output::Suppressed] {
+            let mut aec = Aec3::new(output);
+            let far = far_end(6);
+            let (mic, out) = through(&mut aec, &far, &vec![0.0; far.len()]);
+            let tail = 4 * RATE;
+            let erle = 10.0 * (energy(&mic[tail..]) / energy(&out[tail..]).max(1e-12)).log10();
+            assert!(erle > 20.0, "{output:?}: echo taken out by {erle:.1} dB");
+            let near: Vec<f32> = (0..RATE).map(|i| 0.2 * (i as f32 * 0.05).sin()).collect();
+            let (_, passed) = through(&mut aec, &vec![0.0; RATE], &near);
+            let kept = energy(&passed[8000..]) / energy(&near[8000..]);
+            assert!(kept > 0.5, "{output:?}: the near end kept {kept:.2} of its energy");
         }
-        let kept = energy(&passed[8000..]) / energy(&near[8000..]);
-        assert!(kept > 0.5, "the near end kept {kept:.2} of its energy");
+    }
+
+    /// Double talk: the user speaks while Iris plays. The linear output keeps the user (the
+    /// residual is small beside them); the suppressor takes much of the user out with the echo.
+    #[test]
+    fn the_linear_output_keeps_a_voice_over_the_echo() {
+        let far: Vec<f32> = {
+            let mut seed = 11u32;
+            (0..RATE * 8).map(|_| 0.3 * noise(&mut seed)).collect()
+        };
+        let talk = 6 * RATE..7 * RATE;
+        let mut near = vec![0.0; far.len()];
+        for i in talk.clone() {
+            near[i] = 0.1 * (i as f32 * 0.07).sin() * (1.0 + (i as f32 * 0.0015).sin());
+        }
+        let mut kept = Vec::new();
+        for output in [Output::Linear, Output::Suppressed] {
+            let (_, out) = through(&mut Aec3::new(output), &far, &near);
+            let error: Vec<f32> = out[talk.clone()].iter().zip(&near[talk.clone()]).map(|(o, n)| o - n).collect();
+            let snr = 10.0 * (energy(&near[talk.clone()]) / energy(&error).max(1e-12)).log10();
+            kept.push(snr);
+        }
+        assert!(kept[0] > 12.0, "the linear output's voice-to-error ratio is {:.1} dB", kept[0]);
+        assert!(kept[0] > kept[1] + 3.0, "linear {:.1} dB, suppressed {:.1} dB", kept[0], kept[1]);
     }
 }

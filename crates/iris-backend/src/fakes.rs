@@ -93,12 +93,13 @@ impl crate::Llm for FakeLlm {
     }
 }
 
-/// One sample of value 0.5 per character, at 16 kHz; records each sentence it spoke and each
-/// language it was switched to.
+/// `per_char` samples (at least one) of value 0.5 per character, at 16 kHz; records each
+/// sentence it spoke and each language it was switched to.
 #[derive(Clone, Default)]
 pub struct FakeTts {
     pub spoken: Arc<Mutex<Vec<String>>>,
     pub languages: Arc<Mutex<Vec<String>>>,
+    pub per_char: usize,
 }
 
 impl crate::Tts for FakeTts {
@@ -111,7 +112,7 @@ impl crate::Tts for FakeTts {
             return Err(BackendError::Cancelled);
         }
         self.spoken.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(text.to_owned());
-        Ok(vec![0.5; text.chars().count()])
+        Ok(vec![0.5; text.chars().count() * self.per_char.max(1)])
     }
 
     fn select_language(&mut self, language: &str) -> Result<String, BackendError> {
@@ -142,7 +143,7 @@ impl crate::Vlm for FakeVlm {
 }
 
 /// Hears its one word wherever a hop's peak amplitude is at or above `level` (a test marks the
-/// wake word with a loud burst); scores 0 elsewhere.
+/// wake word with a loud burst); 0.3 where it is at or above half of it, 0 elsewhere.
 pub struct FakeWakeWord {
     pub hop_len: usize,
     pub level: f32,
@@ -159,7 +160,15 @@ impl crate::WakeWord for FakeWakeWord {
 
     fn scores(&mut self, hop: &[f32]) -> Result<Vec<f32>, BackendError> {
         let peak = hop.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-        Ok(vec![if peak >= self.level { 1.0 } else { 0.0 }])
+        // A burst above half the level is a word half heard (a score part of the way).
+        let score = if peak >= self.level {
+            1.0
+        } else if peak >= self.level / 2.0 {
+            0.3
+        } else {
+            0.0
+        };
+        Ok(vec![score])
     }
 
     fn reset(&mut self) {}

@@ -85,6 +85,13 @@ pub struct Audio {
     pub wake_runtime: String,
     /// Score (0..1) at or above which a wake word wakes Iris.
     pub wake_threshold: f32,
+    /// During an answer, a wake word score at or above this (and under `wake_threshold`) pauses
+    /// the answer until the word is confirmed or not (then it goes on where it paused): the
+    /// speaker falls silent as the word ends rather than when its score settles. 0 turns it off.
+    pub wake_hold_threshold: f32,
+    /// Any speech during an answer interrupts it, not only the wake word (best with
+    /// `echo_cancel` on a speaker, or with headphones).
+    pub barge_in_on_speech: bool,
     /// After a detection, the same word is ignored this long, in ms.
     pub refractory_ms: u64,
     /// After an answer, speech within this long needs no wake word, in ms; 0 turns it off.
@@ -109,6 +116,8 @@ impl Default for Audio {
             wake_words: vec!["hey_jarvis".into()],
             wake_runtime: "onnx".into(),
             wake_threshold: 0.5,
+            wake_hold_threshold: 0.2,
+            barge_in_on_speech: false,
             refractory_ms: 2_000,
             follow_up_ms: 5_000,
             semantic_turn: false,
@@ -302,6 +311,12 @@ impl Config {
         if !(0.05..=0.99).contains(&a.wake_threshold) {
             return bad("audio.wake_threshold", format!("is {}; use 0.05 to 0.99", a.wake_threshold));
         }
+        if a.wake_hold_threshold != 0.0 && !(0.05..a.wake_threshold).contains(&a.wake_hold_threshold) {
+            return bad(
+                "audio.wake_hold_threshold",
+                format!("is {}; use 0 (off) or 0.05 up to under wake_threshold ({})", a.wake_hold_threshold, a.wake_threshold),
+            );
+        }
         if a.refractory_ms > 10_000 {
             return bad("audio.refractory_ms", format!("is {}; use 0 to 10000", a.refractory_ms));
         }
@@ -395,6 +410,7 @@ mod tests {
             ("[camera]\nindex = 4096", "camera.index"),
             ("[audio]\nwake_words = [\"hey_siri\"]", "audio.wake_words"),
             ("[audio]\nwake_threshold = 0.0", "audio.wake_threshold"),
+            ("[audio]\nwake_hold_threshold = 0.6", "audio.wake_hold_threshold"),
             ("[audio]\nwake_runtime = \"tpu\"", "audio.wake_runtime"),
             ("[audio]\nfollow_up_ms = 3600000", "audio.follow_up_ms"),
             ("[assistant]\ntop_k = 100000", "assistant.top_k"),

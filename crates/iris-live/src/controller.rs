@@ -105,22 +105,32 @@ pub enum Action {
     CheckTurn,
     /// Stop the answer now: flush playback, cancel the turn's work.
     BargeIn,
+    /// Pause playback where it is: the user may be saying the wake word.
+    Hold,
+    /// It was not the wake word: play on from where it paused.
+    Resume,
 }
 
 /// Speech that goes on this long after the wake word was detected holds a question.
 const ONE_BREATH: Secs = 0.5;
+/// A paused answer waits this long after the last stir for the wake word to be confirmed: a
+/// score that has risen part of the way settles above the threshold within two or three hops
+/// when it is the word.
+const HOLD_FOR: Secs = 0.4;
 
 pub struct Controller {
     rules: TurnRules,
     state: State,
     in_speech: bool,
     semantic: bool,
+    /// The answer is paused until then, waiting for the wake word.
+    held_until: Option<Secs>,
 }
 
 impl Controller {
     /// `semantic`: a semantic end-of-turn check is available and on.
     pub fn new(rules: TurnRules, semantic: bool) -> Self {
-        Self { rules, state: State::Idle, in_speech: false, semantic }
+        Self { rules, state: State::Idle, in_speech: false, semantic, held_until: None }
     }
 
     pub fn state(&self) -> State {
@@ -145,9 +155,29 @@ impl Controller {
     }
 
     fn interrupt(&mut self, out: &mut Vec<Action>) {
+        // A barge-in flushes what the hold kept.
+        self.held_until = None;
         if matches!(self.state, State::Thinking | State::Speaking) {
             out.push(Action::BargeIn);
         }
+    }
+
+    /// A wake word's score rose part of the way at `t`: an answer that is playing pauses, so
+    /// that if it is the word the speaker is already silent when the word is confirmed.
+    pub fn stir(&mut self, t: Secs) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.rules.mode == Mode::WakeWord && self.state == State::Speaking {
+            if self.held_until.is_none() {
+                out.push(Action::Hold);
+            }
+            self.held_until = Some(t + HOLD_FOR);
+        }
+        out
+    }
+
+    /// Whether an answer is paused waiting for the wake word.
+    pub fn holding(&self) -> bool {
+        self.held_until.is_some()
     }
 
     /// The wake word was heard at `t`.
@@ -244,6 +274,10 @@ impl Controller {
     /// Time passes: ends turns whose pause is long enough, gives up waiting, closes windows.
     pub fn tick(&mut self, t: Secs) -> Vec<Action> {
         let mut out = Vec::new();
+        if self.held_until.is_some_and(|until| t >= until) {
+            self.held_until = None;
+            out.push(Action::Resume);
+        }
         match self.state {
             State::Armed { since } if t - since >= self.rules.armed_timeout => {
                 out.push(Action::CancelTurn);
@@ -282,6 +316,7 @@ impl Controller {
 
     /// The turn is over: its answer played to the end (or there was none).
     pub fn answer_done(&mut self, t: Secs) {
+        self.held_until = None;
         if matches!(self.state, State::Thinking | State::Speaking) {
             self.state = if self.rules.follow_up > 0.0 && self.rules.mode != Mode::Always {
                 State::FollowUp { until: t + self.rules.follow_up }
@@ -419,6 +454,26 @@ mod tests {
         c.tick(1.5);
         c.answer_started();
         assert_eq!(c.wake(2.0), vec![Action::BargeIn, Action::StartTurn { from: 1.75 }]);
+    }
+
+    /// A score part of the way pauses the answer; the word confirmed within the hold is a
+    /// barge-in, and a stir that goes nowhere plays on.
+    #[test]
+    fn a_stir_holds_the_answer_until_the_word_is_confirmed_or_not() {
+        let mut c = Controller::new(rules(Mode::WakeWord), false);
+        c.wake(0.0);
+        c.speech_start(0.5);
+        c.speech_end(1.0);
+        c.tick(1.5);
+        assert!(c.stir(1.6).is_empty(), "nothing is playing yet");
+        c.answer_started();
+        assert_eq!(c.stir(2.0), vec![Action::Hold]);
+        assert!(c.stir(2.08).is_empty() && c.holding());
+        assert!(c.tick(2.4).is_empty(), "held 0.4 s after the last stir");
+        assert_eq!(c.tick(2.48), vec![Action::Resume]);
+        assert_eq!(c.stir(3.0), vec![Action::Hold]);
+        assert_eq!(c.wake(3.08), vec![Action::BargeIn, Action::StartTurn { from: 2.83 }]);
+        assert!(!c.holding() && c.tick(3.5).is_empty());
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub enum EventKind {
     AudioStart,
     AudioStop,
     BargeIn,
+    /// The answer paused: a wake word's score rose part of the way (to `score`).
+    Hold {
+        score: f32,
+    },
+    /// It was not the wake word: the answer goes on from where it paused.
+    Resume,
     /// What was actually played of the answer.
     Answer {
         text: String,
@@ -62,6 +68,8 @@ impl EventKind {
             EventKind::AudioStart => "audio_start",
             EventKind::AudioStop => "audio_stop",
             EventKind::BargeIn => "barge_in",
+            EventKind::Hold { .. } => "hold",
+            EventKind::Resume => "resume",
             EventKind::Answer { .. } => "answer",
             EventKind::Error { .. } => "error",
             EventKind::Timer { .. } => "timer",
@@ -91,6 +99,9 @@ impl Event {
         match &self.kind {
             EventKind::Wake { word, score } => {
                 m.insert("word".into(), json!(word));
+                m.insert("score".into(), json!((f64::from(*score) * 1e4).round() / 1e4));
+            }
+            EventKind::Hold { score } => {
                 m.insert("score".into(), json!((f64::from(*score) * 1e4).round() / 1e4));
             }
             EventKind::Partial { text }

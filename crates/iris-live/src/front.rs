@@ -11,6 +11,9 @@ const RATE: f64 = 16_000.0;
 pub struct FrontSettings {
     /// A wake word's score at or above this wakes the assistant.
     pub wake_threshold: f32,
+    /// A score at or above this (and under `wake_threshold`) is reported as a [`Heard::Stir`];
+    /// 0 reports none.
+    pub hold_threshold: f32,
     /// After a detection, the same word is ignored this long (seconds).
     pub refractory: Secs,
     /// VAD probability that starts speech, and below which silence is counted.
@@ -22,7 +25,7 @@ pub struct FrontSettings {
 
 impl Default for FrontSettings {
     fn default() -> Self {
-        Self { wake_threshold: 0.5, refractory: 2.0, speech_threshold: 0.5, silence_threshold: 0.35, pause: 0.2 }
+        Self { wake_threshold: 0.5, hold_threshold: 0.2, refractory: 2.0, speech_threshold: 0.5, silence_threshold: 0.35, pause: 0.2 }
     }
 }
 
@@ -31,6 +34,11 @@ pub enum Heard {
     Wake {
         at: Secs,
         word: String,
+        score: f32,
+    },
+    /// A wake word's score rose part of the way (it may be the word, not yet certain).
+    Stir {
+        at: Secs,
         score: f32,
     },
     SpeechStart {
@@ -107,9 +115,14 @@ impl FrontEnd {
                         *m = m.max(score);
                     }
                     let resting = self.last_wake.is_some_and(|t| at - t < self.settings.refractory);
-                    if score >= self.settings.wake_threshold && !resting {
+                    if resting {
+                        continue;
+                    }
+                    if score >= self.settings.wake_threshold {
                         self.last_wake = Some(at);
                         heard.push(Heard::Wake { at, word: self.words.get(i).cloned().unwrap_or_default(), score });
+                    } else if self.settings.hold_threshold > 0.0 && score >= self.settings.hold_threshold {
+                        heard.push(Heard::Stir { at, score });
                     }
                 }
             }

@@ -38,6 +38,8 @@ struct Queue {
     /// What was handed to the device (silence included) since the loop last took it: the echo
     /// canceller's far-end reference. At most a second is kept.
     log: VecDeque<f32>,
+    /// Playback paused where it is: silence is played and nothing is lost.
+    held: bool,
 }
 
 /// A flushable queue of mono samples at one rate, shared by the loop and the playback side.
@@ -46,7 +48,7 @@ pub struct Speaker(Arc<Mutex<Queue>>);
 
 impl Speaker {
     pub fn new(rate: u32) -> Self {
-        Self(Arc::new(Mutex::new(Queue { rate, samples: VecDeque::new(), played: 0, log: VecDeque::new() })))
+        Self(Arc::new(Mutex::new(Queue { rate, samples: VecDeque::new(), played: 0, log: VecDeque::new(), held: false })))
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -86,10 +88,17 @@ impl Speaker {
         q.played
     }
 
-    /// Fills `out` with the next samples (silence when the queue is empty). Called by playback.
+    /// Pauses playback where it is (`true`) or goes on from there (`false`): the loop holds
+    /// the answer while it is not yet sure the user is interrupting.
+    pub fn hold(&self, held: bool) {
+        self.lock().held = held;
+    }
+
+    /// Fills `out` with the next samples (silence when the queue is empty or held). Called by
+    /// playback.
     pub fn pull(&self, out: &mut [f32]) {
         let mut q = self.lock();
-        let n = out.len().min(q.samples.len());
+        let n = if q.held { 0 } else { out.len().min(q.samples.len()) };
         for (o, s) in out.iter_mut().zip(q.samples.drain(..n)) {
             *o = s;
         }
@@ -137,5 +146,19 @@ mod tests {
         let mut out = [0.0; 4];
         s.pull(&mut out);
         assert_eq!(out, [1.0, 0.5, 0.0, 0.25]);
+    }
+
+    #[test]
+    fn a_held_queue_plays_silence_and_goes_on_where_it_was() {
+        let s = Speaker::new(16_000);
+        s.queue(&[1.0, 2.0, 3.0]);
+        let mut out = [0.0; 1];
+        s.pull(&mut out);
+        s.hold(true);
+        s.pull(&mut out);
+        assert_eq!((out[0], s.played(), s.pending()), (0.0, 1, 2));
+        s.hold(false);
+        s.pull(&mut out);
+        assert_eq!((out[0], s.played()), (2.0, 2));
     }
 }

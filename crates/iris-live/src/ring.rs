@@ -26,8 +26,21 @@ pub type Transcribe = Box<dyn FnMut(&[f32]) -> Result<String, String> + Send>;
 
 /// One function on its own thread: requests in, results out, never blocking the loop.
 pub(crate) struct Worker<I, O> {
-    tx: Sender<I>,
+    tx: Option<Sender<I>>,
     rx: Receiver<O>,
+    /// Joined on drop, so the function (and any model it loads) is gone before the process
+    /// exits: ONNX Runtime torn down at exit under a thread still inside it segfaults.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<I, O> Drop for Worker<I, O> {
+    fn drop(&mut self) {
+        // Closing the requests ends the thread's loop after the one in hand.
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
@@ -41,15 +54,21 @@ impl<I: Send + 'static, O: Send + 'static> Worker<I, O> {
                 }
             }
         });
-        if let Err(e) = spawned {
-            // Without the thread every request goes unanswered; the loop itself goes on.
-            eprintln!("iris: cannot start the {name} thread: {e}");
-        }
-        Self { tx, rx }
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Without the thread every request goes unanswered; the loop itself goes on.
+                eprintln!("iris: cannot start the {name} thread: {e}");
+                None
+            }
+        };
+        Self { tx: Some(tx), rx, thread }
     }
 
     pub(crate) fn send(&self, request: I) {
-        let _ = self.tx.send(request);
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(request);
+        }
     }
 
     pub(crate) fn try_recv(&self) -> Option<O> {

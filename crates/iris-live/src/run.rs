@@ -91,6 +91,8 @@ pub struct LiveLoop<'a> {
     pos: u64,
     current: Option<Current>,
     wakes: usize,
+    /// The latest score that stirred (what a hold reports).
+    stir_score: f32,
     errors: usize,
     /// Polled each chunk: a push-to-talk request (a panel button, Enter on a terminal).
     talk: Option<Box<dyn FnMut() -> bool + 'a>>,
@@ -130,6 +132,7 @@ impl<'a> LiveLoop<'a> {
             pos: 0,
             current: None,
             wakes: 0,
+            stir_score: 0.0,
             errors: 0,
             talk: None,
             clock: None,
@@ -265,8 +268,12 @@ impl<'a> LiveLoop<'a> {
             }
         };
         for h in heard {
+            if let Heard::Stir { score, .. } = &h {
+                self.stir_score = *score;
+            }
             let actions = match &h {
                 Heard::Wake { at, .. } => self.controller.wake(*at),
+                Heard::Stir { at, .. } => self.controller.stir(*at),
                 Heard::SpeechStart { at } => self.controller.speech_start(*at),
                 Heard::SpeechEnd { at } => self.controller.speech_end(*at),
             };
@@ -276,6 +283,7 @@ impl<'a> LiveLoop<'a> {
                 Heard::Wake { .. } => self.woken(),
                 Heard::SpeechStart { at } => self.watch_for_stop(Some(*at), None),
                 Heard::SpeechEnd { at } => self.watch_for_stop(None, Some(*at)),
+                Heard::Stir { .. } => {}
             }
             match h {
                 Heard::Wake { at, word, score } => {
@@ -284,6 +292,7 @@ impl<'a> LiveLoop<'a> {
                 }
                 Heard::SpeechStart { at } => self.emit(at, EventKind::SpeechStart),
                 Heard::SpeechEnd { at } => self.emit(at, EventKind::SpeechEnd),
+                Heard::Stir { .. } => {}
             }
         }
         if self.current.as_ref().is_some_and(|c| c.collecting) {
@@ -341,6 +350,12 @@ impl<'a> LiveLoop<'a> {
                 Action::CancelTurn => self.drop_current(),
                 Action::CheckTurn => self.check_turn(),
                 Action::BargeIn => self.barge_in(),
+                Action::Hold | Action::Resume => {
+                    let hold = action == Action::Hold;
+                    self.speaker.hold(hold);
+                    let t = self.now();
+                    self.emit(t, if hold { EventKind::Hold { score: self.stir_score } } else { EventKind::Resume });
+                }
             }
         }
     }
@@ -353,7 +368,7 @@ impl<'a> LiveLoop<'a> {
         let (want, at) = match heard {
             Heard::SpeechStart { at } => (listening, *at),
             Heard::SpeechEnd { at } => (false, *at),
-            Heard::Wake { .. } => return,
+            Heard::Wake { .. } | Heard::Stir { .. } => return,
         };
         if want != cur.marked {
             let sample = ((at * f64::from(RATE)) as u64).max(cur.from);
@@ -423,6 +438,7 @@ impl<'a> LiveLoop<'a> {
 
     fn barge_in(&mut self) {
         let stopped = self.speaker.flush();
+        self.speaker.hold(false);
         let t = self.now();
         self.emit(t, EventKind::BargeIn);
         let Some(cur) = self.current.as_ref() else { return };

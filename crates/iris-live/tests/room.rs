@@ -25,7 +25,7 @@ fn slow_llm(ms: u64) -> (FakeLlm, Arc<Mutex<Vec<Vec<iris_backend::ChatMessage>>>
 }
 
 fn pipeline_with(llm: FakeLlm) -> Pipeline {
-    pipeline_ending_turns_after(llm, 0)
+    build(llm, 0, FakeTts::default())
 }
 
 /// The recogniser stage, closing each turn `ms` of real time late (a loaded machine).
@@ -55,7 +55,8 @@ impl Stage for LateEnd {
     }
 }
 
-fn pipeline_ending_turns_after(llm: FakeLlm, ms: u64) -> Pipeline {
+/// The listening pipeline on fakes: the recogniser ends each turn `late_ms` of real time late.
+fn build(llm: FakeLlm, late_ms: u64, tts: FakeTts) -> Pipeline {
     let spec = PipelineSpec::parse(PIPELINE, BUILTIN).unwrap();
     let settings = LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0 };
     let asr = AsrStage::new(
@@ -65,10 +66,10 @@ fn pipeline_ending_turns_after(llm: FakeLlm, ms: u64) -> Pipeline {
     )
     .merging_pauses();
     let stages: Vec<Box<dyn Stage>> = vec![
-        Box::new(LateEnd(Box::new(asr), ms)),
+        Box::new(LateEnd(Box::new(asr), late_ms)),
         Box::new(LlmStage::new(Box::new(llm), None, settings)),
         Box::new(SentenceStage::new()),
-        Box::new(TtsStage::new(Box::new(FakeTts::default()))),
+        Box::new(TtsStage::new(Box::new(tts))),
     ];
     Pipeline::start(&spec, stages, Turns::new())
 }
@@ -80,6 +81,8 @@ fn session(parts: &[(&str, f64)]) -> Vec<f32> {
         let n = (secs * 16_000.0) as usize;
         let level = match *kind {
             "wake" => 1.0,
+            // Half as loud as the wake word: the fake word half heard.
+            "stir" => 0.6,
             "speech" => 0.2,
             _ => 0.0,
         };
@@ -248,8 +251,47 @@ fn speech_after_a_pause_withdraws_the_answer_begun_at_it() {
 fn a_slow_recogniser_gives_the_turn_one_transcript() {
     let (llm, _) = slow_llm(10);
     let mic = session(&[("silence", 0.5), ("speech", 1.5), ("silence", 4.0)]);
-    let (events, _) = run_on(pipeline_ending_turns_after(llm, 400), mic, Mode::Always);
+    let (events, _) = run_on(build(llm, 400, FakeTts::default()), mic, Mode::Always);
     let transcripts: Vec<_> = events.iter().filter(|e| e.kind.name() == "transcript").collect();
     assert_eq!(transcripts.len(), 1, "{transcripts:?}");
     assert!(format!("{:?}", transcripts[0].kind).contains("capital"), "{transcripts:?}");
+}
+
+/// An answer that takes about a second to say ("Paris is the capital." at 50 ms a character),
+/// with `parts` said over it from 3.9 s on (the answer starts about 3.7 s in).
+fn over_a_long_answer(parts: &[(&str, f64)]) -> (Vec<Event>, Vec<f32>) {
+    let mut mic = session(&[("silence", 1.0), ("wake", 0.1), ("silence", 0.5), ("speech", 1.5), ("silence", 0.8)]);
+    mic.extend(session(parts));
+    mic.extend(session(&[("silence", 4.0)]));
+    let tts = FakeTts { per_char: 800, ..FakeTts::default() };
+    run_on(build(FakeLlm::new(&["Paris", " is", " the", " capital", "."]), 0, tts), mic, Mode::WakeWord)
+}
+
+/// A score part of the way over an answer pauses it (silence from that hop on); nothing
+/// confirms the word, so it goes on from where it paused and is played whole.
+#[test]
+fn a_half_heard_wake_word_pauses_the_answer_and_it_goes_on() {
+    let (events, played) = over_a_long_answer(&[("stir", 0.05)]);
+    let n = names(&events);
+    assert!(!n.contains(&"barge_in"), "{n:?}");
+    let (hold, resume) = (at(&events, "hold"), at(&events, "resume"));
+    assert!(at(&events, "audio_start") < hold && hold <= 4.0 && (0.4..=0.5).contains(&(resume - hold)), "{events:?}");
+    let quiet = &played[((hold + 0.02) * 16_000.0) as usize..(resume * 16_000.0) as usize];
+    assert!(quiet.iter().all(|x| *x == 0.0), "the hold was not silent");
+    let sound = played.iter().filter(|x| x.abs() > 0.0).count();
+    assert_eq!(sound, "Paris is the capital.".len() * 800, "the whole answer was played");
+    let answer = events.iter().find_map(|e| if let iris_live::EventKind::Answer { text } = &e.kind { Some(text.clone()) } else { None });
+    assert_eq!(answer.as_deref(), Some("Paris is the capital."));
+}
+
+/// The word confirmed a hop after it stirred: the speaker has been silent since the stir, and
+/// the answer is cut where it paused.
+#[test]
+fn the_wake_word_over_an_answer_silences_it_from_the_first_stir() {
+    let (events, played) = over_a_long_answer(&[("stir", 0.05), ("silence", 0.05), ("wake", 0.05)]);
+    let (hold, barge) = (at(&events, "hold"), at(&events, "barge_in"));
+    assert!(barge > hold && barge - hold < 0.2, "{events:?}");
+    let after = &played[((hold + 0.02) * 16_000.0) as usize..];
+    assert!(after.iter().take(16_000).all(|x| *x == 0.0), "sound after the hold at {hold}");
+    assert!(!names(&events).contains(&"resume"));
 }

@@ -157,6 +157,17 @@ fn save(file: &Path, due: &[(f64, String)]) {
 struct Preloaded<T> {
     rx: Option<Receiver<Result<T, String>>>,
     value: Option<Result<T, String>>,
+    /// Joined on drop: a process that exits while a model is still loading would tear ONNX
+    /// Runtime down under the loader (a segfault at exit, seen when a short run ends early).
+    loader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<T> Drop for Preloaded<T> {
+    fn drop(&mut self) {
+        if let Some(loader) = self.loader.take() {
+            let _ = loader.join();
+        }
+    }
 }
 
 impl<T: Send + 'static> Preloaded<T> {
@@ -169,8 +180,8 @@ impl<T: Send + 'static> Preloaded<T> {
             let _ = tx.send(load().map_err(|e| format!("{e:#}")));
         });
         match spawned {
-            Ok(_) => Self { rx: Some(rx), value: None },
-            Err(e) => Self { rx: None, value: Some(Err(format!("cannot start loading the {what}: {e}"))) },
+            Ok(loader) => Self { rx: Some(rx), value: None, loader: Some(loader) },
+            Err(e) => Self { rx: None, value: Some(Err(format!("cannot start loading the {what}: {e}"))), loader: None },
         }
     }
 

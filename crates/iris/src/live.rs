@@ -111,14 +111,19 @@ impl Assistant {
             None
         };
         let a = &cfg.audio;
-        let settings =
-            FrontSettings { wake_threshold: a.wake_threshold, refractory: a.refractory_ms as f64 / 1000.0, ..FrontSettings::default() };
+        let settings = FrontSettings {
+            wake_threshold: a.wake_threshold,
+            hold_threshold: a.wake_hold_threshold,
+            refractory: a.refractory_ms as f64 / 1000.0,
+            ..FrontSettings::default()
+        };
         let front = FrontEnd::new(wake, Box::new(vad), settings);
         let rules = TurnRules {
             mode,
             endpoint: cfg.speech.endpoint_ms as f64 / 1000.0,
             max_pause: a.max_pause_ms as f64 / 1000.0,
             follow_up: a.follow_up_ms as f64 / 1000.0,
+            barge_in_on_speech: a.barge_in_on_speech,
             ..TurnRules::default()
         };
         Ok(Self { pipeline, front, controller: Controller::new(rules, semantic), detector, extras, echo_cancel: cfg.audio.echo_cancel })
@@ -140,7 +145,7 @@ impl Assistant {
     ) -> Summary {
         let mut lp = LiveLoop::new(&self.pipeline, self.front, self.controller, self.detector, speaker);
         if self.echo_cancel {
-            lp = lp.with_echo_canceller(Box::new(iris_aec::Aec3::new()));
+            lp = lp.with_echo_canceller(Box::new(iris_aec::Aec3::new(iris_aec::Output::Linear)));
         }
         if let Some(x) = self.extras {
             lp = lp.with_alarms(x.alarms.due(), x.announce).with_stop_check(x.stop_check);

@@ -238,10 +238,10 @@ fn the_wake_word_over_an_answer_stops_it_at_once() {
     let (ev, played, log) = room(&wav, tmp.path(), &[]);
     let barge = first(&ev, "barge_in").unwrap_or_else(|| panic!("no barge-in: {log}"))["t"].as_f64().unwrap();
     let (start, end) = (times["wake_start"].as_f64().unwrap(), times["wake_end"].as_f64().unwrap());
-    // The wake word's score crosses the threshold a hop or two after the word ends: about
-    // 0.16 s today (`iris bench loop --barge-in`); the goal is 0.1 s.
-    assert!(barge > start && barge <= end + 0.25, "the wake word sounds {start}–{end}, the barge-in came at {barge}: {log}");
-    assert!(last_sound(&played) <= barge + 0.02, "sound until {} after the barge-in at {barge}", last_sound(&played));
+    // The score settles above the threshold a hop or two after the word ends; the answer
+    // paused when it first stirred, so the speaker is silent within 0.1 s of the word's end.
+    assert!(barge > start && barge <= end + 0.3, "the wake word sounds {start}–{end}, the barge-in came at {barge}: {log}");
+    assert!(last_sound(&played) <= end + 0.1, "sound until {}, the wake word ended at {end}", last_sound(&played));
     let answers: Vec<&str> = ev.iter().filter(|e| e["event"] == "answer").map(|e| e["text"].as_str().unwrap()).collect();
     let first_sentence = first(&ev, "sentence").unwrap()["text"].as_str().unwrap();
     assert!(
@@ -332,6 +332,12 @@ impl PulseRoom {
         assert!(ok.success());
     }
 
+    /// The speaker heard in the room `ms` later, as loud as it was played (PulseAudio's loopback).
+    fn echo(&self, ms: u32) {
+        let ok = Command::new(Self::script()).arg("echo").arg(&self.dir).arg(ms.to_string()).status().unwrap();
+        assert!(ok.success(), "module-loopback did not load");
+    }
+
     /// Records the speaker's monitor into `wav` until [`stop_recording`] is called.
     fn record(&self, wav: &Path) -> std::process::Child {
         Command::new("parecord")
@@ -365,9 +371,14 @@ struct Listening {
 
 impl Listening {
     fn start(room: &PulseRoom, events: &Path, seconds: u32) -> Self {
+        Self::start_with(room, events, seconds, &[])
+    }
+
+    fn start_with(room: &PulseRoom, events: &Path, seconds: u32, extra: &[&str]) -> Self {
         let mut child = Command::new(IRIS)
             .args(["listen", "--seconds", &seconds.to_string(), "--events"])
             .arg(events)
+            .args(extra)
             .env("PULSE_SERVER", &room.server)
             .stderr(Stdio::piped())
             .spawn()
@@ -478,4 +489,59 @@ fn the_wake_word_stops_an_answer_on_real_devices() {
         "the speaker sounded {played:.2} s, the loop played {:.2} s before the barge-in: {log}",
         barge - start
     );
+}
+
+/// The same on devices with an echo path: the speaker is heard in the room 30 ms later, as loud
+/// as it plays (PulseAudio's loopback), and echo cancellation is on. A first question warms the
+/// canceller, as a running appliance's is (cold, its filter needs about 2.5 s of Iris talking).
+/// Iris never hears its own answers as the wake word, and the user's wake word said over the
+/// second one still stops it.
+#[test]
+fn the_wake_word_stops_an_answer_heard_back_through_an_echo_path() {
+    let _turn = one_at_a_time();
+    let (dir, list) = sessions();
+    let (wav, _) = timed_session("barge");
+    let tmp = tempfile::tempdir().unwrap();
+    let room = PulseRoom::start(&tmp.path().join("pulse"));
+    room.echo(30);
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, "[audio]\necho_cancel = true\n").unwrap();
+    let ev = tmp.path().join("events.jsonl");
+    let iris = Listening::start_with(&room, &ev, 50, &["--config", config.to_str().unwrap()]);
+    room.play(&dir.join(list[0]["file"].as_str().unwrap()));
+    assert!(wait_for(&ev, "answer", 1, 20), "the first question was not answered");
+    room.play(&wav);
+    let answered = wait_for(&ev, "answer", 3, 20);
+    let (ok, log) = iris.finish();
+    assert!(ok && answered, "{log}");
+    let ev = events(&ev);
+    let count = |name: &str| ev.iter().filter(|e| e["event"] == name).count();
+    assert_eq!(count("wake"), 3, "two requests' wake words and the interruption, nothing of Iris's own voice: {log}");
+    let second = ev.iter().filter(|e| e["event"] == "audio_start").nth(1).unwrap_or_else(|| panic!("no second answer: {log}"))["t"]
+        .as_f64()
+        .unwrap();
+    let barge = first(&ev, "barge_in").unwrap_or_else(|| panic!("no barge-in through the echo: {log}"))["t"].as_f64().unwrap();
+    assert!(barge > second, "{log}");
+    assert_eq!(count("resume"), 0, "Iris paused for its own voice: {log}");
+}
+
+/// A session that ends at once (half a second of quiet) exits cleanly every time: the threads
+/// still loading the reminder's voice and the stop check are waited for, so ONNX Runtime is not
+/// torn down under them (it segfaulted at exit in 5 of 6 such runs before).
+#[test]
+fn a_session_that_ends_at_once_exits_cleanly() {
+    let _turn = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let quiet = tmp.path().join("quiet.wav");
+    iris_audio::write_wav_atomic(&quiet, &vec![0.0; 8_000], 16_000).unwrap();
+    for _ in 0..4 {
+        let o = Command::new(IRIS)
+            .args(["listen", "--mic-file"])
+            .arg(&quiet)
+            .arg("--speaker-file")
+            .arg(tmp.path().join("out.wav"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{:?}: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    }
 }

@@ -170,6 +170,7 @@ impl LiveLoop<'_> {
             }
             self.emit(now, EventKind::Answer { text });
             self.controller.answer_done(now);
+            self.speaker.hold(false);
             self.turns.finish(id);
             self.turns.finish(answer);
             self.current = None;

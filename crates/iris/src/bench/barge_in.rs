@@ -1,8 +1,10 @@
 //! `iris bench loop --barge-in`: "Hey Jarvis" said over a long answer, through the simulated
 //! room, with no echo and with the speaker heard at 0 dB after 30 ms (echo cancellation on).
 //! For each: how many interruptions were heard; the time from the end of the interrupting wake
-//! word to silence on the speaker (p50, p90, from the speaker file itself); barge-ins before the
-//! user spoke (Iris interrupting itself) per hour of Iris talking; and the echo canceller's ERLE.
+//! word to silence on the speaker (p50, p90, from the speaker file itself: the answer pauses
+//! when the word's score stirs, before it is confirmed); barge-ins before the user spoke (Iris
+//! interrupting itself) and pauses that went on (a stir that was not the word) per hour of Iris
+//! talking; and the echo canceller's ERLE.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -28,6 +30,8 @@ struct Tally {
     heard: usize,
     to_silence_ms: Vec<f64>,
     early: usize,
+    /// Pauses that were not the wake word (the answer went on).
+    resumed: usize,
     /// Barge-ins after which the speaker kept sounding.
     not_silent: usize,
     talking_s: f64,
@@ -82,14 +86,18 @@ pub fn run(models: &Models, dir: &Path, json: bool) -> Result<()> {
             t.erle.extend(erle);
             let at = |kind: &str| events.iter().filter(|e| e.kind.name() == kind).map(|e| e.t).collect::<Vec<_>>();
             t.early += at("barge_in").iter().filter(|b| **b < s.wake_start).count();
+            t.resumed += at("resume").len();
             if let Some(b) = at("barge_in").into_iter().find(|b| *b >= s.wake_start) {
                 t.heard += 1;
-                // Silence from the barge-in on (one 20 ms chunk may still be in flight), for
-                // 0.3 s at least; counted only if the speaker file really is silent there.
-                let from = ((b + 0.02) * 16_000.0) as usize;
-                let quiet = played.get(from..from + 4_800).is_some_and(|w| w.iter().all(|x| x.abs() <= 0.01));
-                if quiet {
-                    t.to_silence_ms.push((b + 0.02 - s.wake_end) * 1000.0);
+                // The loop stopped the sound at the barge-in, or at the hold it confirmed (one
+                // with no resume between). The speaker file must be silent from then on (one
+                // 20 ms chunk may still be in flight) until 0.3 s after the barge-in.
+                let resumed = at("resume");
+                let held = at("hold").into_iter().filter(|h| *h <= b && !resumed.iter().any(|r| r > h && *r <= b)).last();
+                let stopped = held.unwrap_or(b) + 0.02;
+                let (from, to) = ((stopped * 16_000.0) as usize, ((b + 0.32) * 16_000.0) as usize);
+                if played.get(from..to).is_some_and(|w| w.iter().all(|x| x.abs() <= 0.01)) {
+                    t.to_silence_ms.push((stopped - s.wake_end) * 1000.0);
                 } else {
                     t.not_silent += 1;
                 }
@@ -108,7 +116,7 @@ pub fn run(models: &Models, dir: &Path, json: bool) -> Result<()> {
                 serde_json::json!({
                     "variant": name, "sessions": t.sessions, "heard": t.heard,
                     "to_silence_ms_p50": pct(&t.to_silence_ms, 0.5), "to_silence_ms_p90": pct(&t.to_silence_ms, 0.9),
-                    "false_barge_ins": t.early, "not_silent_after": t.not_silent, "iris_talking_s": t.talking_s,
+                    "false_barge_ins": t.early, "pauses_resumed": t.resumed, "not_silent_after": t.not_silent, "iris_talking_s": t.talking_s,
                     "erle_db": if t.erle.is_empty() { None } else { Some(t.erle.iter().sum::<f64>() / t.erle.len() as f64) },
                 })
             })
@@ -116,20 +124,21 @@ pub fn run(models: &Models, dir: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::Value::Array(rows));
         return Ok(());
     }
-    println!("| room | interruptions heard | wake word end → silence, p50 / p90 | not silent after | false barge-ins (per hour of Iris talking) | ERLE |");
-    println!("|---|---|---|---|---|---|");
+    println!("| room | interruptions heard | wake word end → silence, p50 / p90 | not silent after | false barge-ins (per hour of Iris talking) | pauses that went on | ERLE |");
+    println!("|---|---|---|---|---|---|---|");
     for (name, t) in &report {
         let per_hour = if t.talking_s > 0.0 { t.early as f64 * 3600.0 / t.talking_s } else { 0.0 };
         let erle = if t.erle.is_empty() { "–".to_owned() } else { format!("{:.1} dB", t.erle.iter().sum::<f64>() / t.erle.len() as f64) };
         println!(
-            "| {name} | {} of {} | {:.0} / {:.0} ms | {} | {} in {:.0} s ({per_hour:.0}/h) | {erle} |",
+            "| {name} | {} of {} | {:.0} / {:.0} ms | {} | {} in {:.0} s ({per_hour:.0}/h) | {} | {erle} |",
             t.heard,
             t.sessions,
             pct(&t.to_silence_ms, 0.5),
             pct(&t.to_silence_ms, 0.9),
             t.not_silent,
             t.early,
-            t.talking_s
+            t.talking_s,
+            t.resumed
         );
     }
     Ok(())

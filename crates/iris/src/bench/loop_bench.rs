@@ -31,6 +31,10 @@ pub struct LoopArgs {
     /// Interruptions instead: "Hey Jarvis" over a long answer (barge-NN.wav, barge.jsonl).
     #[arg(long)]
     barge_in: bool,
+    /// Iris telling long stories with its echo heard back and cancelled, nobody interrupting
+    /// (selftalk.wav, selftalk.json): what it hears of itself, per hour of talking.
+    #[arg(long, conflicts_with = "barge_in")]
+    self_talk: bool,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +75,10 @@ pub fn run(config_path: Option<&Path>, args: LoopArgs) -> Result<ExitCode> {
     let models = Models::open(config_path)?;
     if args.barge_in {
         super::barge_in::run(&models, &args.sessions, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.self_talk {
+        super::self_talk::run(&models, &args.sessions, args.json)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mode = Mode::parse(&args.mode).with_context(|| format!("--mode {:?}: use wake_word or always", args.mode))?;

@@ -5,6 +5,7 @@ mod asr;
 mod barge_in;
 mod llm;
 pub mod loop_bench;
+mod self_talk;
 mod soak;
 mod tts;
 pub mod whisper_cpp;
