@@ -1,9 +1,9 @@
 //! The matrix-vector kernels: rows of repacked weights times quantised activations.
 //!
 //! Implementations of one contract, chosen once at start-up by what the CPU has: AVX-512 VNNI
-//! (`vpdpbusd` multiplies 64 byte pairs into 16 lanes at once) for every format, AVX2 (the sign
-//! trick into `vpmaddubsw`, as llama.cpp's Q8_0 dot) for the int8 one, and plain Rust
-//! (`Matrix::dot_scalar`) for everything else. Rows
+//! (`vpdpbusd` multiplies 64 byte pairs into 16 lanes at once) and AVX2 (`vpmaddubsw` then
+//! `vpmaddwd` on 32 bytes at a time, with the sign trick of llama.cpp's dots where both sides
+//! are signed) for every format, and plain Rust (`Matrix::dot_scalar`) elsewhere. Rows
 //! are taken four at a time so the activation chunk is loaded once per four rows and the four
 //! accumulations run side by side; for a batch of tokens (prefill) the four rows stay in L1
 //! while every token passes over them.
@@ -18,9 +18,34 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// The best kernel this CPU has, or a lesser one named by `IRIS_LLM_KERNEL` (`avx2`,
+    /// `scalar`) so the slower paths can be measured on a machine that has the faster one (a
+    /// kernel the CPU lacks is never chosen).
     pub fn detect() -> Self {
         static KERNEL: OnceLock<Kernel> = OnceLock::new();
         *KERNEL.get_or_init(|| {
+            let best = Self::best();
+            let asked = match std::env::var("IRIS_LLM_KERNEL").as_deref() {
+                Ok("avx2") => Kernel::Avx2,
+                Ok("scalar") => Kernel::Scalar,
+                _ => best,
+            };
+            // Order: Avx512Vnni > Avx2 > Scalar; only a lesser or equal one is allowed.
+            let rank = |k: Kernel| match k {
+                Kernel::Avx512Vnni => 2,
+                Kernel::Avx2 => 1,
+                Kernel::Scalar => 0,
+            };
+            if rank(asked) <= rank(best) {
+                asked
+            } else {
+                best
+            }
+        })
+    }
+
+    fn best() -> Self {
+        {
             #[cfg(target_arch = "x86_64")]
             {
                 let f = |s: &str| match s {
@@ -40,7 +65,7 @@ impl Kernel {
                 }
             }
             Kernel::Scalar
-        })
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -88,6 +113,87 @@ pub(crate) mod x86 {
     driver!(matmul_avx2, Q8Matrix, rows_avx2, "avx2,fma,f16c");
     driver!(matmul_q4k_vnni, Q4KMatrix, rows_q4k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
     driver!(matmul_q6k_vnni, Q6KMatrix, rows_q6k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
+    driver!(matmul_q4k_avx2, Q4KMatrix, rows_q4k_avx2, "avx2,fma,f16c");
+    driver!(matmul_q6k_avx2, Q6KMatrix, rows_q6k_avx2, "avx2,fma,f16c");
+
+    /// Signed bytes times signed bytes, pairs summed into eight i32 lanes: `vpmaddubsw` needs one
+    /// side unsigned, so |w| meets x with w's sign (llama.cpp's trick).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn signed_dot(w: __m256i, x: __m256i, ones: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones)
+    }
+
+    /// The sum of a vector's eight lanes.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn sum8(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+    }
+
+    /// Q4_K on AVX2: the low nibbles (slots 0–31) against the first 32 activations, the high
+    /// ones against the rest. The quants are unsigned and at most 15, so `vpmaddubsw` cannot
+    /// saturate (2·15·127 < 2^15). Lanes alternate between the chunk's two blocks in both
+    /// halves, so one scale vector serves both.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows_q4k_avx2(w: &Q4KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        let n = w.chunks;
+        let (wq, ws, wm) = (w.quants.as_ptr(), w.scales.as_ptr(), w.mins.as_ptr());
+        let (nibble, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
+        let mut acc = [_mm256_setzero_ps(); GROUP];
+        for c in 0..n {
+            let xq = a.quants.as_ptr().add(c) as *const u8;
+            let (x0, x1) = (_mm256_load_si256(xq as *const __m256i), _mm256_load_si256(xq.add(32) as *const __m256i));
+            let dx = a.scales.as_ptr().add(c) as *const f32;
+            let (dx0, dx1) = (_mm256_load_ps(dx), _mm256_load_ps(dx.add(8)));
+            let sums = a.sums.as_ptr().add(c) as *const f32;
+            let sums = _mm256_add_ps(_mm256_load_ps(sums), _mm256_load_ps(sums.add(8)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let i = (g * n + c) * GROUP + r;
+                _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH / 2));
+                let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
+                let lo = _mm256_and_si256(packed, nibble);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
+                let p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), ones));
+                let p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), ones));
+                let dot = _mm256_fmadd_ps(p1, dx1, _mm256_mul_ps(p0, dx0));
+                let scale = _mm256_castpd_ps(_mm256_set1_pd(f64::from_bits((ws.add(i) as *const u64).read())));
+                let min = _mm256_castpd_ps(_mm256_set1_pd(f64::from_bits((wm.add(i) as *const u64).read())));
+                *acc = _mm256_fmadd_ps(dot, scale, *acc);
+                *acc = _mm256_fnmadd_ps(min, sums, *acc);
+            }
+        }
+        acc.map(|v| sum8(v))
+    }
+
+    /// Q6_K on AVX2: the stored bytes back to signed (q − 32, within ±32), then the sign trick.
+    /// Lane l of the first half takes scale 0 or 2 (its block), of the second half 1 or 3.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows_q6k_avx2(w: &Q6KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        let n = w.chunks;
+        let (wq, ws) = (w.quants.as_ptr() as *const u8, w.scales.as_ptr());
+        let (ones, flip) = (_mm256_set1_epi16(1), _mm256_set1_epi8(-128));
+        let mut acc = [_mm256_setzero_ps(); GROUP];
+        for c in 0..n {
+            let xq = a.quants.as_ptr().add(c) as *const u8;
+            let x = [_mm256_load_si256(xq as *const __m256i), _mm256_load_si256(xq.add(32) as *const __m256i)];
+            let dx = a.scales.as_ptr().add(c) as *const f32;
+            let dx = [_mm256_load_ps(dx), _mm256_load_ps(dx.add(8))];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let i = (g * n + c) * GROUP + r;
+                _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
+                let s = _mm_loadu_ps(ws.add(i) as *const f32);
+                let scales = [_mm_shuffle_ps::<0b10_00_10_00>(s, s), _mm_shuffle_ps::<0b11_01_11_01>(s, s)];
+                for h in 0..2 {
+                    let wv = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), flip);
+                    let p = signed_dot(wv, x[h], ones);
+                    let scale = _mm256_set_m128(scales[h], scales[h]);
+                    *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx[h]), scale, *acc);
+                }
+            }
+        }
+        acc.map(|v| sum8(v))
+    }
 
     /// Q4_K: nibbles unpacked in registers; `vpdpbusd` from zero (the quants are unsigned), then
     /// the minimum times the activations' sums taken off.
@@ -177,16 +283,12 @@ pub(crate) mod x86 {
                         _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
                     }
                     let wv = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), flip);
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(x, wv)), ones);
+                    let p = signed_dot(wv, x, ones);
                     let dw = _mm256_cvtph_ps(_mm_set1_epi32(*ws.add(i) as i32));
                     *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx), dw, *acc);
                 }
             }
         }
-        acc.map(|v| {
-            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
-        })
+        acc.map(|v| sum8(v))
     }
 }

@@ -25,8 +25,8 @@ impl Matrix {
     pub fn takes(dtype: GgmlDType, kernel: Kernel) -> bool {
         match dtype {
             GgmlDType::Q8_0 | GgmlDType::Q5_0 | GgmlDType::Q4_0 => true,
-            // The K-quants have only the AVX-512 VNNI kernel (and the plain-Rust reference).
-            GgmlDType::Q4K | GgmlDType::Q6K => kernel == Kernel::Avx512Vnni,
+            // The K-quants have AVX-512 VNNI and AVX2 kernels (and the plain-Rust reference).
+            GgmlDType::Q4K | GgmlDType::Q6K => kernel != Kernel::Scalar,
             _ => false,
         }
     }
@@ -114,6 +114,8 @@ impl Matrix {
                 (Self::Q8(m), Kernel::Avx2) => return x86::matmul_avx2(m, rows, acts, out, stride),
                 (Self::Q4K(m), Kernel::Avx512Vnni) => return x86::matmul_q4k_vnni(m, rows, acts, out, stride),
                 (Self::Q6K(m), Kernel::Avx512Vnni) => return x86::matmul_q6k_vnni(m, rows, acts, out, stride),
+                (Self::Q4K(m), Kernel::Avx2) => return x86::matmul_q4k_avx2(m, rows, acts, out, stride),
+                (Self::Q6K(m), Kernel::Avx2) => return x86::matmul_q6k_avx2(m, rows, acts, out, stride),
                 _ => {}
             }
         }

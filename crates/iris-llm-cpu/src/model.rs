@@ -110,7 +110,7 @@ impl Model {
             let matrix = info.shape.dims().len() == 2;
             if matrix && !Matrix::takes(info.ggml_dtype, kernel) {
                 return Err(unsupported(format!(
-                    "{name} is {:?}; this engine takes Q8_0, Q5_0 and Q4_0 matrices, and Q4_K and Q6_K with AVX-512 VNNI ({} here)",
+                    "{name} is {:?}; this engine takes Q8_0, Q5_0 and Q4_0 matrices, and Q4_K and Q6_K with AVX2 or AVX-512 VNNI ({} here)",
                     info.ggml_dtype,
                     kernel.name()
                 )));

@@ -498,3 +498,32 @@ fn look_reads_a_page_and_names_a_colour() {
     assert_eq!((said[0]["sample"].as_u64(), said[1]["sample"].as_u64()), (Some(0), Some(4)), "{said:?}");
     assert!(said[0]["answer"].as_str().unwrap().contains("cat") && said[1]["answer"].as_str().unwrap().contains("espresso"), "{said:?}");
 }
+
+/// `iris eval answers` scores what would be spoken: answers from the tools are right, a
+/// statement that only sets up a follow-up is not scored, and a line that is not a question
+/// is named in one clear error.
+#[test]
+fn eval_answers_scores_what_would_be_spoken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = tmp.path().join("questions.jsonl");
+    std::fs::write(
+        &set,
+        concat!(
+            r#"{"kind": "home", "question": "Set a timer for five minutes.", "must": ["5 minutes|five minutes"], "must_not": ["hour"]}"#,
+            "\n",
+            r#"{"kind": "follow_up", "question": "My name is Ana."}"#,
+            "\n",
+            r#"{"kind": "arithmetic", "question": "What is seven times eight?", "must": ["56"], "must_not": ["54"]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let set_arg = set.to_str().unwrap();
+    let v = json(&iris(&["eval", "answers", "--model", "smollm2-135m-instruct", "--json", set_arg], &[]));
+    let row = &v[0];
+    assert_eq!((row["asked"].as_u64(), row["right"].as_u64(), row["invented"].as_u64()), (Some(2), Some(2), Some(0)), "{v}");
+    assert_eq!(row["badly_spoken"].as_u64(), Some(0), "{v}");
+    assert!(row["first_sentence_s_p50"].as_f64().is_some(), "{v}");
+    std::fs::write(&set, "{\"question\": 3}\n").unwrap();
+    assert_one_line_error(&iris(&["eval", "answers", "--model", "smollm2-135m-instruct", set_arg], &[]), &["line 1"]);
+}

@@ -179,7 +179,8 @@ impl Stage for LlmStage {
         let max_sentences = self.settings.max_sentences;
         let stop = || out.borrow().is_cancelled(turn);
         let result = self.llm.generate(&messages, &self.settings.params, &stop, &mut |delta: &str| {
-            said += sentences.push(delta).len();
+            // An announcement ("Here are the steps:") is not a sentence of its own: its list is.
+            said += sentences.push(delta).iter().filter(|s| !super::ear::announces(s)).count();
             let done = max_sentences > 0 && said >= max_sentences;
             // The last sentence's end is seen only when the next word starts: hold that word back.
             let delta = if done { delta.strip_suffix(sentences.pending()).unwrap_or(delta) } else { delta };

@@ -1,6 +1,7 @@
 //! The built-in stages, each generic over one backend trait.
 
 mod asr;
+pub mod ear;
 mod llm;
 mod look;
 mod sentences;

@@ -119,8 +119,9 @@ impl SentenceSplitter {
     }
 }
 
+/// Splits the answer into sentences and makes each one for the ear ([`super::ear`]).
 pub struct SentenceStage {
-    state: PerTurn<SentenceSplitter>,
+    state: PerTurn<(SentenceSplitter, super::ear::ListJoiner)>,
 }
 
 impl SentenceStage {
@@ -151,7 +152,8 @@ impl Stage for SentenceStage {
     fn process(&mut self, env: Envelope, out: &mut dyn Output) -> Result<(), StageError> {
         let (turn, pts) = (env.turn, env.pts);
         if let Frame::TextDelta(text) = &env.frame {
-            let sentences = self.state.get(turn).push(text);
+            let (splitter, lists) = self.state.get(turn);
+            let sentences: Vec<String> = splitter.push(text).iter().flat_map(|s| lists.push(s)).collect();
             out.send(env)?;
             for s in sentences {
                 out.emit(turn, pts, Frame::Sentence(s))?;
@@ -161,8 +163,11 @@ impl Stage for SentenceStage {
     }
 
     fn end_turn(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
-        if let Some(rest) = self.state.take(turn).finish() {
-            out.emit(turn, pts, Frame::Sentence(rest))?;
+        let (mut splitter, mut lists) = self.state.take(turn);
+        let mut last: Vec<String> = splitter.finish().map(|rest| lists.push(&rest)).unwrap_or_default();
+        last.extend(lists.finish());
+        for s in last {
+            out.emit(turn, pts, Frame::Sentence(s))?;
         }
         Ok(())
     }

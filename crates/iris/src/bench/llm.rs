@@ -28,6 +28,10 @@ pub struct LlmArgs {
     /// or always candle, or always Iris's own (an error if it does not take the file).
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     engine: EngineArg,
+    /// Iris's CPU engine on a lesser kernel than this CPU's best (avx2 on an AVX-512 machine),
+    /// to measure what a CPU without it gets.
+    #[arg(long, value_parser = ["avx2", "scalar"])]
+    kernel: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -66,6 +70,10 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
     let models = Models::open(config_path)?;
     let config = &models.config;
     let path = if Path::new(&args.model).is_file() { PathBuf::from(&args.model) } else { models.file(&args.model, "llm")? };
+    if let Some(kernel) = &args.kernel {
+        // Read once, when the engine first picks its kernel (below, at load).
+        std::env::set_var("IRIS_LLM_KERNEL", kernel);
+    }
     let engine = match args.engine {
         EngineArg::Auto => iris_llm_candle::Engine::Auto,
         EngineArg::Candle => iris_llm_candle::Engine::Candle,

@@ -1,7 +1,9 @@
 //! `iris eval tts`: speak a fixed, varied sentence set (numbers, names, questions) with a voice,
 //! hear it back with the speech recogniser, and report the word error rate. `iris eval asr`
-//! is in `asr.rs`; the scoring both share is in `wer.rs`.
+//! is in `asr.rs`, `iris eval answers` in `answers.rs`; the scoring of the first two is in
+//! `wer.rs`.
 
+mod answers;
 mod asr;
 pub mod wer;
 
@@ -24,6 +26,8 @@ pub enum EvalCmd {
     Tts(TtsArgs),
     /// Word error rate and real-time factor of speech recognition on recordings with known text.
     Asr(asr::AsrArgs),
+    /// Right, invented and badly spoken answers, and time to the first sentence, per language model.
+    Answers(answers::AnswersArgs),
 }
 
 #[derive(Args)]
@@ -42,6 +46,7 @@ pub fn run(config_path: Option<&Path>, cmd: EvalCmd) -> Result<ExitCode> {
     let args = match cmd {
         EvalCmd::Tts(args) => args,
         EvalCmd::Asr(args) => return asr::run(config_path, args),
+        EvalCmd::Answers(args) => return answers::run(config_path, args),
     };
     let models = Models::open(config_path)?;
     let config = &models.config;
