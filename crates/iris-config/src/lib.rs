@@ -168,7 +168,7 @@ impl Default for Assistant {
         Self {
             name: "Iris".into(),
             // Tuned on SmolLM2-135M: longer instructions make a small model ramble or go wrong.
-            system_prompt: "You are Iris, a voice assistant that runs offline in the user's home. Your answers are spoken aloud, so answer in one or two short, plain sentences, the most important fact first, with no lists, markdown, emoji or links. If you do not know something, or cannot know it, such as facts about the user's life they have not told you, say that you don't know.".into(),
+            system_prompt: "You are a helpful AI assistant named Iris. Give short, correct answers.".into(),
             max_tokens: 80,
             temperature: 0.0,
             history_turns: 4,
