@@ -71,11 +71,11 @@ impl Erle {
         }
     }
 
-    fn captured(&mut self, mic: &[f32], cleaned: &[f32]) {
+    fn captured(&mut self, mic: &[f32], cleaned: impl Iterator<Item = f32>) {
         let playing = self.recent.iter().filter(|e| **e > Self::PLAYING).count() > Self::WINDOW / 2;
         if playing {
             self.captured += mic.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>();
-            self.cleaned += cleaned.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>();
+            self.cleaned += cleaned.map(|s| f64::from(s) * f64::from(s)).sum::<f64>();
             self.blocks += 1;
         }
     }
@@ -142,8 +142,7 @@ impl EchoCanceller for Aec3 {
             };
             let start = self.out.len();
             self.out.extend(cleaned.view(0, 0).iter().map(|s| (s / SCALE).clamp(-1.0, 1.0)));
-            let cleaned: Vec<f32> = self.out.range(start..).copied().collect();
-            self.measure.captured(frame, &cleaned);
+            self.measure.captured(frame, self.out.range(start..).copied());
         }
         self.capture.drain(..blocks * BLOCK);
         // The same number of samples out as in, so the loop's clock never slips; the first
