@@ -93,15 +93,15 @@ reference_live() {
     echo "$venv/bin/python"
 }
 
-# Test-only clients of `iris serve`: the openai and wyoming Python packages, and a headless
+# Test-only clients of `iris serve`: the openai, wyoming and ollama Python packages, and a headless
 # Chromium driven by playwright-core with the axe-core accessibility audit. Exports
 # IRIS_CLIENT_PYTHON and IRIS_BROWSER_MODULES for the tests; a failure is a warning.
 client_tools() {
     local venv="$IRIS_DATA/reference/clients" npm_dir="$IRIS_DATA/reference/browser"
-    if ! "$venv/bin/python" -c "import openai, wyoming" >/dev/null 2>&1; then
-        say "installing the openai and wyoming Python clients (for the API tests)"
+    if ! "$venv/bin/python" -c "import openai, wyoming, ollama" >/dev/null 2>&1; then
+        say "installing the openai, wyoming and ollama Python clients (for the API tests)"
         rm -rf "$venv"
-        python3 -m venv "$venv" >&2 && "$venv/bin/python" -m pip install -q openai==3.54.0 wyoming==1.10.2 >&2 ||
+        python3 -m venv "$venv" >&2 && "$venv/bin/python" -m pip install -q openai==3.54.0 wyoming==1.10.2 ollama==0.6.3 >&2 ||
             { echo "warning: could not install the Python clients; the real-client test is skipped" >&2; rm -rf "$venv"; }
     fi
     [ -x "$venv/bin/python" ] && export IRIS_CLIENT_PYTHON="$venv/bin/python"

@@ -278,6 +278,11 @@ impl Engine {
         Ok(Some((seen, direct)))
     }
 
+    /// Whether a vision backend is loaded (photos in a question can be looked at).
+    pub fn sees(&self) -> bool {
+        self.live().vision.is_some()
+    }
+
     pub fn voice_name(&self) -> String {
         lock(&self.live().tts).voice_name()
     }

@@ -27,6 +27,8 @@ pub enum ApiError {
     #[error("Iris is busy with other requests; try again in {retry_after_s} s")]
     Busy { retry_after_s: u64 },
     #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -42,6 +44,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

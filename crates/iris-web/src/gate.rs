@@ -41,6 +41,7 @@ fn door(path: &str) -> Door {
         p if p.starts_with("/static/") => Door::Open,
         // Push to talk: the panel's button, or a token holder (a physical button, an automation).
         "/api/talk" => Door::Api,
+        p if crate::ollama::PATHS.contains(&p) => Door::Api,
         p if p.starts_with("/api/") => Door::Panel,
         p if p.starts_with("/v1/") || p == "/metrics" => Door::Api,
         "/" => Door::Page("status".into()),
@@ -126,7 +127,7 @@ fn route_label(path: &str) -> &'static str {
         "/v1/audio/speech",
         "/metrics",
     ];
-    if let Some(f) = FIXED.iter().find(|f| **f == path) {
+    if let Some(f) = FIXED.iter().chain(crate::ollama::PATHS).find(|f| **f == path) {
         return f;
     }
     match path {

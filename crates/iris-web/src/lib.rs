@@ -7,11 +7,13 @@
 
 mod assets;
 mod auth;
+mod chat;
 mod error;
 mod gate;
 pub mod limits;
 mod metrics;
 mod models;
+mod ollama;
 mod openai;
 mod panel;
 mod try_it;
@@ -65,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/try", post(try_it::try_it))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/generate", post(ollama::generate))
         .layer(DefaultBodyLimit::max(UPLOAD_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::model_queue));
     let speech = Router::new()
@@ -90,6 +94,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/models/{id}/verify", post(models::verify))
         .route("/api/models/{id}", delete(models::remove))
         .route("/v1/models", get(openai::models))
+        .route("/api/version", get(ollama::version))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/ps", get(ollama::ps))
+        .route("/api/show", post(ollama::show))
+        .route("/api/pull", post(ollama::unsupported))
+        .route("/api/push", post(ollama::unsupported))
+        .route("/api/create", post(ollama::unsupported))
+        .route("/api/copy", post(ollama::unsupported))
+        .route("/api/delete", delete(ollama::unsupported))
+        .route("/api/embed", post(ollama::unsupported))
+        .route("/api/embeddings", post(ollama::unsupported))
         .route("/metrics", get(metrics::metrics))
         .merge(speech)
         .layer(DefaultBodyLimit::max(JSON_LIMIT))

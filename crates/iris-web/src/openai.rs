@@ -9,14 +9,13 @@ use axum::http::header;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use iris_backend::{ChatMessage, Flow, GenParams, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
+use crate::chat::{self, Generation, ImageRef, Said, Sampling};
 use crate::error::{ApiError, ApiResult, JsonBody};
-use crate::limits::{MAX_IMAGES, MAX_MESSAGES, MAX_PROMPT_BYTES};
 use crate::{upload, AppState};
 
 const MAX_SPEECH_INPUT: usize = iris_engine::MAX_SPEAK_BYTES;
@@ -67,7 +66,7 @@ enum Stop {
 #[derive(Deserialize)]
 pub struct ChatRequest {
     model: Option<String>,
-    #[serde(deserialize_with = "at_most_max_messages")]
+    #[serde(deserialize_with = "chat::at_most_max_messages")]
     messages: Vec<Message>,
     #[serde(default)]
     stream: bool,
@@ -79,151 +78,49 @@ pub struct ChatRequest {
     seed: Option<u64>,
 }
 
-/// The message list, refused while it is read once it passes [`MAX_MESSAGES`]: a million
-/// empty messages cost 2.2 GB before anything looked at them.
-fn at_most_max_messages<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Message>, D::Error> {
-    struct Bounded;
-    impl<'de> serde::de::Visitor<'de> for Bounded {
-        type Value = Vec<Message>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            write!(f, "a list of at most {MAX_MESSAGES} messages")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(m) = seq.next_element()? {
-                if out.len() == MAX_MESSAGES {
-                    return Err(serde::de::Error::custom(format!(
-                        "messages: more than {MAX_MESSAGES}; send the conversation's latest turns"
-                    )));
-                }
-                out.push(m);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_seq(Bounded)
-}
-
-/// A chat request's sizes, checked before anything is tokenised or decoded.
-fn bounds(req: &ChatRequest) -> ApiResult<()> {
-    let (mut text_bytes, mut images) = (0usize, 0usize);
-    for m in &req.messages {
-        match &m.content {
-            Some(Content::Text(t)) => text_bytes += t.len(),
-            Some(Content::Parts(parts)) => {
-                for p in parts {
-                    match p {
-                        Part::Text { text } => text_bytes += text.len(),
-                        Part::ImageUrl { .. } => images += 1,
+impl ChatRequest {
+    fn said(&self) -> Vec<Said<'_>> {
+        self.messages
+            .iter()
+            .map(|m| match &m.content {
+                None => Said { role: &m.role, text: String::new(), images: Vec::new() },
+                Some(Content::Text(t)) => Said { role: &m.role, text: t.clone(), images: Vec::new() },
+                Some(Content::Parts(parts)) => {
+                    let mut text = Vec::new();
+                    let mut images = Vec::new();
+                    for p in parts {
+                        match p {
+                            Part::Text { text: t } => text.push(t.as_str()),
+                            Part::ImageUrl { image_url } => images.push(ImageRef::DataUrl(&image_url.url)),
+                        }
                     }
+                    Said { role: &m.role, text: text.join("\n"), images }
                 }
-            }
-            None => {}
+            })
+            .collect()
+    }
+
+    fn sampling(&self) -> Sampling {
+        Sampling {
+            max_tokens: self.max_completion_tokens.or(self.max_tokens),
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: None,
+            stop: match &self.stop {
+                Some(Stop::One(s)) => Some(vec![s.clone()]),
+                Some(Stop::Many(v)) => Some(v.clone()),
+                None => None,
+            },
+            seed: self.seed,
         }
     }
-    if text_bytes > MAX_PROMPT_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "the messages hold {text_bytes} bytes of text; Iris takes at most {MAX_PROMPT_BYTES} (its models read a few thousand words)"
-        )));
-    }
-    if images > MAX_IMAGES {
-        return Err(ApiError::BadRequest(format!("the messages hold {images} images; send at most {MAX_IMAGES}")));
-    }
-    Ok(())
 }
 
 /// Parses and bounds a chat request body as the route does, without a model: for the fuzzer.
 #[doc(hidden)]
 pub fn check_chat_body(bytes: &[u8]) -> Result<(), String> {
     let req: ChatRequest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    bounds(&req).map_err(|e| e.to_string())
-}
-
-/// The conversation for the model, and an answer already known (text read from a photo).
-fn prepare(s: &AppState, req: &ChatRequest) -> ApiResult<(Vec<ChatMessage>, Option<String>)> {
-    if req.messages.is_empty() {
-        return Err(ApiError::BadRequest("messages is empty".into()));
-    }
-    bounds(req)?;
-    let mut out = Vec::new();
-    let mut direct = None;
-    let last_user = req.messages.iter().rposition(|m| m.role == "user");
-    for (i, m) in req.messages.iter().enumerate() {
-        let role = match m.role.as_str() {
-            "system" | "developer" => Role::System,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            other => return Err(ApiError::BadRequest(format!("message {i} has role {other:?}; use system, user or assistant"))),
-        };
-        let (mut text, images) = match &m.content {
-            None => (String::new(), Vec::new()),
-            Some(Content::Text(t)) => (t.clone(), Vec::new()),
-            Some(Content::Parts(parts)) => {
-                let mut text = Vec::new();
-                let mut images = Vec::new();
-                for p in parts {
-                    match p {
-                        Part::Text { text: t } => text.push(t.as_str()),
-                        Part::ImageUrl { image_url } => images.push(&image_url.url),
-                    }
-                }
-                (text.join("\n"), images)
-            }
-        };
-        // Only the question being asked is looked at; earlier photos were answered already.
-        if Some(i) == last_user {
-            for (n, url) in images.iter().enumerate() {
-                let image = upload::image(&upload::data_url(url)?, &format!("image {}", n + 1))?;
-                match s.engine.look(&image, &text)? {
-                    Some((seen, true)) => direct = Some(seen),
-                    Some((seen, false)) => text.push_str(&format!("\n(The photo shows: {seen})")),
-                    None => return Err(ApiError::BadRequest("this Iris has no vision model loaded".into())),
-                }
-            }
-        }
-        out.push(ChatMessage::new(role, text));
-    }
-    if !out.iter().any(|m| m.role == Role::System) {
-        let persona = s.engine.config().assistant.system_prompt;
-        if !persona.is_empty() {
-            out.insert(0, ChatMessage::new(Role::System, persona));
-        }
-    }
-    Ok((out, direct))
-}
-
-fn params(s: &AppState, req: &ChatRequest) -> ApiResult<GenParams> {
-    let mut p = s.engine.gen_params();
-    if let Some(n) = req.max_completion_tokens.or(req.max_tokens) {
-        if !(1..=4096).contains(&n) {
-            return Err(ApiError::BadRequest(format!("max_tokens is {n}; use 1 to 4096")));
-        }
-        p.max_tokens = n;
-    }
-    if let Some(t) = req.temperature {
-        if !(0.0..=2.0).contains(&t) {
-            return Err(ApiError::BadRequest(format!("temperature is {t}; use 0 to 2")));
-        }
-        p.temperature = t;
-    }
-    if let Some(top_p) = req.top_p {
-        if !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(ApiError::BadRequest(format!("top_p is {top_p}; use more than 0, up to 1")));
-        }
-        p.top_p = (top_p < 1.0).then_some(top_p);
-    }
-    match &req.stop {
-        Some(Stop::One(s)) => p.stop = vec![s.clone()],
-        Some(Stop::Many(v)) => p.stop = v.clone(),
-        None => {}
-    }
-    if p.stop.len() > 4 || p.stop.iter().any(|s| s.is_empty() || s.len() > 256) {
-        return Err(ApiError::BadRequest("stop holds at most 4 texts of 1 to 256 bytes".into()));
-    }
-    if let Some(seed) = req.seed {
-        p.seed = seed;
-    }
-    Ok(p)
+    chat::bounds(&req.said()).map_err(|e| e.to_string())
 }
 
 fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Event {
@@ -235,36 +132,17 @@ fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Event {
 }
 
 pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody<ChatRequest>) -> ApiResult<Response> {
-    let params = params(&s, &req)?;
+    let params = chat::params(&s, req.sampling())?;
     let st = s.clone();
     let (req, (messages, direct)) = tokio::task::spawn_blocking(move || {
-        let prepared = prepare(&st, &req);
+        let prepared = chat::conversation(&st, &req.said());
         prepared.map(|p| (req, p))
     })
     .await??;
     let model = req.model.clone().unwrap_or_else(|| s.engine.config().models.llm);
     let id = format!("chatcmpl-{}", crate::auth::random_hex(12));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<String, String>>(256);
-    let engine = s.engine.clone();
     let max_tokens = params.max_tokens;
-    let worker = tokio::task::spawn_blocking(move || {
-        if let Some(answer) = direct {
-            let _ = tx.blocking_send(Ok(answer));
-            return Ok(iris_backend::GenStats::default());
-        }
-        let gone = || tx.is_closed();
-        let result = engine.chat(&messages, &params, &gone, &mut |t| {
-            if tx.blocking_send(Ok(t.to_owned())).is_err() {
-                Flow::Stop
-            } else {
-                Flow::Continue
-            }
-        });
-        if let Err(e) = &result {
-            let _ = tx.blocking_send(Err(e.to_string()));
-        }
-        result
-    });
+    let Generation { pieces: mut rx, worker } = chat::generate(&s, messages, params, direct);
 
     if !req.stream {
         let mut text = String::new();

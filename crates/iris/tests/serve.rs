@@ -117,6 +117,45 @@ fn the_panel_in_a_real_browser() {
     assert!(report["audited"].as_array().unwrap().len() >= 4, "{report}");
 }
 
+/// A user who runs Ollama points its `ollama` client at Iris and changes nothing else.
+#[test]
+fn the_ollama_client_uses_iris() {
+    let Some(python) = std::env::var_os("IRIS_CLIENT_PYTHON") else {
+        eprintln!("IRIS_CLIENT_PYTHON is not set (deploy/test.sh sets it): the Ollama client test is skipped");
+        return;
+    };
+    let Some(images) = std::env::var_os("IRIS_IMAGES_DIR") else {
+        eprintln!("IRIS_IMAGES_DIR is not set (deploy/test.sh sets it): the Ollama client test is skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let token = set_up_with_token(&server.url);
+    let cat = Path::new(&images).join("chelsea.png");
+    let out = Command::new(python)
+        .arg(root().join("tests/clients/ollama_client.py"))
+        .args([&server.url, &token, &cat.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the ollama client failed: {}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{got:#}");
+    assert_eq!(got["models"][0], "smollm2-135m-instruct:latest", "{got}");
+    assert_eq!(got["running"][0], "smollm2-135m-instruct:latest", "{got}");
+    assert_eq!(got["quantization"], "Q8_0");
+    assert!(got["capabilities"].as_array().unwrap().contains(&serde_json::json!("vision")), "{got}");
+    assert!(got["chat_chunks"].as_u64().unwrap() > 2, "the answer was not streamed: {got}");
+    assert_eq!(got["chat_done"], true);
+    assert!(got["chat_eval_count"].as_u64().unwrap() > 0, "{got}");
+    for answer in ["chat", "chat_whole", "generate"] {
+        assert!(got[answer].as_str().unwrap().contains("Paris"), "{answer}: {got}");
+    }
+    assert_eq!(got["chat"], got["chat_whole"], "streamed and whole greedy answers differ: {got}");
+    assert!(got["photo"].as_str().unwrap().contains("cat"), "{got}");
+    assert_eq!((got["unknown_model"].as_u64(), got["bad_token"].as_u64()), (Some(404), Some(401)), "{got}");
+    assert!(!got["version"].as_str().unwrap().is_empty());
+}
+
 /// `iris serve`'s voice loop follows the settings on real ALSA devices (a user-space PulseAudio
 /// room): off at start, listening once the panel turns `[audio] enabled` on, answering a spoken
 /// question into the status page's turns, and stopped again when turned off.
