@@ -69,6 +69,22 @@ reference_whisper_cpp() {
     echo "$venv/bin/python"
 }
 
+# llama.cpp's OpenAI-compatible server, from pip `llama-cpp-python[server]` compiled here (a few
+# minutes, once): the server the `[llm_server]` test answers from, and the reference of
+# `iris bench llm --python`. Prints the Python to use.
+reference_llama() {
+    local venv="$IRIS_DATA/reference/llama"
+    if ! "$venv/bin/python" -c "import llama_cpp.server.app" >/dev/null 2>&1; then
+        say "building llama.cpp's server (llama-cpp-python, once; a few minutes)"
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
+        "$venv/bin/python" -m pip install -q "llama-cpp-python[server]==0.3.36" >&2 || {
+            echo "warning: could not build llama-cpp-python; the language-model server test will fail" >&2
+            return 0
+        }
+    fi
+    echo "$venv/bin/python"
+}
+
 # The references for the live loop's models: openWakeWord (the pip package's own streaming
 # pipeline) and Smart Turn (pipecat's features and model), on the same ONNX Runtime version, and
 # Google's TensorFlow Lite interpreter (ai-edge-litert) for the .tflite wake words.

@@ -37,6 +37,8 @@ fi
 export IRIS_LOOP_SESSIONS="$IRIS_DATA/loop-sessions"
 IRIS_LIVE_REFERENCE_PYTHON=$(reference_live)
 [ -n "$IRIS_LIVE_REFERENCE_PYTHON" ] && export IRIS_LIVE_REFERENCE_PYTHON
+IRIS_LLAMA_PYTHON=$(reference_llama)
+[ -n "$IRIS_LLAMA_PYTHON" ] && export IRIS_LLAMA_PYTHON
 IRIS_REFERENCE_PYTHON=$(reference_whisper_cpp)
 [ -n "$IRIS_REFERENCE_PYTHON" ] && export IRIS_REFERENCE_PYTHON
 say "running the test suite"

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod atomic;
+mod remote;
 mod wyoming;
 pub use atomic::{remove_leftovers, why_not_written, write_atomic, TEMP_PREFIX};
+pub use remote::LlmServer;
 pub use wyoming::Wyoming;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,7 @@ pub struct Config {
     pub audio: Audio,
     pub wyoming: Wyoming,
     pub camera: Camera,
+    pub llm_server: LlmServer,
     /// Worker threads for inference; 0 means all cores.
     pub threads: usize,
 }
@@ -338,6 +341,9 @@ impl Config {
         if let Err(problem) = self.wyoming.check() {
             return bad("wyoming.allow", problem);
         }
+        if let Err((field, problem)) = self.llm_server.check() {
+            return bad(field, problem);
+        }
         let url = &self.tools.webhook_url;
         if url.len() > 2048 || self.tools.webhook_token.len() > 1024 {
             return bad("tools.webhook_url", "is longer than 2048 bytes (or its token than 1024)".into());
@@ -417,6 +423,8 @@ mod tests {
             ("[assistant]\nhistory_turns = 100000", "assistant.history_turns"),
             ("[assistant]\nstop = [\"\"]", "assistant.stop"),
             ("[wyoming]\nallow = [\"nas.local\"]", "wyoming.allow"),
+            ("[llm_server]\nurl = \"192.168.1.20:8080\"", "llm_server.url"),
+            ("[llm_server]\nwait_ms = 0", "llm_server.wait_ms"),
         ] {
             let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");

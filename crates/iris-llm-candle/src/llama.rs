@@ -131,6 +131,10 @@ fn infer(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl Llm for LlamaChat {
+    fn device(&self) -> iris_backend::Device {
+        iris_backend::Device::Other(format!("cpu, {}", self.engine()))
+    }
+
     fn generate(
         &mut self,
         messages: &[ChatMessage],

@@ -102,8 +102,6 @@ impl Models {
         Ok(Box::new(iris_piper::VoiceRouter::new(voices)))
     }
 
-    /// Builds the stages of `spec` with real backends, in order. Timers set by the tools fire
-    /// through `timers`.
     /// The vision aid: reads text when the OCR model is installed (it is in the default pack),
     /// and says what it cannot do when it is not.
     pub fn vision_aid(&self) -> Result<iris_vision::VisionAid> {
@@ -125,6 +123,24 @@ impl Models {
             _ => None,
         };
         Ok(iris_vision::VisionAid::new(ocr, classifier))
+    }
+
+    /// The language model: the local one, or the `[llm_server]` with the local one as its
+    /// fallback; `log` hears when the server fails and the local model answers.
+    pub fn language_model(&self, log: iris_llm_remote::LogSink) -> Result<Box<dyn iris_backend::Llm>> {
+        let local = Box::new(iris_llm_candle::LlamaChat::load(&self.file(&self.config.models.llm, "llm")?)?);
+        let s = &self.config.llm_server;
+        if !s.enabled() {
+            return Ok(local);
+        }
+        let server = iris_llm_remote::Server {
+            url: s.url.clone(),
+            model: s.model.clone(),
+            api_key: s.api_key.clone(),
+            wait: std::time::Duration::from_millis(s.wait_ms),
+            retry_after: std::time::Duration::from_secs(s.retry_after_s),
+        };
+        Ok(Box::new(iris_llm_remote::RemoteLlm::new(server, local, log)))
     }
 
     /// What describes images: the configured vision-language model, else the vision aid.
@@ -212,14 +228,14 @@ impl Models {
                     }
                 }
                 "llm" => {
-                    let llm = iris_llm_candle::LlamaChat::load(&self.file(&cfg.models.llm, "llm")?)?;
+                    let llm = self.language_model(std::sync::Arc::new(|line| eprintln!("{line}")))?;
                     let settings = iris_engine::llm_settings(cfg);
                     let hook = (!cfg.tools.webhook_url.is_empty()).then(|| iris_tools::Webhook {
                         url: cfg.tools.webhook_url.clone(),
                         token: (!cfg.tools.webhook_token.is_empty()).then(|| cfg.tools.webhook_token.clone()),
                     });
                     let tools = iris_tools::Tools::new(timers.clone(), hook);
-                    let stage = LlmStage::new(Box::new(llm), Some(self.vision()?), settings).with_skills(Box::new(tools));
+                    let stage = LlmStage::new(llm, Some(self.vision()?), settings).with_skills(Box::new(tools));
                     Box::new(match camera.take() {
                         Some(c) => stage.with_camera(c),
                         None => stage,

@@ -33,6 +33,8 @@ struct RealLoader {
     catalog: Catalog,
     /// One set of timers for every load: kept across reloads and restarts.
     alarms: crate::alarms::Alarms,
+    /// The engine, once started, for lines a model writes to its log.
+    engine: Arc<std::sync::OnceLock<std::sync::Weak<Engine>>>,
 }
 
 impl RealLoader {
@@ -80,7 +82,13 @@ impl RealLoader {
     fn load_inner(&self, config: &Config) -> Result<Backends> {
         let models = self.models(config);
         let asr = models.asr()?;
-        let llm = iris_llm_candle::LlamaChat::load(&models.file(&config.models.llm, "llm")?)?;
+        let engine = self.engine.clone();
+        let llm = models.language_model(Arc::new(move |line| {
+            eprintln!("{line}");
+            if let Some(engine) = engine.get().and_then(std::sync::Weak::upgrade) {
+                engine.stats.log("warn", line);
+            }
+        }))?;
         let tts = models.voice(&config.models.tts)?;
         let vision = models.vision()?;
         let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&config.models.runtime, "runtime")?))?;
@@ -97,7 +105,7 @@ impl RealLoader {
         let skills: iris_engine::SkillsFactory = Arc::new(move || Box::new(iris_tools::Tools::new(timers.clone(), hook.clone())));
         let loaded = vec![
             LoadedModel { task: "asr".into(), id: config.models.asr.clone(), device: asr.device().to_string() },
-            LoadedModel { task: "llm".into(), id: config.models.llm.clone(), device: "cpu (candle)".into() },
+            LoadedModel { task: "llm".into(), id: config.models.llm.clone(), device: llm.device().to_string() },
             LoadedModel { task: "tts".into(), id: config.models.tts.clone(), device: "cpu (ONNX Runtime)".into() },
             LoadedModel { task: "vad".into(), id: config.models.vad.clone(), device: "cpu (ONNX Runtime)".into() },
             if config.models.vlm.is_empty() {
@@ -106,7 +114,7 @@ impl RealLoader {
                 LoadedModel { task: "vision".into(), id: config.models.vlm.clone(), device: "candle".into() }
             },
         ];
-        Ok(Backends { asr, llm: Box::new(llm), tts, vision: Some(vision), vad: Some(vad), skills: Some(skills), loaded })
+        Ok(Backends { asr, llm, tts, vision: Some(vision), vad: Some(vad), skills: Some(skills), loaded })
     }
 }
 
@@ -114,12 +122,19 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     let models = Models::open(config_path)?;
     let config_path = config_path.map(Path::to_owned).unwrap_or_else(|| models.store.home().join("config.toml"));
     let alarms = crate::alarms::Alarms::kept_in(&crate::alarms::timers_file(Some(&config_path), &models));
-    let loader = RealLoader { home: models.store.home().to_owned(), catalog: models.catalog.clone(), alarms: alarms.clone() };
+    let engine_cell = Arc::new(std::sync::OnceLock::new());
+    let loader = RealLoader {
+        home: models.store.home().to_owned(),
+        catalog: models.catalog.clone(),
+        alarms: alarms.clone(),
+        engine: engine_cell.clone(),
+    };
     loader.check(&models.config).map_err(|(field, problem)| {
         anyhow::anyhow!("{}: `{field}` {problem}; run `iris models pull default` or fix the setting", config_path.display())
     })?;
     eprintln!("loading models…");
     let engine = Arc::new(Engine::start(Box::new(loader), models.config.clone())?);
+    let _ = engine_cell.set(Arc::downgrade(&engine));
     // A save cut short (the process killed mid-write) leaves only a temporary file beside the
     // settings, never a half-written one in their place: clear it away and say so.
     if let Some(dir) = config_path.parent() {
