@@ -7,8 +7,11 @@
 
 pub mod asr_text;
 pub mod fakes;
+pub mod tools;
 
 use std::fmt;
+
+pub use tools::{ToolCall, ToolCallScanner, ToolSpec};
 
 /// Why a backend call failed. Messages are for a person: they say what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +128,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result, answering one of the assistant's calls.
+    Tool,
 }
 
 impl Role {
@@ -133,6 +138,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -141,11 +147,25 @@ impl Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// An assistant's calls to tools.
+    pub tool_calls: Vec<ToolCall>,
+    /// A tool result's call (`Role::Tool`).
+    pub tool_call_id: String,
 }
 
 impl ChatMessage {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self { role, content: content.into() }
+        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: String::new() }
+    }
+
+    /// The assistant's turn that called tools (with any text it said first).
+    pub fn calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self { tool_calls: calls, ..Self::new(Role::Assistant, content) }
+    }
+
+    /// A tool's result for the call `id`.
+    pub fn tool_result(id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { tool_call_id: id.into(), ..Self::new(Role::Tool, content) }
     }
 }
 
@@ -162,6 +182,8 @@ pub struct GenParams {
     pub seed: u64,
     /// The answer ends before the first of these texts; none of it is emitted.
     pub stop: Vec<String>,
+    /// Functions the model may call, given to it in its own format.
+    pub tools: Vec<ToolSpec>,
 }
 
 impl Default for GenParams {
@@ -175,6 +197,7 @@ impl Default for GenParams {
             repeat_last_n: 64,
             seed: 299_792_458,
             stop: Vec::new(),
+            tools: Vec::new(),
         }
     }
 }

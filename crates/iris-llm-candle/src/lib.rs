@@ -11,6 +11,7 @@ pub mod plan;
 pub mod requant;
 pub mod template;
 pub mod tokenizer;
+mod tool_prompt;
 pub mod weights;
 
 pub use llama::LlamaChat;

@@ -142,7 +142,7 @@ impl Llm for LlamaChat {
         stop: &dyn StopFlag,
         on_text: &mut dyn FnMut(&str) -> Flow,
     ) -> Result<GenStats, BackendError> {
-        let prompt = self.template.render(messages).map_err(|e| BackendError::Inference(e.to_string()))?;
+        let prompt = self.template.render_with_tools(messages, &params.tools).map_err(|e| BackendError::Inference(e.to_string()))?;
         let too_long = |tokens: String| {
             BackendError::Request(format!(
                 "the conversation is {tokens} tokens and this model reads at most {}; send fewer or shorter messages",

@@ -69,12 +69,19 @@ impl RemoteLlm {
         let messages: Vec<Value> = messages
             .iter()
             .map(|m| {
-                let role = match m.role {
-                    Role::System => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
-                json!({ "role": role, "content": m.content })
+                let mut v = json!({ "role": m.role.as_str(), "content": m.content });
+                if !m.tool_calls.is_empty() {
+                    let calls: Vec<Value> = m
+                        .tool_calls
+                        .iter()
+                        .map(|c| json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
+                        .collect();
+                    v["tool_calls"] = json!(calls);
+                }
+                if m.role == Role::Tool {
+                    v["tool_call_id"] = json!(m.tool_call_id);
+                }
+                v
             })
             .collect();
         let mut body = json!({ "messages": messages, "stream": true, "max_tokens": params.max_tokens, "temperature": params.temperature });
@@ -90,6 +97,17 @@ impl RemoteLlm {
         }
         if params.temperature > 0.0 {
             body["seed"] = json!(params.seed);
+        }
+        if !params.tools.is_empty() {
+            let tools: Vec<Value> = params
+                .tools
+                .iter()
+                .map(|t| {
+                    let parameters: Value = serde_json::from_str(&t.parameters).unwrap_or_else(|_| json!({ "type": "object" }));
+                    json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": parameters } })
+                })
+                .collect();
+            body["tools"] = json!(tools);
         }
         body
     }
@@ -118,6 +136,9 @@ impl RemoteLlm {
         let first_by = Instant::now() + self.server.wait;
         let mut stats = GenStats::default();
         let mut said = false;
+        // Calls come as pieces of name and arguments; they are handed on whole, in the
+        // `<tool_call>` form the local models use, when the answer ends.
+        let mut calls: Vec<(String, String)> = Vec::new();
         loop {
             let deadline = if said { Instant::now() + STALL } else { first_by };
             let event = loop {
@@ -161,7 +182,24 @@ impl RemoteLlm {
                     stats.prefill_tokens = prompt;
                     stats.generated_tokens = completion.max(stats.generated_tokens);
                 }
-                sse::Event::Done => return Ok(stats),
+                sse::Event::ToolCall { index, name, arguments } => {
+                    said = true;
+                    if index >= 64 {
+                        return Err(Failure::AfterText(format!("it sent a tool call with index {index}")));
+                    }
+                    if calls.len() <= index {
+                        calls.resize(index + 1, (String::new(), String::new()));
+                    }
+                    calls[index].0.push_str(&name);
+                    calls[index].1.push_str(&arguments);
+                }
+                sse::Event::Done => {
+                    for (name, arguments) in calls.iter().filter(|(n, _)| !n.is_empty()) {
+                        let arguments = if arguments.trim().is_empty() { "{}" } else { arguments.as_str() };
+                        on_text(&format!("<tool_call>\n{{\"name\": {}, \"arguments\": {arguments}}}\n</tool_call>", json!(name)));
+                    }
+                    return Ok(stats);
+                }
                 sse::Event::Failed(why) => return Err(if said { Failure::AfterText(why) } else { Failure::BeforeText(why) }),
             }
         }

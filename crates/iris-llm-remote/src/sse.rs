@@ -13,7 +13,16 @@ const MAX_ANSWER: u64 = 4 << 20;
 
 pub enum Event {
     Text(String),
-    Usage { prompt: usize, completion: usize },
+    /// A piece of the `index`th tool call: part of its name and of its arguments' JSON text.
+    ToolCall {
+        index: usize,
+        name: String,
+        arguments: String,
+    },
+    Usage {
+        prompt: usize,
+        completion: usize,
+    },
     Done,
     Failed(String),
 }
@@ -77,6 +86,14 @@ fn parse(data: &str) -> Vec<Event> {
     let mut out = Vec::new();
     if let Some(t) = v["choices"][0]["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
         out.push(Event::Text(t.to_owned()));
+    }
+    for call in v["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        let f = &call["function"];
+        out.push(Event::ToolCall {
+            index: call["index"].as_u64().unwrap_or(0) as usize,
+            name: f["name"].as_str().unwrap_or("").to_owned(),
+            arguments: f["arguments"].as_str().unwrap_or("").to_owned(),
+        });
     }
     if let (Some(p), Some(c)) = (v["usage"]["prompt_tokens"].as_u64(), v["usage"]["completion_tokens"].as_u64()) {
         out.push(Event::Usage { prompt: p as usize, completion: c as usize });

@@ -17,6 +17,7 @@ use iris_llm_remote::{RemoteLlm, Server};
 #[derive(Clone, Copy)]
 enum Script {
     Streams,
+    Calls,
     Hangs,
     BreaksOff,
     NotFound,
@@ -67,6 +68,11 @@ fn answer(mut stream: TcpStream, script: Script, bodies: &Mutex<Vec<String>>) {
                 out += &piece(t);
             }
             out += "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"completion_tokens\":7}}\n\ndata: [DONE]\n\n";
+            stream.write_all(out.as_bytes())
+        }
+        Script::Calls => {
+            let call = |args: &str| format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{{args}}}}}]}}}}]}}\n\n");
+            let out = head.to_owned() + &call(r#""name":"get_weather","arguments":"{\"ci""#) + &call(r#""arguments":"ty\": \"Oslo\"}""#) + "data: [DONE]\n\n";
             stream.write_all(out.as_bytes())
         }
         Script::Hangs => {
@@ -174,4 +180,25 @@ fn a_cancelled_turn_stops_waiting_at_once() {
     let r = llm.generate(&messages, &GenParams::default(), &stop, &mut |_| Flow::Continue);
     assert!(matches!(r, Err(BackendError::Cancelled)), "{r:?}");
     assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+#[test]
+fn a_servers_tool_calls_come_through_in_the_local_format() {
+    let (url, _, bodies) = server(Script::Calls);
+    let (mut llm, _) = remote(&url, 2000);
+    let messages = [ChatMessage::new(Role::User, "Weather in Oslo?")];
+    let tools = vec![iris_backend::ToolSpec { name: "get_weather".into(), description: "Weather".into(), parameters: r#"{"type":"object"}"#.into() }];
+    let params = GenParams { tools, ..GenParams::default() };
+    let mut scanner = iris_backend::ToolCallScanner::new(vec!["get_weather".into()]);
+    let mut text = String::new();
+    llm.generate(&messages, &params, &|| false, &mut |t| {
+        text.push_str(&scanner.push(t));
+        Flow::Continue
+    })
+    .unwrap();
+    let (rest, calls) = scanner.finish();
+    assert_eq!((text + &rest).as_str(), "");
+    assert_eq!((calls[0].name.as_str(), calls[0].arguments.as_str()), ("get_weather", r#"{"city":"Oslo"}"#));
+    let sent: serde_json::Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
+    assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
 }

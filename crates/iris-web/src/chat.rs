@@ -2,8 +2,9 @@
 //! anything is decoded, the photo in the question looked at, sampling settings checked, and
 //! the answer generated on the blocking pool and handed to the route piece by piece.
 
-use iris_backend::{ChatMessage, Flow, GenParams, GenStats, Role};
+use iris_backend::{ChatMessage, Flow, GenParams, GenStats, Role, ToolCall, ToolCallScanner, ToolSpec};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 use crate::limits::{MAX_IMAGES, MAX_MESSAGES, MAX_PROMPT_BYTES};
@@ -34,6 +35,54 @@ pub struct Said<'a> {
     pub role: &'a str,
     pub text: String,
     pub images: Vec<ImageRef<'a>>,
+    /// An assistant message's calls to tools.
+    pub tool_calls: Vec<ToolCall>,
+    /// A tool message's call.
+    pub tool_call_id: String,
+}
+
+impl<'a> Said<'a> {
+    pub fn new(role: &'a str, text: String, images: Vec<ImageRef<'a>>) -> Self {
+        Self { role, text, images, tool_calls: Vec::new(), tool_call_id: String::new() }
+    }
+}
+
+/// The most tools one request may offer the model, and the most JSON text they may take.
+pub const MAX_TOOLS: usize = 64;
+const MAX_TOOL_BYTES: usize = 32 << 10;
+
+/// A tool as both APIs send it: `{"type": "function", "function": {"name", "description",
+/// "parameters"}}`, checked.
+pub fn tool_spec(i: usize, tool: &Value) -> ApiResult<ToolSpec> {
+    let f = &tool["function"];
+    let bad = |what: &str| ApiError::BadRequest(format!("tools[{i}]: {what}"));
+    if tool.get("type").and_then(Value::as_str).is_some_and(|t| t != "function") {
+        return Err(bad("type must be \"function\""));
+    }
+    let name = f["name"].as_str().ok_or_else(|| bad("function.name is missing"))?;
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(bad("function.name must be 1 to 64 letters, digits, '_' or '-'"));
+    }
+    let description = f["description"].as_str().unwrap_or("");
+    let parameters = match &f["parameters"] {
+        Value::Null => "{\"type\":\"object\",\"properties\":{}}".to_owned(),
+        p @ Value::Object(_) => p.to_string(),
+        _ => return Err(bad("function.parameters must be a JSON Schema object")),
+    };
+    Ok(ToolSpec { name: name.to_owned(), description: description.to_owned(), parameters })
+}
+
+/// The tools of a request, bounded and checked.
+pub fn tool_specs(tools: &[Value]) -> ApiResult<Vec<ToolSpec>> {
+    if tools.len() > MAX_TOOLS {
+        return Err(ApiError::BadRequest(format!("tools holds {} functions; offer at most {MAX_TOOLS}", tools.len())));
+    }
+    let specs = tools.iter().enumerate().map(|(i, t)| tool_spec(i, t)).collect::<ApiResult<Vec<_>>>()?;
+    let bytes: usize = specs.iter().map(|t| t.name.len() + t.description.len() + t.parameters.len()).sum();
+    if bytes > MAX_TOOL_BYTES {
+        return Err(ApiError::BadRequest(format!("the tools take {bytes} bytes of JSON; Iris takes at most {MAX_TOOL_BYTES}")));
+    }
+    Ok(specs)
 }
 
 /// A message list, refused while it is read once it passes [`MAX_MESSAGES`]: a million empty
@@ -43,31 +92,46 @@ where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    struct Bounded<T>(std::marker::PhantomData<T>);
+    bounded(d, MAX_MESSAGES, "messages", "send the conversation's latest turns")
+}
+
+/// A tool list, refused while it is read once it passes [`MAX_TOOLS`].
+pub fn at_most_max_tools<'de, D>(d: D) -> Result<Option<Vec<Value>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    bounded(d, MAX_TOOLS, "tools", "offer fewer functions").map(Some)
+}
+
+fn bounded<'de, D, T>(d: D, max: usize, what: &'static str, fix: &'static str) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(usize, &'static str, &'static str, std::marker::PhantomData<T>);
     impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Bounded<T> {
         type Value = Vec<T>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            write!(f, "a list of at most {MAX_MESSAGES} messages")
+            write!(f, "a list of at most {} {}", self.0, self.1)
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some(m) = seq.next_element()? {
-                if out.len() == MAX_MESSAGES {
-                    return Err(serde::de::Error::custom(format!(
-                        "messages: more than {MAX_MESSAGES}; send the conversation's latest turns"
-                    )));
+                if out.len() == self.0 {
+                    return Err(serde::de::Error::custom(format!("{}: more than {}; {}", self.1, self.0, self.2)));
                 }
                 out.push(m);
             }
             Ok(out)
         }
     }
-    d.deserialize_seq(Bounded(std::marker::PhantomData))
+    d.deserialize_seq(Bounded(max, what, fix, std::marker::PhantomData))
 }
 
 /// A conversation's sizes, checked before anything is tokenised or decoded.
 pub fn bounds(said: &[Said]) -> ApiResult<()> {
-    let text_bytes: usize = said.iter().map(|m| m.text.len()).sum();
+    let call_bytes = |m: &Said| m.tool_calls.iter().map(|c| c.name.len() + c.arguments.len()).sum::<usize>();
+    let text_bytes: usize = said.iter().map(|m| m.text.len() + call_bytes(m)).sum();
     let images: usize = said.iter().map(|m| m.images.len()).sum();
     if text_bytes > MAX_PROMPT_BYTES {
         return Err(ApiError::BadRequest(format!(
@@ -95,7 +159,8 @@ pub fn conversation(s: &AppState, said: &[Said]) -> ApiResult<(Vec<ChatMessage>,
             "system" | "developer" => Role::System,
             "user" => Role::User,
             "assistant" => Role::Assistant,
-            other => return Err(ApiError::BadRequest(format!("message {i} has role {other:?}; use system, user or assistant"))),
+            "tool" => Role::Tool,
+            other => return Err(ApiError::BadRequest(format!("message {i} has role {other:?}; use system, user, assistant or tool"))),
         };
         let mut text = m.text.clone();
         // Only the question being asked is looked at; earlier photos were answered already.
@@ -109,7 +174,10 @@ pub fn conversation(s: &AppState, said: &[Said]) -> ApiResult<(Vec<ChatMessage>,
                 }
             }
         }
-        out.push(ChatMessage::new(role, text));
+        let mut message = ChatMessage::new(role, text);
+        message.tool_calls = m.tool_calls.clone();
+        message.tool_call_id = m.tool_call_id.clone();
+        out.push(message);
     }
     if !out.iter().any(|m| m.role == Role::System) {
         let persona = s.engine.config().assistant.system_prompt;
@@ -129,6 +197,7 @@ pub struct Sampling {
     pub top_k: Option<usize>,
     pub stop: Option<Vec<String>>,
     pub seed: Option<u64>,
+    pub tools: Vec<ToolSpec>,
 }
 
 /// The configured generation settings with a request's overrides, each checked.
@@ -167,36 +236,64 @@ pub fn params(s: &AppState, req: Sampling) -> ApiResult<GenParams> {
     if let Some(seed) = req.seed {
         p.seed = seed;
     }
+    p.tools = req.tools;
     Ok(p)
 }
 
-/// An answer being generated: its pieces as they come (an error as the last), and the
-/// worker, whose result holds the token counts.
+/// What an answer hands the route as it is generated.
+pub enum Piece {
+    Text(String),
+    /// The calls the model made, once the answer has ended.
+    Calls(Vec<ToolCall>),
+    /// The last piece of a failed answer.
+    Failed(String),
+}
+
+/// An answer being generated: its pieces as they come, and the worker, whose result holds the
+/// token counts.
 pub struct Generation {
-    pub pieces: tokio::sync::mpsc::Receiver<Result<String, String>>,
+    pub pieces: tokio::sync::mpsc::Receiver<Piece>,
     pub worker: tokio::task::JoinHandle<Result<GenStats, iris_engine::EngineError>>,
 }
 
 /// Starts the answer on the blocking pool; it stops when the route drops `pieces` (the client
 /// went away). `direct` is an answer already known, sent as it is.
 pub fn generate(s: &AppState, messages: Vec<ChatMessage>, params: GenParams, direct: Option<String>) -> Generation {
-    let (tx, pieces) = tokio::sync::mpsc::channel::<Result<String, String>>(256);
+    let (tx, pieces) = tokio::sync::mpsc::channel::<Piece>(256);
     let engine = s.engine.clone();
     let worker = tokio::task::spawn_blocking(move || {
         if let Some(answer) = direct {
-            let _ = tx.blocking_send(Ok(answer));
+            let _ = tx.blocking_send(Piece::Text(answer));
             return Ok(GenStats::default());
         }
+        // With tools offered, text that may be a call is held until it is known.
+        let mut scanner = (!params.tools.is_empty()).then(|| ToolCallScanner::new(params.tools.iter().map(|t| t.name.clone()).collect()));
         let gone = || tx.is_closed();
         let result = engine.chat(&messages, &params, &gone, &mut |t| {
-            if tx.blocking_send(Ok(t.to_owned())).is_err() {
-                Flow::Stop
-            } else {
-                Flow::Continue
+            let text = match &mut scanner {
+                Some(scan) => scan.push(t),
+                None => t.to_owned(),
+            };
+            if !text.is_empty() && tx.blocking_send(Piece::Text(text)).is_err() {
+                return Flow::Stop;
             }
+            Flow::Continue
         });
-        if let Err(e) = &result {
-            let _ = tx.blocking_send(Err(e.to_string()));
+        match &result {
+            Ok(_) => {
+                if let Some(scan) = scanner {
+                    let (rest, calls) = scan.finish();
+                    if !rest.is_empty() {
+                        let _ = tx.blocking_send(Piece::Text(rest));
+                    }
+                    if !calls.is_empty() {
+                        let _ = tx.blocking_send(Piece::Calls(calls));
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Piece::Failed(e.to_string()));
+            }
         }
         result
     });

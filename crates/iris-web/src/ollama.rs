@@ -16,9 +16,10 @@ use iris_backend::GenStats;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::chat::{self, Generation, ImageRef, Said, Sampling};
+use crate::chat::{self, Generation, ImageRef, Piece, Said, Sampling};
 use crate::error::{ApiError, JsonBody};
 use crate::AppState;
+use iris_backend::ToolCall;
 
 /// The Ollama API level these routes follow; clients compare it to decide what to send.
 pub const API_VERSION: &str = "0.12.0";
@@ -162,6 +163,7 @@ impl Options {
             top_k: self.top_k,
             stop: self.stop,
             seed: self.seed,
+            tools: Vec::new(),
         }
     }
 }
@@ -173,6 +175,21 @@ struct Message {
     content: String,
     #[serde(default)]
     images: Vec<String>,
+    #[serde(default)]
+    tool_calls: Vec<CallIn>,
+}
+
+/// An earlier call, as Ollama's clients send it back: the arguments as a JSON object.
+#[derive(Deserialize)]
+struct CallIn {
+    function: FunctionIn,
+}
+
+#[derive(Deserialize)]
+struct FunctionIn {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +203,8 @@ pub struct ChatRequest {
     options: Option<Options>,
     #[serde(default)]
     format: Option<Value>,
+    #[serde(default, deserialize_with = "chat::at_most_max_tools")]
+    tools: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -224,14 +243,31 @@ pub async fn chat(State(s): State<AppState>, JsonBody(req): JsonBody<ChatRequest
         // Ollama's way to load a model ahead: it is loaded already.
         return Ok(Json(json!({ "model": model, "created_at": now(), "message": { "role": "assistant", "content": "" }, "done_reason": "load", "done": true })).into_response());
     }
-    let params = chat::params(&s, req.options.unwrap_or_default().sampling())?;
+    let mut sampling = req.options.unwrap_or_default().sampling();
+    sampling.tools = chat::tool_specs(req.tools.as_deref().unwrap_or_default())?;
+    let params = chat::params(&s, sampling)?;
     let stream = req.stream.unwrap_or(true);
     let messages = req.messages;
     let st = s.clone();
     let (conversation, direct) = tokio::task::spawn_blocking(move || {
         let said: Vec<Said> = messages
             .iter()
-            .map(|m| Said { role: &m.role, text: m.content.clone(), images: m.images.iter().map(|i| ImageRef::Base64(i)).collect() })
+            .enumerate()
+            .map(|(i, m)| {
+                let mut said = Said::new(&m.role, m.content.clone(), m.images.iter().map(|i| ImageRef::Base64(i)).collect());
+                // Ollama's calls carry no ids: a call and its result are matched by order.
+                said.tool_calls = m
+                    .tool_calls
+                    .iter()
+                    .enumerate()
+                    .map(|(n, c)| ToolCall {
+                        id: format!("call_{i}_{n}"),
+                        name: c.function.name.clone(),
+                        arguments: arguments_text(&c.function.arguments),
+                    })
+                    .collect();
+                said
+            })
             .collect();
         chat::conversation(&st, &said)
     })
@@ -260,9 +296,9 @@ pub async fn generate(State(s): State<AppState>, JsonBody(req): JsonBody<Generat
     let (conversation, direct) = tokio::task::spawn_blocking(move || {
         let mut said = Vec::new();
         if let Some(system) = &req.system {
-            said.push(Said { role: "system", text: system.clone(), images: Vec::new() });
+            said.push(Said::new("system", system.clone(), Vec::new()));
         }
-        said.push(Said { role: "user", text: req.prompt.clone(), images: req.images.iter().map(|i| ImageRef::Base64(i)).collect() });
+        said.push(Said::new("user", req.prompt.clone(), req.images.iter().map(|i| ImageRef::Base64(i)).collect()));
         chat::conversation(&st, &said)
     })
     .await??;
@@ -308,10 +344,22 @@ async fn answer(
     tokio::spawn(async move {
         let mut first = None;
         let mut text = String::new();
+        let mut called = Value::Null;
         while let Some(piece) = rx.recv().await {
             let piece = match piece {
-                Ok(p) => p,
-                Err(e) => return drop(tx.send(Err(e)).await),
+                Piece::Text(p) => p,
+                Piece::Calls(calls) => {
+                    called = calls_out(&calls);
+                    if stream {
+                        let mut l = line("");
+                        l[field]["tool_calls"] = called.clone();
+                        if tx.send(Ok(l)).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Piece::Failed(e) => return drop(tx.send(Err(e)).await),
             };
             first.get_or_insert_with(Instant::now);
             if !stream {
@@ -326,6 +374,9 @@ async fn answer(
             Err(e) => return drop(tx.send(Err(e.to_string())).await),
         };
         let mut last = line(if stream { "" } else { text.trim() });
+        if !stream && !called.is_null() {
+            last[field]["tool_calls"] = called;
+        }
         done(&mut last, &stats, started, first, max_tokens);
         let _ = tx.send(Ok(last)).await;
     });
@@ -350,4 +401,25 @@ async fn answer(
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(lines));
     ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+/// Calls in Ollama's shape: the arguments as a JSON object.
+fn calls_out(calls: &[ToolCall]) -> Value {
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|c| {
+            let arguments: Value = serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
+            json!({ "function": { "name": c.name, "arguments": arguments } })
+        })
+        .collect();
+    json!(calls)
+}
+
+/// A client's arguments as JSON text: an object as it is, a string as the JSON it holds.
+fn arguments_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "{}".to_owned(),
+        other => other.to_string(),
+    }
 }

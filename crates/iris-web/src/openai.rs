@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
-use crate::chat::{self, Generation, ImageRef, Said, Sampling};
+use crate::chat::{self, Generation, ImageRef, Piece, Said, Sampling};
 use crate::error::{ApiError, ApiResult, JsonBody};
 use crate::{upload, AppState};
+use iris_backend::ToolCall;
 
 const MAX_SPEECH_INPUT: usize = iris_engine::MAX_SPEAK_BYTES;
 
@@ -54,6 +55,26 @@ struct ImageUrl {
 struct Message {
     role: String,
     content: Option<Content>,
+    #[serde(default)]
+    tool_calls: Vec<CallIn>,
+    #[serde(default)]
+    tool_call_id: String,
+}
+
+/// A call of an earlier assistant message, as the client sends it back.
+#[derive(Deserialize)]
+struct CallIn {
+    #[serde(default)]
+    id: String,
+    function: FunctionIn,
+}
+
+#[derive(Deserialize)]
+struct FunctionIn {
+    name: String,
+    /// JSON text, as OpenAI's API carries arguments.
+    #[serde(default)]
+    arguments: String,
 }
 
 #[derive(Deserialize)]
@@ -76,32 +97,59 @@ pub struct ChatRequest {
     top_p: Option<f64>,
     stop: Option<Stop>,
     seed: Option<u64>,
+    #[serde(default, deserialize_with = "chat::at_most_max_tools")]
+    tools: Option<Vec<Value>>,
+    tool_choice: Option<Value>,
 }
 
 impl ChatRequest {
     fn said(&self) -> Vec<Said<'_>> {
         self.messages
             .iter()
-            .map(|m| match &m.content {
-                None => Said { role: &m.role, text: String::new(), images: Vec::new() },
-                Some(Content::Text(t)) => Said { role: &m.role, text: t.clone(), images: Vec::new() },
-                Some(Content::Parts(parts)) => {
-                    let mut text = Vec::new();
-                    let mut images = Vec::new();
-                    for p in parts {
-                        match p {
-                            Part::Text { text: t } => text.push(t.as_str()),
-                            Part::ImageUrl { image_url } => images.push(ImageRef::DataUrl(&image_url.url)),
+            .map(|m| {
+                let mut said = match &m.content {
+                    None => Said::new(&m.role, String::new(), Vec::new()),
+                    Some(Content::Text(t)) => Said::new(&m.role, t.clone(), Vec::new()),
+                    Some(Content::Parts(parts)) => {
+                        let mut text = Vec::new();
+                        let mut images = Vec::new();
+                        for p in parts {
+                            match p {
+                                Part::Text { text: t } => text.push(t.as_str()),
+                                Part::ImageUrl { image_url } => images.push(ImageRef::DataUrl(&image_url.url)),
+                            }
                         }
+                        Said::new(&m.role, text.join("\n"), images)
                     }
-                    Said { role: &m.role, text: text.join("\n"), images }
-                }
+                };
+                said.tool_calls = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| ToolCall { id: c.id.clone(), name: c.function.name.clone(), arguments: c.function.arguments.clone() })
+                    .collect();
+                said.tool_call_id = m.tool_call_id.clone();
+                said
             })
             .collect()
     }
 
-    fn sampling(&self) -> Sampling {
-        Sampling {
+    /// The tools the model is offered: none with `tool_choice` "none".
+    fn tools(&self) -> ApiResult<Vec<iris_backend::ToolSpec>> {
+        match &self.tool_choice {
+            None => {}
+            Some(Value::String(c)) if c == "auto" => {}
+            Some(Value::String(c)) if c == "none" => return Ok(Vec::new()),
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "tool_choice {other} is not supported; use \"auto\" (the model decides) or \"none\""
+                )))
+            }
+        }
+        chat::tool_specs(self.tools.as_deref().unwrap_or_default())
+    }
+
+    fn sampling(&self) -> ApiResult<Sampling> {
+        Ok(Sampling {
             max_tokens: self.max_completion_tokens.or(self.max_tokens),
             temperature: self.temperature,
             top_p: self.top_p,
@@ -112,7 +160,8 @@ impl ChatRequest {
                 None => None,
             },
             seed: self.seed,
-        }
+            tools: self.tools()?,
+        })
     }
 }
 
@@ -132,7 +181,7 @@ fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Event {
 }
 
 pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody<ChatRequest>) -> ApiResult<Response> {
-    let params = chat::params(&s, req.sampling())?;
+    let params = chat::params(&s, req.sampling()?)?;
     let st = s.clone();
     let (req, (messages, direct)) = tokio::task::spawn_blocking(move || {
         let prepared = chat::conversation(&st, &req.said());
@@ -145,15 +194,30 @@ pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody
     let Generation { pieces: mut rx, worker } = chat::generate(&s, messages, params, direct);
 
     if !req.stream {
-        let mut text = String::new();
+        let (mut text, mut calls) = (String::new(), Vec::new());
         while let Some(piece) = rx.recv().await {
-            text.push_str(&piece.map_err(ApiError::Internal)?);
+            match piece {
+                Piece::Text(t) => text.push_str(&t),
+                Piece::Calls(c) => calls = c,
+                Piece::Failed(e) => return Err(ApiError::Internal(e)),
+            }
         }
         let stats = worker.await?.map_err(ApiError::from)?;
-        let finish = if stats.generated_tokens >= max_tokens { "length" } else { "stop" };
+        let mut message = json!({ "role": "assistant", "content": text.trim() });
+        let finish = if !calls.is_empty() {
+            message["tool_calls"] = calls_out(&calls);
+            if text.trim().is_empty() {
+                message["content"] = Value::Null;
+            }
+            "tool_calls"
+        } else if stats.generated_tokens >= max_tokens {
+            "length"
+        } else {
+            "stop"
+        };
         return Ok(Json(json!({
             "id": id, "object": "chat.completion", "created": iris_engine::now_unix(), "model": model,
-            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text.trim() }, "finish_reason": finish }],
+            "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
             "usage": { "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.generated_tokens,
                        "total_tokens": stats.prompt_tokens + stats.generated_tokens },
         }))
@@ -163,16 +227,26 @@ pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Event>(256);
     tokio::spawn(async move {
         let _ = out_tx.send(chunk(&id, &model, json!({ "role": "assistant", "content": "" }), None)).await;
+        let mut called = false;
         while let Some(piece) = rx.recv().await {
             let event = match piece {
-                Ok(text) => chunk(&id, &model, json!({ "content": text }), None),
-                Err(e) => Event::default().data(json!({ "error": { "message": e } }).to_string()),
+                Piece::Text(text) => chunk(&id, &model, json!({ "content": text }), None),
+                Piece::Calls(calls) => {
+                    called = true;
+                    let mut calls = calls_out(&calls);
+                    for (i, c) in calls.as_array_mut().into_iter().flatten().enumerate() {
+                        c["index"] = json!(i);
+                    }
+                    chunk(&id, &model, json!({ "tool_calls": calls }), None)
+                }
+                Piece::Failed(e) => Event::default().data(json!({ "error": { "message": e } }).to_string()),
             };
             if out_tx.send(event).await.is_err() {
                 return;
             }
         }
         let finish = match worker.await {
+            _ if called => "tool_calls",
             Ok(Ok(stats)) if stats.generated_tokens >= max_tokens => "length",
             _ => "stop",
         };
@@ -180,6 +254,15 @@ pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody
         let _ = out_tx.send(Event::default().data("[DONE]")).await;
     });
     Ok(Sse::new(ReceiverStream::new(out_rx).map(Ok::<_, Infallible>)).into_response())
+}
+
+/// Calls in OpenAI's shape: the arguments as JSON text.
+fn calls_out(calls: &[ToolCall]) -> Value {
+    let id = crate::auth::random_hex(6);
+    json!(calls
+        .iter()
+        .map(|c| json!({ "id": format!("{}_{id}", c.id), "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
+        .collect::<Vec<_>>())
 }
 
 pub async fn transcriptions(State(s): State<AppState>, mut form: Multipart) -> ApiResult<Response> {

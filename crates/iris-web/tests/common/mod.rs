@@ -26,6 +26,8 @@ pub struct FakeLoader {
     pub known: Vec<String>,
     /// The fake language model waits this long before each token (a busy box).
     pub token_delay: std::time::Duration,
+    /// What the fake language model says.
+    pub tokens: Vec<&'static str>,
 }
 
 impl Loader for FakeLoader {
@@ -48,7 +50,7 @@ impl Loader for FakeLoader {
         Ok(Backends {
             asr: Arc::new(FakeAsr::new("what time is it")),
             llm: Box::new({
-                let mut llm = FakeLlm::new(&["Hello", " there", "."]);
+                let mut llm = FakeLlm::new(&self.tokens);
                 let delay = self.token_delay;
                 llm.before_token = Box::new(move |_| std::thread::sleep(delay));
                 llm
@@ -76,12 +78,21 @@ pub fn panel() -> TestPanel {
 }
 
 pub fn panel_with_delay(token_delay: std::time::Duration) -> TestPanel {
+    panel_with(token_delay, vec!["Hello", " there", "."])
+}
+
+/// A panel whose language model says `tokens`.
+pub fn panel_saying(tokens: Vec<&'static str>) -> TestPanel {
+    panel_with(std::time::Duration::ZERO, tokens)
+}
+
+fn panel_with(token_delay: std::time::Duration, tokens: Vec<&'static str>) -> TestPanel {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("config.toml");
     let catalog = Catalog::parse(include_str!("../../../../models/catalog.toml"), std::path::Path::new("catalog.toml")).unwrap();
     let known = catalog.models.iter().map(|m| m.id.clone()).collect();
     let loads = Arc::new(AtomicUsize::new(0));
-    let loader = FakeLoader { loads: loads.clone(), known, token_delay };
+    let loader = FakeLoader { loads: loads.clone(), known, token_delay, tokens };
     let engine = Arc::new(Engine::start(Box::new(loader), Config::default()).unwrap());
     let shelf = ModelShelf::new(Store::new(dir.path()), catalog, Arc::new(iris_models::convert::NoExternal));
     let state = Arc::new(Panel::new(engine.clone(), config_path.clone(), shelf).unwrap());
