@@ -287,6 +287,17 @@ pub trait TurnDetector: Send {
 pub trait Skills: Send {
     /// The answer if `text` is a request this handles; `None` passes it to the language model.
     fn handle(&mut self, text: &str) -> Option<String>;
+
+    /// The same skills as functions the language model may call.
+    fn tools(&self) -> Vec<ToolSpec> {
+        Vec::new()
+    }
+
+    /// Runs the model's `call` for the request `text`: the sentence to speak, or `None` for a
+    /// function this does not have.
+    fn call(&mut self, _call: &ToolCall, _text: &str) -> Option<String> {
+        None
+    }
 }
 
 /// What a vision backend can say about an image, in words the LLM or the user can take.

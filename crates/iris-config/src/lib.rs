@@ -51,6 +51,10 @@ pub struct Assistant {
     pub top_p: f64,
     /// The answer ends before the first of these texts.
     pub stop: Vec<String>,
+    /// Offer the tools (time, timers, calculator, home actions) to the model as functions it
+    /// may call, for requests the built-in phrasings miss. Best with a model whose template has
+    /// a tool format (Qwen2.5); a small model without one is slowed and confused by it.
+    pub model_tools: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -179,6 +183,7 @@ impl Default for Assistant {
             top_k: 0,
             top_p: 0.0,
             stop: Vec::new(),
+            model_tools: false,
         }
     }
 }

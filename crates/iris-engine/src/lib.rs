@@ -299,7 +299,13 @@ pub fn llm_settings(cfg: &Config) -> LlmSettings {
         stop: a.stop.clone(),
         ..GenParams::default()
     };
-    LlmSettings { system_prompt: a.system_prompt.clone(), params, history_turns: a.history_turns, max_sentences: a.max_sentences }
+    LlmSettings {
+        system_prompt: a.system_prompt.clone(),
+        params,
+        history_turns: a.history_turns,
+        max_sentences: a.max_sentences,
+        model_tools: a.model_tools,
+    }
 }
 
 fn describe(loaded: &[LoadedModel]) -> String {

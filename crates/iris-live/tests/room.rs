@@ -58,7 +58,13 @@ impl Stage for LateEnd {
 /// The listening pipeline on fakes: the recogniser ends each turn `late_ms` of real time late.
 fn build(llm: FakeLlm, late_ms: u64, tts: FakeTts) -> Pipeline {
     let spec = PipelineSpec::parse(PIPELINE, BUILTIN).unwrap();
-    let settings = LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0 };
+    let settings = LlmSettings {
+        system_prompt: "Be brief.".into(),
+        params: GenParams::default(),
+        history_turns: 4,
+        max_sentences: 0,
+        model_tools: false,
+    };
     let asr = AsrStage::new(
         Arc::new(FakeAsr::new("what is the capital of france")),
         AsrOptions::default(),

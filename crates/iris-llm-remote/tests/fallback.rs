@@ -71,8 +71,15 @@ fn answer(mut stream: TcpStream, script: Script, bodies: &Mutex<Vec<String>>) {
             stream.write_all(out.as_bytes())
         }
         Script::Calls => {
-            let call = |args: &str| format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{{args}}}}}]}}}}]}}\n\n");
-            let out = head.to_owned() + &call(r#""name":"get_weather","arguments":"{\"ci""#) + &call(r#""arguments":"ty\": \"Oslo\"}""#) + "data: [DONE]\n\n";
+            let call = |args: &str| {
+                format!(
+                    "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{{args}}}}}]}}}}]}}\n\n"
+                )
+            };
+            let out = head.to_owned()
+                + &call(r#""name":"get_weather","arguments":"{\"ci""#)
+                + &call(r#""arguments":"ty\": \"Oslo\"}""#)
+                + "data: [DONE]\n\n";
             stream.write_all(out.as_bytes())
         }
         Script::Hangs => {
@@ -187,7 +194,11 @@ fn a_servers_tool_calls_come_through_in_the_local_format() {
     let (url, _, bodies) = server(Script::Calls);
     let (mut llm, _) = remote(&url, 2000);
     let messages = [ChatMessage::new(Role::User, "Weather in Oslo?")];
-    let tools = vec![iris_backend::ToolSpec { name: "get_weather".into(), description: "Weather".into(), parameters: r#"{"type":"object"}"#.into() }];
+    let tools = vec![iris_backend::ToolSpec {
+        name: "get_weather".into(),
+        description: "Weather".into(),
+        parameters: r#"{"type":"object"}"#.into(),
+    }];
     let params = GenParams { tools, ..GenParams::default() };
     let mut scanner = iris_backend::ToolCallScanner::new(vec!["get_weather".into()]);
     let mut text = String::new();

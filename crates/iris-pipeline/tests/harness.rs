@@ -35,7 +35,7 @@ fn kinds(frames: &[Envelope]) -> Vec<FrameKind> {
 }
 
 fn settings() -> LlmSettings {
-    LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0 }
+    LlmSettings { system_prompt: "Be brief.".into(), params: GenParams::default(), history_turns: 4, max_sentences: 0, model_tools: false }
 }
 
 const FINALS_ONLY: AsrSettings = AsrSettings { gated: true, partial_every: None };

@@ -69,6 +69,35 @@ fn unit(word: &str) -> Option<u64> {
     }
 }
 
+/// The length of time the words name, in seconds (0: none): "2 seconds", "a five minute",
+/// "1 hour 30 minutes", "10-minute", "a quarter of an hour", "half an hour".
+pub fn spoken_duration(text: &str) -> u64 {
+    duration_in(&normalise(text))
+}
+
+fn duration_in(t: &str) -> u64 {
+    let words: Vec<&str> = t.split(' ').collect();
+    let mut total = 0;
+    for (i, w) in words.iter().enumerate() {
+        let before = |k: usize| i.checked_sub(k).map(|j| words[j]);
+        if let Some(u) = unit(w.trim_end_matches('-')) {
+            match (before(3), before(2), before(1)) {
+                // "a quarter of an hour", "quarter of a minute", "half an hour"
+                (Some("quarter"), Some("of"), Some("an" | "a")) | (_, Some("quarter"), Some("of")) => total += u / 4,
+                (_, Some("half"), Some("an" | "a")) => total += u / 2,
+                (_, _, Some(n)) => total += number(n).map_or(0, |n| n * u),
+                _ => {}
+            }
+        } else if *w == "half" && before(1) == Some("a") && before(2) == Some("and") && before(3).and_then(unit) == Some(3600) {
+            // "an hour and a half"
+            total += 1800;
+        } else if let Some((n, u)) = w.split_once('-').and_then(|(n, u)| Some((number(n)?, unit(u)?))) {
+            total += n * u;
+        }
+    }
+    total
+}
+
 pub fn parse(text: &str) -> Option<Intent> {
     let t = normalise(text);
     let has = |phrases: &[&str]| phrases.iter().any(|p| t.contains(p));
@@ -78,20 +107,8 @@ pub fn parse(text: &str) -> Option<Intent> {
     if has(&["what's the date", "what is the date", "what day is it", "what is today", "today's date", "what's today"]) {
         return Some(Intent::Date);
     }
-    if t.contains("timer") || t.contains("remind me in") || t.contains("alarm in") {
-        // "set a timer for 2 seconds", "a five minute timer", "timer for 1 hour 30 minutes"
-        let words: Vec<&str> = t.split(' ').collect();
-        let mut total = 0;
-        for (i, w) in words.iter().enumerate() {
-            if let Some(u) = unit(w.trim_end_matches('-')) {
-                let n = i.checked_sub(1).and_then(|j| number(words[j]));
-                if let Some(n) = n {
-                    total += n * u;
-                }
-            } else if let Some((n, u)) = w.split_once('-').and_then(|(n, u)| Some((number(n)?, unit(u)?))) {
-                total += n * u;
-            }
-        }
+    if ["timer", "remind me in", "alarm in", "countdown", "count down", "wake me"].iter().any(|p| t.contains(p)) {
+        let total = duration_in(&t);
         if total > 0 {
             return Some(Intent::Timer(Duration::from_secs(total)));
         }
@@ -141,6 +158,11 @@ mod tests {
         assert_eq!(parse("set a five minute timer"), Some(Intent::Timer(Duration::from_secs(300))));
         assert_eq!(parse("Timer for 1 hour and 30 minutes"), Some(Intent::Timer(Duration::from_secs(5400))));
         assert_eq!(parse("Start a 10-minute timer"), Some(Intent::Timer(Duration::from_secs(600))));
+        assert_eq!(spoken_duration("Wake me up in a quarter of an hour."), 900);
+        assert_eq!(spoken_duration("in half an hour"), 1800);
+        assert_eq!(spoken_duration("an hour and a half from now"), 5400);
+        assert_eq!(spoken_duration("a countdown of three seconds"), 3);
+        assert_eq!(parse("Wake me up in a quarter of an hour."), Some(Intent::Timer(Duration::from_secs(900))));
         assert_eq!(parse("What is 12 times 7?"), Some(Intent::Calculate("12 * 7".into())));
         assert_eq!(parse("what's two plus two"), Some(Intent::Calculate("2 + 2".into())));
         assert_eq!(parse("Turn on the kitchen lights"), Some(Intent::Home { service: "turn_on".into(), target: "kitchen lights".into() }));

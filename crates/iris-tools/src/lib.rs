@@ -4,12 +4,13 @@
 
 pub mod calc;
 pub mod intent;
+mod model;
 pub mod timers;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Local};
-use iris_backend::Skills;
+use iris_backend::{Skills, ToolCall, ToolSpec};
 
 pub use intent::Intent;
 pub use timers::{wall_clock, Timers};
@@ -61,6 +62,21 @@ impl Tools {
 impl Skills for Tools {
     fn handle(&mut self, text: &str) -> Option<String> {
         intent::parse(text).map(|i| self.run(&i, text))
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        model::specs(self.webhook.is_some())
+    }
+
+    fn call(&mut self, call: &ToolCall, text: &str) -> Option<String> {
+        if !model::grounded(call, text) {
+            return None;
+        }
+        let intent = match model::intent(call) {
+            Ok(i) => i?,
+            Err(why) => return Some(why),
+        };
+        Some(self.run(&intent, text))
     }
 }
 

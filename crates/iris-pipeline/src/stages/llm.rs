@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use iris_backend::{BackendError, Camera, ChatMessage, Flow, GenParams, Llm, Role, Skills, Vlm};
+use iris_backend::{BackendError, Camera, ChatMessage, Flow, GenParams, Llm, Role, Skills, ToolCall, ToolCallScanner, Vlm};
 use iris_frames::{Envelope, Frame, ImageFrame, KindSet, TurnId};
 
 use crate::stage::{Output, PerTurn, Stage, StageError};
@@ -23,6 +23,9 @@ pub struct LlmSettings {
     /// Stop after this many complete sentences (0: no limit). Spoken answers should be short,
     /// and a small model rambles past "be brief".
     pub max_sentences: usize,
+    /// Offer the skills to the model as functions it may call (for requests the intent
+    /// matcher's phrasings miss); the called skill's sentence is the answer.
+    pub model_tools: bool,
 }
 
 #[derive(Default)]
@@ -83,6 +86,73 @@ impl LlmStage {
         self.history.push((turn, ChatMessage::new(Role::User, user), ChatMessage::new(Role::Assistant, answer)));
         let excess = self.history.len().saturating_sub(64);
         self.history.drain(..excess);
+    }
+
+    /// Generates an answer to `messages`, emitting it as it comes (text that may be a tool call
+    /// held until it is known); gives the text emitted, the calls made, and whether the turn
+    /// was cancelled.
+    fn answer(
+        &mut self,
+        turn: TurnId,
+        pts: Duration,
+        out: &mut dyn Output,
+        messages: &[ChatMessage],
+        params: &GenParams,
+    ) -> Result<(String, Vec<ToolCall>, bool), StageError> {
+        // The stop check and the emitter both need `out`; a RefCell lets the deltas leave as
+        // they are decoded instead of after the whole answer.
+        let out = std::cell::RefCell::new(out);
+        let mut answer = String::new();
+        let mut send_error = None;
+        let mut sentences = super::SentenceSplitter::whole_sentences();
+        let mut said = 0;
+        let max_sentences = self.settings.max_sentences;
+        let stop = || out.borrow().is_cancelled(turn);
+        let mut scanner = (!params.tools.is_empty()).then(|| ToolCallScanner::new(params.tools.iter().map(|t| t.name.clone()).collect()));
+        let result = self.llm.generate(messages, params, &stop, &mut |delta: &str| {
+            // Text that may be a call is held until it is known.
+            let delta = match &mut scanner {
+                Some(scan) => scan.push(delta),
+                None => delta.to_owned(),
+            };
+            if delta.is_empty() {
+                return Flow::Continue;
+            }
+            let delta = delta.as_str();
+            // An announcement ("Here are the steps:") is not a sentence of its own: its list is.
+            said += sentences.push(delta).iter().filter(|s| !super::ear::announces(s)).count();
+            let done = max_sentences > 0 && said >= max_sentences;
+            // The last sentence's end is seen only when the next word starts: hold that word back.
+            let delta = if done { delta.strip_suffix(sentences.pending()).unwrap_or(delta) } else { delta };
+            answer.push_str(delta);
+            match out.borrow_mut().emit(turn, pts, Frame::TextDelta(delta.to_owned())) {
+                Ok(()) if done => Flow::Stop,
+                Ok(()) => Flow::Continue,
+                Err(e) => {
+                    send_error = Some(e);
+                    Flow::Stop
+                }
+            }
+        });
+        let out = out.into_inner();
+        if out.is_cancelled(turn) {
+            return Ok((answer, Vec::new(), true));
+        }
+        if let Some(e) = send_error {
+            return Err(e);
+        }
+        match result {
+            Ok(_) => {}
+            Err(BackendError::Cancelled) => return Ok((answer, Vec::new(), true)),
+            Err(e) => return Err(e.into()),
+        }
+        let Some(scan) = scanner else { return Ok((answer, Vec::new(), false)) };
+        let (rest, calls) = scan.finish();
+        if !rest.is_empty() {
+            out.emit(turn, pts, Frame::TextDelta(rest.clone()))?;
+            answer.push_str(&rest);
+        }
+        Ok((answer, calls, false))
     }
 }
 
@@ -169,44 +239,35 @@ impl Stage for LlmStage {
         }
         messages.push(ChatMessage::new(Role::User, user.clone()));
 
-        // The stop check and the emitter both need `out`; a RefCell lets the deltas leave as
-        // they are decoded instead of after the whole answer.
-        let out = std::cell::RefCell::new(out);
-        let mut answer = String::new();
-        let mut send_error = None;
-        let mut sentences = super::SentenceSplitter::whole_sentences();
-        let mut said = 0;
-        let max_sentences = self.settings.max_sentences;
-        let stop = || out.borrow().is_cancelled(turn);
-        let result = self.llm.generate(&messages, &self.settings.params, &stop, &mut |delta: &str| {
-            // An announcement ("Here are the steps:") is not a sentence of its own: its list is.
-            said += sentences.push(delta).iter().filter(|s| !super::ear::announces(s)).count();
-            let done = max_sentences > 0 && said >= max_sentences;
-            // The last sentence's end is seen only when the next word starts: hold that word back.
-            let delta = if done { delta.strip_suffix(sentences.pending()).unwrap_or(delta) } else { delta };
-            answer.push_str(delta);
-            match out.borrow_mut().emit(turn, pts, Frame::TextDelta(delta.to_owned())) {
-                Ok(()) if done => Flow::Stop,
-                Ok(()) => Flow::Continue,
-                Err(e) => {
-                    send_error = Some(e);
-                    Flow::Stop
-                }
+        let mut params = self.settings.params.clone();
+        if self.settings.model_tools {
+            params.tools = self.skills.as_ref().map(|s| s.tools()).unwrap_or_default();
+        }
+        let (mut answer, calls, cut) = self.answer(turn, pts, out, &messages, &params)?;
+        if cut {
+            // Cancelled (interrupted): what was written is kept; the prompt cuts it to what was heard.
+            if !answer.is_empty() {
+                self.remember(turn, user, answer);
             }
-        });
-        let out = out.into_inner();
-        // Cancelled (interrupted): what was written is kept; the prompt cuts it to what was heard.
-        if out.is_cancelled(turn) && !answer.is_empty() {
-            self.remember(turn, user, answer);
             return Ok(());
         }
-        if let Some(e) = send_error {
-            return Err(e);
-        }
-        match result {
-            Ok(_) => {}
-            Err(BackendError::Cancelled) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        if !calls.is_empty() {
+            // The first call the skills take is the answer; what the model said around it is not.
+            if let Some(spoken) = calls.iter().find_map(|c| self.skills.as_mut()?.call(c, &user)) {
+                out.emit(turn, pts, Frame::TextDelta(spoken.clone()))?;
+                self.remember(turn, user, spoken);
+                return Ok(());
+            }
+            // A call no skill takes (a wrong tool, arguments the words do not support): asked
+            // again without tools, the model answers in words.
+            if answer.trim().is_empty() {
+                params.tools.clear();
+                let (again, _, cut) = self.answer(turn, pts, out, &messages, &params)?;
+                answer = again;
+                if cut && answer.is_empty() {
+                    return Ok(());
+                }
+            }
         }
         // Stored exactly as generated, so the next prompt extends the model's cached text.
         self.remember(turn, user, answer);
