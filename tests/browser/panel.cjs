@@ -2,14 +2,14 @@
 // change, (the Rust test restarts the server here), login, the change still there, "try it"
 // with an uploaded WAV, keyboard access, and an axe-core audit of every page.
 //
-// usage: node panel.cjs BASE_URL PHASE QUESTION_WAV   (PHASE: setup | after-restart)
+// usage: node panel.cjs BASE_URL PHASE QUESTION_WAV [SETUP_CODE]   (PHASE: setup | after-restart)
 // env: IRIS_BROWSER_MODULES (a node_modules with playwright-core and axe-core), IRIS_CHROMIUM
 "use strict";
 const path = require("path");
 const modules = process.env.IRIS_BROWSER_MODULES;
 const { chromium } = require(path.join(modules, "playwright-core"));
 const axePath = path.join(modules, "axe-core", "axe.min.js");
-const [base, phase, wav] = process.argv.slice(2);
+const [base, phase, wav, SETUP_CODE] = process.argv.slice(2);
 const PASSWORD = "correct horse battery";
 
 function check(ok, message) {
@@ -45,8 +45,15 @@ async function main() {
       await page.goto(base + "/config");
       check(page.url().endsWith("/setup"), `before setup /config went to ${page.url()}`);
       await audit(page, report);
-      // The page opens with the cursor in the password field.
-      check(await page.evaluate(() => document.activeElement.id === "password"), "setup does not focus the password field");
+      // The page opens with the cursor in the setup code field; a wrong code is refused.
+      check(await page.evaluate(() => document.activeElement.id === "code"), "setup does not focus the setup code field");
+      await page.getByLabel("Setup code").fill("0000-0000-0000");
+      await page.getByLabel("New password").fill(PASSWORD);
+      await page.getByLabel("Type it again").fill(PASSWORD);
+      await page.getByRole("button", { name: "Set password and start" }).click();
+      await page.getByRole("alert").filter({ hasText: "setup code is wrong" }).waitFor();
+      check(await page.evaluate(() => document.activeElement.id === "code"), "a wrong code does not focus the code field");
+      await page.getByLabel("Setup code").fill(SETUP_CODE);
       await page.getByLabel("New password").fill(PASSWORD);
       await page.getByLabel("Type it again").fill("something else");
       await page.getByRole("button", { name: "Set password and start" }).click();

@@ -38,10 +38,10 @@ const pages = {
     $("setup-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       if ($("password").value !== $("confirm").value) { showError(new Error("The two passwords differ; type them again.")); return; }
-      try { await api("POST", "/api/setup", { password: $("password").value }); location.href = "/"; }
-      catch (err) { showError(err); $("password").focus(); }
+      try { await api("POST", "/api/setup", { code: $("code").value, password: $("password").value }); location.href = "/"; }
+      catch (err) { showError(err); (/setup code/.test(err.message) ? $("code") : $("password")).focus(); }
     });
-    $("password").focus();
+    $("code").focus();
   },
 
   async login() {

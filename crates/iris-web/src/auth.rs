@@ -61,7 +61,13 @@ pub struct Auth {
     file: Mutex<AuthFile>,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<Who, Failures>>,
+    /// Until set-up: the one-time code the setup page asks for, and the file that keeps it.
+    setup_code: Mutex<Option<(String, PathBuf)>>,
 }
+
+/// The setup code's file, beside `panel.json`: readable by the box's owner only, so reading it
+/// (or the console or journal Iris printed it to) proves the right to claim the box.
+pub const SETUP_CODE_FILE: &str = "setup-code";
 
 /// Whose failed password checks count together: a browser the owner has logged in from before
 /// (its device cookie) counts on its own, so an attacker behind the same address (a NAT, a
@@ -103,7 +109,19 @@ impl Auth {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuthFile::default(),
             Err(e) => return Err(format!("{}: cannot read it: {e}", path.display())),
         };
-        Ok(Self { path: path.to_owned(), file: Mutex::new(file), sessions: Mutex::default(), failures: Mutex::default() })
+        let setup_code = if file.password.is_none() { Some(setup_code(path)?) } else { None };
+        Ok(Self {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+            sessions: Mutex::default(),
+            failures: Mutex::default(),
+            setup_code: Mutex::new(setup_code),
+        })
+    }
+
+    /// The setup code and where it is kept, until Iris is set up.
+    pub fn setup_code(&self) -> Option<(String, PathBuf)> {
+        lock(&self.setup_code).clone()
     }
 
     pub fn is_set_up(&self) -> bool {
@@ -122,9 +140,25 @@ impl Auth {
         Ok(())
     }
 
-    /// Sets the first password. Refused once one exists.
-    pub fn set_up(&self, password: &str) -> Result<(), ApiError> {
+    /// Sets the first password, for whoever has the setup code (tries throttled as passwords
+    /// are). Refused once one exists.
+    pub fn set_up(&self, who: &Who, code: &str, password: &str) -> Result<(), ApiError> {
         check_password(password)?;
+        if self.is_set_up() {
+            return Err(ApiError::Conflict("Iris is already set up; log in instead".into()));
+        }
+        let expected = lock(&self.setup_code).clone();
+        let Some((expected, code_file)) = expected else {
+            return Err(ApiError::Internal("no setup code was made; restart Iris".into()));
+        };
+        let given: String = code.chars().filter(char::is_ascii_digit).collect();
+        self.throttled(who, || same(&given, &expected.replace('-', ""))).map_err(|e| match e {
+            ApiError::Unauthorized => ApiError::Forbidden(format!(
+                "the setup code is wrong; Iris printed it where it started (the console, or `journalctl -u iris`) and keeps it in {}",
+                code_file.display()
+            )),
+            throttled => throttled,
+        })?;
         let hash = hash_password(password)?;
         let mut file = lock(&self.file);
         if file.password.is_some() {
@@ -134,6 +168,10 @@ impl Auth {
         next.password = Some(hash);
         self.save(&next)?;
         *file = next;
+        // Used once: a code read later from a backup or a log claims nothing.
+        if let Some((_, path)) = lock(&self.setup_code).take() {
+            std::fs::remove_file(path).ok();
+        }
         Ok(())
     }
 
@@ -172,6 +210,11 @@ impl Auth {
     /// check starts, under the lock, so parallel tries cannot all pass the throttle before any
     /// of them is counted; a right password clears the count.
     fn checked(&self, who: &Who, password: &str) -> Result<(), ApiError> {
+        self.throttled(who, || self.password_matches(password))
+    }
+
+    /// Runs `check` for `who` under the throttle: `Unauthorized` when it fails.
+    fn throttled(&self, who: &Who, check: impl FnOnce() -> bool) -> Result<(), ApiError> {
         {
             let mut failures = lock(&self.failures);
             if let Some(wait) = failures.get(who).and_then(must_wait) {
@@ -185,7 +228,7 @@ impl Auth {
             f.count += 1;
             f.last = Instant::now();
         }
-        if !self.password_matches(password) {
+        if !check() {
             return Err(ApiError::Unauthorized);
         }
         lock(&self.failures).remove(who);
@@ -290,6 +333,33 @@ fn must_wait(f: &Failures) -> Option<Duration> {
 
 fn alive(s: &Session) -> bool {
     s.started.elapsed() < SESSION_LIFETIME && s.last_used.elapsed() < SESSION_IDLE
+}
+
+/// The setup code kept beside `panel_json`, made (twelve digits from the OS's random source,
+/// about 40 bits) and written owner-only if there is none yet.
+fn setup_code(panel_json: &Path) -> Result<(String, PathBuf), String> {
+    let path = panel_json.with_file_name(SETUP_CODE_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let code = text.trim().to_owned();
+        if code.len() == 14 && code.chars().filter(char::is_ascii_digit).count() == 12 {
+            return Ok((code, path));
+        }
+    }
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| format!("the operating system's random source failed: {e}"))?;
+    let digits: String = bytes.iter().map(|b| char::from(b'0' + b % 10)).collect();
+    let code = format!("{}-{}-{}", &digits[..4], &digits[4..8], &digits[8..]);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create it: {e}", dir.display()))?;
+    }
+    iris_models::store::write_atomic(&path, format!("{code}\n").as_bytes())
+        .map_err(|e| format!("{}: cannot write it: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok();
+    }
+    Ok((code, path))
 }
 
 fn check_password(password: &str) -> Result<(), ApiError> {

@@ -45,9 +45,29 @@ pub async fn state(State(s): State<AppState>, headers: axum::http::HeaderMap) ->
     Json(json!({ "set_up": s.auth.is_set_up(), "logged_in": csrf.is_some(), "csrf": csrf, "name": s.engine.config().assistant.name }))
 }
 
-pub async fn setup(State(s): State<AppState>, JsonBody(p): JsonBody<Password>) -> ApiResult<Response> {
+#[derive(Deserialize)]
+pub struct Setup {
+    /// The one-time code Iris printed when it started.
+    #[serde(default)]
+    code: String,
+    password: String,
+}
+
+pub async fn setup(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
+    JsonBody(p): JsonBody<Setup>,
+) -> ApiResult<Response> {
+    let who = who(&s, &caller, &headers);
     let st = s.clone();
-    tokio::task::spawn_blocking(move || st.auth.set_up(&p.password)).await??;
+    let result = tokio::task::spawn_blocking(move || st.auth.set_up(&who, &p.code, &p.password)).await?;
+    if let Err(e) = result {
+        if matches!(e, ApiError::Forbidden(_)) {
+            s.engine.stats.log("warn", format!("a wrong setup code from {}", caller.ip));
+        }
+        return Err(e);
+    }
     s.engine.stats.log("info", "the owner's password was set".into());
     let session = s.auth.new_session();
     Ok(with_session(json!({ "ok": true }), &session))

@@ -17,7 +17,7 @@ fn chat(messages: serde_json::Value) -> serde_json::Value {
 #[tokio::test]
 async fn chat_requests_are_bounded_before_any_work() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let many = chat(json!(vec![json!({ "role": "user", "content": "" }); iris_web::limits::MAX_MESSAGES + 1]));
     let r = send(&p.app, owner.req("POST", "/v1/chat/completions", Some(many))).await;
     assert_eq!(r.status, 400, "{}", r.text());
@@ -37,7 +37,7 @@ async fn chat_requests_are_bounded_before_any_work() {
 #[tokio::test]
 async fn client_mistakes_are_400_with_a_reason() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let ask = |extra: serde_json::Value| {
         let mut body = chat(json!([{ "role": "user", "content": "Say hello" }]));
         for (k, v) in extra.as_object().unwrap() {
@@ -71,7 +71,7 @@ async fn client_mistakes_are_400_with_a_reason() {
 #[tokio::test]
 async fn a_partial_config_changes_only_what_it_names() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let mut before = send(&p.app, owner.req("GET", "/api/config", None)).await.json();
     let r = send(&p.app, owner.req("PUT", "/api/config", Some(json!({ "assistant": { "name": "Ada" } })))).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -88,7 +88,7 @@ async fn a_partial_config_changes_only_what_it_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_wrong_passwords_pass_the_throttle_no_more_than_one_at_a_time() {
     let p = panel();
-    owner(&p.app).await;
+    owner(&p).await;
     let tries = (0..60).map(|_| {
         let app = p.app.clone();
         tokio::spawn(
@@ -112,7 +112,7 @@ async fn parallel_wrong_passwords_pass_the_throttle_no_more_than_one_at_a_time()
 #[tokio::test]
 async fn the_owners_browser_is_not_locked_out_by_a_neighbour() {
     let p = panel();
-    owner(&p.app).await;
+    owner(&p).await;
     let home = "192.0.2.50:1234";
     let r = send_from(&p.app, post_json("/api/login", json!({ "password": PASSWORD })), home).await;
     assert_eq!(r.status, 200);
@@ -143,7 +143,7 @@ async fn the_owners_browser_is_not_locked_out_by_a_neighbour() {
 #[tokio::test]
 async fn wrong_current_passwords_are_throttled_too() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let change = || owner.req("POST", "/api/password", Some(json!({ "current": "guess guess", "password": "new password 1" })));
     let statuses: Vec<u16> = in_turn(8, || send(&p.app, change())).await;
     assert!(statuses[..iris_web::FREE_FAILURES as usize].iter().all(|s| *s == 403), "{statuses:?}");
@@ -163,7 +163,7 @@ async fn in_turn<F: std::future::Future<Output = Reply>>(n: usize, mut f: impl F
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn model_requests_beyond_the_queue_get_503_with_retry_after() {
     let p = panel_with_delay(std::time::Duration::from_millis(200));
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let n = iris_web::limits::MAX_MODEL_REQUESTS + 4;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..n {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 const LLM: &str = "smollm2-135m-instruct";
 
 async fn token(p: &TestPanel) -> String {
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let r = send(&p.app, owner.req("POST", "/api/tokens", Some(json!({ "name": "open webui" })))).await.json();
     r["secret"].as_str().unwrap().to_owned()
 }

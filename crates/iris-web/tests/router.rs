@@ -32,9 +32,21 @@ async fn before_setup_only_the_setup_page_answers() {
 #[tokio::test]
 async fn setup_sets_a_strict_session_once() {
     let p = panel();
-    let r = send(&p.app, post_json("/api/setup", json!({ "password": "short" }))).await;
+    let code = code(&p);
+    assert!(std::fs::read_to_string(p.dir.path().join("setup-code")).unwrap().contains(&code));
+    let r = send(&p.app, post_json("/api/setup", json!({ "password": "short", "code": code }))).await;
     assert_eq!((r.status, r.json()["error"]["field"].as_str()), (422, Some("password")));
+    // Without the code printed where Iris started, nobody claims the box; guesses are throttled.
     let r = send(&p.app, post_json("/api/setup", json!({ "password": PASSWORD }))).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("setup code is wrong") && r.text().contains("setup-code"), "{}", r.text());
+    for _ in 1..iris_web::FREE_FAILURES {
+        assert_eq!(send(&p.app, post_json("/api/setup", json!({ "password": PASSWORD, "code": "1111-2222-3333" }))).await.status, 403);
+    }
+    let r = send(&p.app, post_json("/api/setup", json!({ "password": PASSWORD, "code": code }))).await;
+    assert_eq!(r.status, 429, "the right code waits out the throttle too: {}", r.text());
+    let r =
+        send_from(&p.app, post_json("/api/setup", json!({ "password": PASSWORD, "code": format!(" {code} ") })), "192.0.2.7:5000").await;
     assert_eq!(r.status, 200);
     let cookie = r.header("set-cookie");
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
@@ -43,8 +55,9 @@ async fn setup_sets_a_strict_session_once() {
     // The password is stored as an argon2 hash, never in clear.
     let stored = std::fs::read_to_string(p.dir.path().join("panel.json")).unwrap();
     assert!(stored.contains("$argon2id$") && !stored.contains(PASSWORD), "{stored}");
-    let again = send(&p.app, post_json("/api/setup", json!({ "password": "another password" }))).await;
+    let again = send(&p.app, post_json("/api/setup", json!({ "password": "another password", "code": code }))).await;
     assert_eq!(again.status, 409);
+    assert!(!p.dir.path().join("setup-code").exists(), "the code is used once");
     assert_eq!(send(&p.app, get("/setup")).await.header("location"), "/login");
     assert_eq!(send(&p.app, get("/config")).await.header("location"), "/login");
 }
@@ -52,7 +65,7 @@ async fn setup_sets_a_strict_session_once() {
 #[tokio::test]
 async fn unauthenticated_and_missing_csrf_are_refused() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     assert_eq!(send(&p.app, get("/api/status")).await.status, 401);
     let bad_cookie = Request::get("/api/status").header("cookie", "iris_session=0123456789abcdef").body(Body::empty()).unwrap();
     assert_eq!(send(&p.app, bad_cookie).await.status, 401);
@@ -87,7 +100,7 @@ async fn unauthenticated_and_missing_csrf_are_refused() {
 #[tokio::test]
 async fn a_bad_config_names_the_field_and_changes_nothing() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let good = send(&p.app, owner.req("GET", "/api/config", None)).await.json();
     let cases = [
         (json!({ "speech": { "rate": 9.0 } }), "speech.rate"),
@@ -132,7 +145,7 @@ async fn a_bad_config_names_the_field_and_changes_nothing() {
 #[tokio::test]
 async fn model_names_are_checked_before_any_path_is_built() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     for evil in ["..%2F..%2Fetc%2Fpasswd", "..", "a%00b", "%2Fetc"] {
         for (method, suffix) in [("POST", "/verify"), ("POST", "/pull"), ("DELETE", "")] {
             let r = send(&p.app, owner.req(method, &format!("/api/models/{evil}{suffix}"), None)).await;
@@ -153,7 +166,7 @@ async fn model_names_are_checked_before_any_path_is_built() {
 #[tokio::test]
 async fn oversized_bodies_get_413() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let big = vec![b'a'; iris_web::UPLOAD_LIMIT + 1024];
     let r = send(&p.app, multipart("/api/try", &[("audio", Some("huge.wav"), &big)], Some(&owner), None)).await;
     assert_eq!(r.status, 413, "{}", r.text());
@@ -164,7 +177,7 @@ async fn oversized_bodies_get_413() {
 #[tokio::test]
 async fn failed_logins_slow_one_address_without_locking_the_owner_out() {
     let p = panel();
-    owner(&p.app).await;
+    owner(&p).await;
     let attacker = "198.51.100.7:4000";
     for _ in 0..5 {
         let r = send_from(&p.app, post_json("/api/login", json!({ "password": "guess guess" })), attacker).await;
@@ -182,7 +195,7 @@ async fn failed_logins_slow_one_address_without_locking_the_owner_out() {
 #[tokio::test]
 async fn api_tokens_open_v1_and_metrics_only_until_revoked() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let r = send(&p.app, owner.req("POST", "/api/tokens", Some(json!({ "name": "home assistant" })))).await.json();
     let secret = r["secret"].as_str().unwrap().to_owned();
     let id = r["token"]["id"].as_str().unwrap().to_owned();
@@ -212,7 +225,7 @@ fn sse_data(text: &str) -> Vec<String> {
 #[tokio::test]
 async fn openai_chat_transcription_and_speech() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let chat = json!({ "model": "smollm2-135m-instruct", "messages": [{ "role": "user", "content": "Say hello" }] });
     let r = send(&p.app, owner.req("POST", "/v1/chat/completions", Some(chat.clone()))).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -291,7 +304,7 @@ fn image_png(out: &mut std::io::Cursor<Vec<u8>>) {
 #[tokio::test]
 async fn try_it_streams_transcript_answer_and_audio() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let r = send(&p.app, multipart("/api/try", &[("audio", Some("q.wav"), &wav(16_000)), ("text", None, b"")], Some(&owner), None)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let body = r.text();
@@ -311,7 +324,7 @@ async fn try_it_streams_transcript_answer_and_audio() {
 #[tokio::test]
 async fn password_change_logs_everyone_out() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let r = send(&p.app, owner.req("POST", "/api/password", Some(json!({ "current": "wrong one!", "password": "a new password" })))).await;
     assert_eq!(r.status, 403);
     let r = send(&p.app, owner.req("POST", "/api/password", Some(json!({ "current": PASSWORD, "password": "a new password" })))).await;
@@ -325,7 +338,7 @@ async fn password_change_logs_everyone_out() {
 #[tokio::test]
 async fn push_to_talk_needs_the_voice_loop_and_a_login() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     assert_eq!(send(&p.app, post_json("/api/talk", json!({}))).await.status, 401);
     let r = send(&p.app, owner.req("POST", "/api/talk", None)).await;
     assert_eq!(r.status, 409, "{}", r.text());

@@ -21,7 +21,7 @@ fn ask() -> Value {
 #[tokio::test]
 async fn openai_returns_tool_calls_whole_and_streamed() {
     let p = panel_saying(CALL.to_vec());
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let r = send(&p.app, owner.req("POST", "/v1/chat/completions", Some(json!({ "messages": ask(), "tools": weather() })))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let choice = &r.json()["choices"][0];
@@ -68,7 +68,7 @@ async fn openai_returns_tool_calls_whole_and_streamed() {
 #[tokio::test]
 async fn the_result_goes_back_into_the_conversation() {
     let p = panel_saying(vec!["It is sunny in Paris."]);
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let messages = json!([
         { "role": "user", "content": "What is the weather in Paris?" },
         { "role": "assistant", "content": null, "tool_calls": [{ "id": "call_1", "type": "function",
@@ -94,7 +94,7 @@ async fn the_result_goes_back_into_the_conversation() {
 #[tokio::test]
 async fn ollama_returns_tool_calls_with_object_arguments() {
     let p = panel_saying(CALL.to_vec());
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     let t =
         send(&p.app, owner.req("POST", "/api/tokens", Some(json!({ "name": "x" })))).await.json()["secret"].as_str().unwrap().to_owned();
     let body = json!({ "model": "smollm2-135m-instruct", "messages": ask(), "tools": weather(), "stream": false });
@@ -112,7 +112,7 @@ async fn ollama_returns_tool_calls_with_object_arguments() {
 #[tokio::test]
 async fn bad_tools_are_refused_naming_the_tool() {
     let p = panel();
-    let owner = owner(&p.app).await;
+    let owner = owner(&p).await;
     for (tools, says) in [
         (json!([{ "type": "function", "function": { "name": "rm -rf" } }]), "tools[0]"),
         (json!([{ "type": "retrieval" }]), "tools[0]"),

@@ -155,11 +155,15 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}; is another Iris running?", args.listen))?;
-        // Tests and scripts ask for port 0 and read the real address from this line.
-        println!("panel: http://{}/", listener.local_addr()?);
-        if !set_up {
-            println!("first visit: open the panel and choose the owner's password");
+        // The code first: tests and scripts read it, then the real address, from these lines.
+        if let Some((code, file)) = panel.auth.setup_code().filter(|_| !set_up) {
+            println!("setup code: {code}");
+            println!(
+                "first visit: open the panel, enter the setup code and choose the owner's password (the code is also in {})",
+                file.display()
+            );
         }
+        println!("panel: http://{}/", listener.local_addr()?);
         if args.wyoming != "off" {
             let addr: SocketAddr =
                 args.wyoming.parse().with_context(|| format!("--wyoming {:?} is not an address like 0.0.0.0:10300", args.wyoming))?;

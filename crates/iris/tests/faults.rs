@@ -47,7 +47,7 @@ fn killed_mid_save_or_mid_model_swap_the_settings_stay_whole() {
         let leftovers = temp_files(dir);
         let server = serve_with(dir, &[]);
         let s = match &session {
-            None => set_up(&server.url),
+            None => set_up(&server),
             Some(_) => log_in(&server.url),
         };
         session = Some(s.clone());
@@ -225,7 +225,7 @@ fn a_full_disk_or_a_read_only_folder_refuses_the_save_and_keeps_the_settings() {
         panic!("cannot mount a tmpfs for the settings folder: this test needs root (or CAP_SYS_ADMIN), as CI has");
     };
     let server = serve_with(&dir, &[]);
-    let s = set_up(&server.url);
+    let s = set_up(&server);
     assert_eq!(server.call(&s, "PUT", "/api/config", Some(json!({ "assistant": { "name": "Before" } }))).0, 200);
     // Fill the disk.
     let mut filler = std::fs::File::create(dir.join("filler")).unwrap();
@@ -291,7 +291,7 @@ fn a_model_corrupted_while_running_is_not_loaded() {
     std::fs::create_dir_all(&settings).unwrap();
     let env = [("IRIS_HOME", home.path().to_str().unwrap())];
     let server = serve_with(&settings, &env);
-    let s = set_up(&server.url);
+    let s = set_up(&server);
     let onnx = std::fs::read_dir(models.join(voice))
         .unwrap()
         .flatten()

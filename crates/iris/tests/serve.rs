@@ -25,8 +25,9 @@ fn normalise(s: &str) -> String {
 }
 
 /// Sets the panel up over HTTP and creates an API token; returns its secret.
-fn set_up_with_token(url: &str) -> String {
-    let (cookie, csrf) = set_up(url);
+fn set_up_with_token(server: &common::Server) -> String {
+    let url = &server.url;
+    let (cookie, csrf) = set_up(server);
     let mut resp = ureq::post(&format!("{url}/api/tokens"))
         .header("content-type", "application/json")
         .header("cookie", &cookie)
@@ -46,7 +47,7 @@ fn openai_and_wyoming_clients_use_iris() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), "[wyoming]\nenabled = true\n").unwrap();
     let server = serve(dir.path());
-    let token = set_up_with_token(&server.url);
+    let token = set_up_with_token(&server);
     // Wyoming opens only once Iris is set up.
     let wyoming_port = server.wyoming_port();
     let out = Command::new(python)
@@ -68,10 +69,10 @@ fn openai_and_wyoming_clients_use_iris() {
     assert!(got["wyoming_speech_seconds"].as_f64().unwrap() > 0.8, "{got}");
 }
 
-fn browser(url: &str, phase: &str, modules: &std::ffi::OsStr) -> serde_json::Value {
+fn browser(server: &common::Server, phase: &str, modules: &std::ffi::OsStr) -> serde_json::Value {
     let out = Command::new("node")
         .arg(root().join("tests/browser/panel.cjs"))
-        .args([url, phase, &question().display().to_string()])
+        .args([&server.url, phase, &question().display().to_string(), &server.setup_code])
         .env("IRIS_BROWSER_MODULES", modules)
         .output()
         .expect("run node");
@@ -89,7 +90,7 @@ fn the_panel_in_a_real_browser() {
     };
     let dir = tempfile::tempdir().unwrap();
     let first = serve(dir.path());
-    let report = browser(&first.url, "setup", &modules);
+    let report = browser(&first, "setup", &modules);
     assert!(report["status_models"].as_str().unwrap().contains("whisper-tiny.en"), "{report}");
     drop(first);
 
@@ -101,7 +102,7 @@ fn the_panel_in_a_real_browser() {
         "{saved}"
     );
     let second = serve(dir.path());
-    let report = browser(&second.url, "after-restart", &modules);
+    let report = browser(&second, "after-restart", &modules);
     assert_eq!(report["name_after_restart"], "Ada");
     assert_eq!(report["prompt_after_restart"], "You are a helpful AI assistant named Ada. Give short, correct answers.");
     assert_eq!(normalise(report["transcript"].as_str().unwrap()), "what is the capital of france");
@@ -130,7 +131,7 @@ fn the_ollama_client_uses_iris() {
     };
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
-    let token = set_up_with_token(&server.url);
+    let token = set_up_with_token(&server);
     let cat = Path::new(&images).join("chelsea.png");
     let out = Command::new(python)
         .arg(root().join("tests/clients/ollama_client.py"))
@@ -167,7 +168,7 @@ fn clients_give_the_model_tools_and_it_calls_them() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), "[models]\nllm = \"qwen2.5-coder-0.5b-instruct\"\n").unwrap();
     let server = serve(dir.path());
-    let token = set_up_with_token(&server.url);
+    let token = set_up_with_token(&server);
     let out = Command::new(python).arg(root().join("tests/clients/tool_calls.py")).args([&server.url, &token]).output().unwrap();
     assert!(out.status.success(), "the clients failed: {}", String::from_utf8_lossy(&out.stderr));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -206,7 +207,7 @@ fn the_voice_loop_follows_the_settings() {
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
     let sound = String::from_utf8_lossy(&started.stdout).trim().to_owned();
     let server = serve_with(tmp.path(), &[("PULSE_SERVER", &sound)]);
-    let owner = set_up(&server.url);
+    let owner = set_up(&server);
     let status = || server.call(&owner, "GET", "/api/status", None).1;
     let put = |body: serde_json::Value| assert_eq!(server.call(&owner, "PUT", "/api/config", Some(body)).0, 200, "PUT /api/config");
     let wait = |what: &str, secs: u64, ok: &dyn Fn(&serde_json::Value) -> bool| {
@@ -260,7 +261,7 @@ fn kept_timers(dir: &Path) -> Vec<(f64, String)> {
 fn timers_are_kept_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
-    let s = set_up(&server.url);
+    let s = set_up(&server);
     for (text, said) in [("Set a timer for 3 seconds.", "Timer set for 3 seconds"), ("Set a timer for 1 hour.", "Timer set for 1 hour")] {
         let answer = try_text(&server.url, &s, text);
         assert!(answer.contains(said), "{answer}");

@@ -160,8 +160,14 @@ pub async fn browser_from(app: &Router, set_cookie: &str) -> Browser {
 }
 
 /// Sets the panel up and returns the owner's browser.
-pub async fn owner(app: &Router) -> Browser {
-    let r = send(app, post_json("/api/setup", serde_json::json!({ "password": PASSWORD }))).await;
+/// The setup code the panel made (what its owner reads on the console).
+pub fn code(p: &TestPanel) -> String {
+    p.state.auth.setup_code().expect("not set up yet").0
+}
+
+pub async fn owner(p: &TestPanel) -> Browser {
+    let app = &p.app;
+    let r = send(app, post_json("/api/setup", serde_json::json!({ "password": PASSWORD, "code": code(p) }))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     browser_from(app, &r.header("set-cookie")).await
 }

@@ -12,6 +12,8 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The one-time setup code it printed, until it is set up.
+    pub setup_code: String,
     /// The server's later lines of output.
     pub lines: std::sync::mpsc::Receiver<String>,
 }
@@ -78,8 +80,12 @@ pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         .spawn()
         .expect("start iris serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut setup_code = String::new();
     let url = loop {
         let line = lines.next().expect("iris serve exited before listening").unwrap();
+        if let Some(c) = line.strip_prefix("setup code: ") {
+            setup_code = c.to_owned();
+        }
         if let Some(u) = line.strip_prefix("panel: ") {
             break u.trim_end_matches('/').to_owned();
         }
@@ -91,24 +97,25 @@ pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
             let _ = tx.send(line);
         }
     });
-    Server { child, url, lines: rx }
+    Server { child, url, setup_code, lines: rx }
 }
 
-/// Sets the panel up over HTTP; returns the owner's session cookie and CSRF token.
-pub fn set_up(url: &str) -> (String, String) {
-    session(url, "/api/setup")
+/// Sets the panel up over HTTP with the code it printed; returns the owner's session cookie
+/// and CSRF token.
+pub fn set_up(server: &Server) -> (String, String) {
+    session(&server.url, "/api/setup", &server.setup_code)
 }
 
 /// Logs in with the password set up earlier: the session cookie and CSRF token.
 pub fn log_in(url: &str) -> (String, String) {
-    session(url, "/api/login")
+    session(url, "/api/login", "")
 }
 
 /// Sends the owner's password to `path`; the session cookie it gives and its CSRF token.
-fn session(url: &str, path: &str) -> (String, String) {
+fn session(url: &str, path: &str, code: &str) -> (String, String) {
     let resp = ureq::post(&format!("{url}{path}"))
         .header("content-type", "application/json")
-        .send(serde_json::json!({ "password": PASSWORD }).to_string().as_bytes())
+        .send(serde_json::json!({ "password": PASSWORD, "code": code }).to_string().as_bytes())
         .unwrap_or_else(|e| panic!("{path}: {e}"));
     let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
     let state: serde_json::Value = serde_json::from_str(
