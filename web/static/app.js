@@ -56,6 +56,10 @@ const pages = {
   async status() {
     const load = async () => {
       const s = await api("GET", "/api/status");
+      $("not-ready").hidden = !s.missing;
+      if (s.missing) {
+        $("not-ready").replaceChildren(document.createTextNode(s.missing + " "), Object.assign(document.createElement("a"), { href: "/models", textContent: "Fetch the models" }));
+      }
       const body = $("models-body");
       body.replaceChildren();
       for (const m of s.models) {

@@ -3,6 +3,7 @@
 //! other models, whole turns run through the pipeline, and the statistics a status page and
 //! `/metrics` show. No model or C dependency: the binary supplies a [`Loader`].
 
+mod missing;
 mod shared;
 mod stats;
 mod transcribe;
@@ -71,6 +72,8 @@ pub trait Loader: Send + Sync {
 
 struct Live {
     config: Config,
+    /// Why the models are stand-ins (not installed at start), until they load.
+    missing: Option<String>,
     asr: Arc<dyn Asr>,
     llm: Shared<Box<dyn Llm>>,
     tts: Shared<Box<dyn Tts>>,
@@ -102,6 +105,7 @@ impl Live {
     fn new(config: Config, b: Backends) -> Self {
         Self {
             config,
+            missing: None,
             asr: b.asr,
             llm: Arc::new(std::sync::Mutex::new(b.llm)),
             tts: Arc::new(std::sync::Mutex::new(b.tts)),
@@ -136,7 +140,55 @@ pub struct Engine {
 impl Engine {
     pub fn start(loader: Box<dyn Loader>, config: Config) -> Result<Self, EngineError> {
         let backends = loader.load(&config).map_err(EngineError::Load)?;
-        let live = RwLock::new(Arc::new(Live::new(config, backends)));
+        Ok(Self::with_live(loader, Live::new(config, backends)))
+    }
+
+    /// Starts without loading: `config`'s models are not installed yet (`problem` says which,
+    /// and how to get them). Every request that needs a model is answered with that; the
+    /// models load when [`Engine::complete`] finds them installed.
+    pub fn start_without_models(loader: Box<dyn Loader>, config: Config, problem: &str) -> Self {
+        let backends = missing::backends(&config, problem);
+        let mut live = Live::new(config, backends);
+        live.missing = Some(problem.to_owned());
+        Self::with_live(loader, live)
+    }
+
+    /// What keeps the assistant from answering (models not installed), if anything.
+    pub fn missing(&self) -> Option<String> {
+        self.live().missing.clone()
+    }
+
+    /// Loads the configured models if they were missing and are installed now (called after
+    /// a model is fetched); whether the assistant is ready.
+    pub fn complete(&self) -> bool {
+        let Some(problem) = self.missing() else { return true };
+        let config = self.config();
+        if let Err((field, why)) = self.loader.check(&config) {
+            let now = format!("`{field}` {why}");
+            // Still missing, perhaps another part now: say what is missing now.
+            if now != problem {
+                let mut next = Live::new(config.clone(), missing::backends(&config, &now));
+                next.missing = Some(now);
+                *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+            }
+            return false;
+        }
+        match self.loader.load(&config) {
+            Ok(backends) => {
+                *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Live::new(config, backends));
+                self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+                self.stats.log("info", format!("every model is installed; loaded: {}", describe(&self.loaded())));
+                true
+            }
+            Err(e) => {
+                self.stats.log("error", format!("the models are installed but do not load: {e}"));
+                false
+            }
+        }
+    }
+
+    fn with_live(loader: Box<dyn Loader>, live: Live) -> Self {
+        let live = RwLock::new(Arc::new(live));
         let engine = Self {
             loader,
             live,
@@ -145,8 +197,11 @@ impl Engine {
             talk: Default::default(),
             generation: Default::default(),
         };
-        engine.stats.log("info", format!("models loaded: {}", describe(&engine.loaded())));
-        Ok(engine)
+        match engine.missing() {
+            None => engine.stats.log("info", format!("models loaded: {}", describe(&engine.loaded()))),
+            Some(problem) => engine.stats.log("warn", format!("started without models: {problem}")),
+        }
+        engine
     }
 
     fn live(&self) -> Arc<Live> {
@@ -171,7 +226,8 @@ impl Engine {
     pub fn apply(&self, config: Config) -> Result<Applied, EngineError> {
         self.check(&config)?;
         let old = self.live();
-        let needs_load = old.config.models != config.models
+        let needs_load = old.missing.is_some()
+            || old.config.models != config.models
             || old.config.threads != config.threads
             || old.config.speech.rate != config.speech.rate
             || old.config.speech.volume != config.speech.volume
@@ -186,6 +242,7 @@ impl Engine {
         } else {
             Live {
                 config,
+                missing: None,
                 asr: old.asr.clone(),
                 llm: old.llm.clone(),
                 tts: old.tts.clone(),

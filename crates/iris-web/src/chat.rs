@@ -246,7 +246,7 @@ pub enum Piece {
     /// The calls the model made, once the answer has ended.
     Calls(Vec<ToolCall>),
     /// The last piece of a failed answer.
-    Failed(String),
+    Failed(ApiError),
 }
 
 /// An answer being generated: its pieces as they come, and the worker, whose result holds the
@@ -292,7 +292,7 @@ pub fn generate(s: &AppState, messages: Vec<ChatMessage>, params: GenParams, dir
                 }
             }
             Err(e) => {
-                let _ = tx.blocking_send(Piece::Failed(e.to_string()));
+                let _ = tx.blocking_send(Piece::Failed(ApiError::from(e)));
             }
         }
         result

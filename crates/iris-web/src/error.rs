@@ -29,6 +29,8 @@ pub enum ApiError {
     #[error("{0}")]
     NotImplemented(String),
     #[error("{0}")]
+    NotReady(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -45,6 +47,7 @@ impl ApiError {
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,9 +88,19 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl From<iris_engine::EngineError> for ApiError {
     fn from(e: iris_engine::EngineError) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+impl From<&iris_engine::EngineError> for ApiError {
+    fn from(e: &iris_engine::EngineError) -> Self {
+        use iris_backend::BackendError;
+        use iris_engine::EngineError;
         match e {
-            iris_engine::EngineError::Invalid { field, problem } => ApiError::Invalid { field, problem },
-            iris_engine::EngineError::Backend(iris_backend::BackendError::Request(m)) => ApiError::BadRequest(m),
+            EngineError::Invalid { field, problem } => ApiError::Invalid { field: field.clone(), problem: problem.clone() },
+            EngineError::Backend(BackendError::Request(m)) => ApiError::BadRequest(m.clone()),
+            // A model not installed yet (a box started from nothing): the owner's to fetch.
+            EngineError::Backend(BackendError::Load(m)) => ApiError::NotReady(m.clone()),
             // The first line only: a library's error may carry a backtrace, which is for the
             // log, not for a client.
             other => ApiError::Internal(other.to_string().lines().next().unwrap_or_default().to_owned()),

@@ -148,6 +148,10 @@ pub async fn pull(State(s): State<AppState>, Path(id): Path<String>) -> ApiResul
             Ok(_) => {
                 job.stage = "installed".into();
                 st.engine.stats.log("info", format!("{id} installed"));
+                drop(jobs);
+                // On a box set up from nothing, the assistant starts once its last model is in.
+                st.engine.complete();
+                return;
             }
             Err(e) => {
                 job.error = Some(e.clone());
@@ -163,7 +167,10 @@ pub async fn verify(State(s): State<AppState>, Path(id): Path<String>) -> ApiRes
     let st = s.clone();
     let result = tokio::task::spawn_blocking(move || {
         let entry = st.models.entry(&id).map_err(|e| e.to_string())?;
-        st.models.store.verify(entry, true, &iris_models::Quiet).map_err(|e| e.to_string())
+        st.models.store.verify(entry, true, &iris_models::Quiet).map_err(|e| e.to_string())?;
+        // Models copied in by hand (a USB stick) are found whole here: the assistant may start.
+        st.engine.complete();
+        Ok::<_, String>(())
     })
     .await?;
     Ok(Json(match result {

@@ -340,7 +340,7 @@ async fn answer(
         v
     };
     // Objects to send, an error as the last; when not streaming, only the last one.
-    let (tx, mut out) = tokio::sync::mpsc::channel::<Result<Value, String>>(256);
+    let (tx, mut out) = tokio::sync::mpsc::channel::<Result<Value, ApiError>>(256);
     tokio::spawn(async move {
         let mut first = None;
         let mut text = String::new();
@@ -370,8 +370,8 @@ async fn answer(
         }
         let stats = match worker.await {
             Ok(Ok(stats)) => stats,
-            Ok(Err(e)) => return drop(tx.send(Err(e.to_string())).await),
-            Err(e) => return drop(tx.send(Err(e.to_string())).await),
+            Ok(Err(e)) => return drop(tx.send(Err(ApiError::from(e))).await),
+            Err(e) => return drop(tx.send(Err(ApiError::from(e))).await),
         };
         let mut last = line(if stream { "" } else { text.trim() });
         if !stream && !called.is_null() {
@@ -383,7 +383,7 @@ async fn answer(
     if !stream {
         return match out.recv().await {
             Some(Ok(whole)) => Json(whole).into_response(),
-            Some(Err(e)) => OllamaError(ApiError::Internal(e)).into_response(),
+            Some(Err(e)) => OllamaError(e).into_response(),
             None => OllamaError(ApiError::Internal("the answer ended without a result".into())).into_response(),
         };
     }
@@ -392,7 +392,7 @@ async fn answer(
         while let Some(item) = out.recv().await {
             let text = match item {
                 Ok(v) => v.to_string(),
-                Err(e) => json!({ "error": e }).to_string(),
+                Err(e) => json!({ "error": e.to_string() }).to_string(),
             };
             if lines_tx.send(Ok(text + "\n")).await.is_err() {
                 return;

@@ -199,7 +199,7 @@ pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody
             match piece {
                 Piece::Text(t) => text.push_str(&t),
                 Piece::Calls(c) => calls = c,
-                Piece::Failed(e) => return Err(ApiError::Internal(e)),
+                Piece::Failed(e) => return Err(e),
             }
         }
         let stats = worker.await?.map_err(ApiError::from)?;
@@ -239,7 +239,7 @@ pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody
                     }
                     chunk(&id, &model, json!({ "tool_calls": calls }), None)
                 }
-                Piece::Failed(e) => Event::default().data(json!({ "error": { "message": e } }).to_string()),
+                Piece::Failed(e) => Event::default().data(json!({ "error": { "message": e.to_string() } }).to_string()),
             };
             if out_tx.send(event).await.is_err() {
                 return;

@@ -132,6 +132,8 @@ pub async fn status(State(s): State<AppState>) -> Json<Value> {
         "name": e.config().assistant.name,
         "version": env!("CARGO_PKG_VERSION"),
         "models": e.loaded(),
+        // What keeps the assistant from answering: models not installed yet.
+        "missing": e.missing(),
         "voice": e.voice_name(),
         "voice_loop": e.voice_loop_running(),
         "memory": memory(),

@@ -129,11 +129,22 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         alarms: alarms.clone(),
         engine: engine_cell.clone(),
     };
-    loader.check(&models.config).map_err(|(field, problem)| {
-        anyhow::anyhow!("{}: `{field}` {problem}; run `iris models pull default` or fix the setting", config_path.display())
-    })?;
-    eprintln!("loading models…");
-    let engine = Arc::new(Engine::start(Box::new(loader), models.config.clone())?);
+    // A box with nothing installed yet still starts: the panel comes up, and its Models page
+    // fetches what is missing; the assistant starts once it is all in.
+    let engine = Arc::new(match loader.check(&models.config) {
+        Ok(()) => {
+            eprintln!("loading models…");
+            Engine::start(Box::new(loader), models.config.clone())?
+        }
+        Err((field, problem)) => {
+            let problem = format!("`{field}` {problem}");
+            eprintln!(
+                "{}: {problem}; starting without models: fetch them on the panel's Models page, or run `iris models pull default`",
+                config_path.display()
+            );
+            Engine::start_without_models(Box::new(loader), models.config.clone(), &problem)
+        }
+    });
     let _ = engine_cell.set(Arc::downgrade(&engine));
     // A save cut short (the process killed mid-write) leaves only a temporary file beside the
     // settings, never a half-written one in their place: clear it away and say so.

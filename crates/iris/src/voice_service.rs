@@ -34,11 +34,14 @@ pub fn serve_voice(engine: Arc<Engine>, models: Models, alarms: crate::alarms::A
 }
 
 fn supervise(engine: &Arc<Engine>, mut models: Models, alarms: &crate::alarms::Alarms) {
-    // A configuration the loop could not start on is not retried until the settings change.
-    let mut failed_on: Option<Config> = None;
+    // A configuration the loop could not start on is not retried until the settings change or
+    // models are loaded (the generation moves).
+    let mut failed_on: Option<(Config, u64)> = None;
     loop {
+        let generation = engine.generation();
         let config = voice_part(&engine.config());
-        if !config.audio.enabled || failed_on.as_ref() == Some(&config) {
+        let tried = failed_on.as_ref().is_some_and(|(c, g)| *c == config && *g == generation);
+        if !config.audio.enabled || tried || engine.missing().is_some() {
             std::thread::sleep(IDLE_POLL);
             continue;
         }
@@ -46,7 +49,7 @@ fn supervise(engine: &Arc<Engine>, mut models: Models, alarms: &crate::alarms::A
         if let Err(e) = run_until_changed(engine, &models, alarms) {
             engine.stats.log("error", format!("the voice loop cannot start: {e:#}"));
             eprintln!("error: the voice loop cannot start: {e:#}");
-            failed_on = Some(config);
+            failed_on = Some((config, generation));
         }
     }
 }

@@ -24,13 +24,19 @@ pub fn agent() -> ureq::Agent {
 }
 
 impl Server {
-    /// A panel call with the owner's session (cookie, CSRF token): GET, or PUT with a JSON body.
+    /// A panel call with the owner's session (cookie, CSRF token): GET, or POST or PUT with a JSON body.
     /// Gives the status and the JSON answer; (0, null) when the server is gone.
     pub fn call(&self, session: &(String, String), method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
         let url = format!("{}{path}", self.url);
         let a = agent();
         let resp = match method {
             "GET" => a.get(&url).header("cookie", &session.0).call(),
+            "POST" => a
+                .post(&url)
+                .header("cookie", &session.0)
+                .header("x-csrf-token", &session.1)
+                .header("content-type", "application/json")
+                .send(body.unwrap_or_else(|| serde_json::json!({})).to_string().as_bytes()),
             _ => a
                 .put(&url)
                 .header("cookie", &session.0)
