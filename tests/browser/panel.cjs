@@ -32,7 +32,9 @@ async function main() {
   // The microphone is Chromium's fake capture device playing the question WAV in a loop.
   const browser = await chromium.launch({
     executablePath: process.env.IRIS_CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${wav}`],
+    args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${wav}`,
+      // Over HTTPS: trust the box's own certificate, pinned by its public key, and nothing else.
+      ...(process.env.IRIS_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.IRIS_SPKI}`] : [])],
   });
   // axe is injected as a script, which the panel's Content-Security-Policy would rightly refuse.
   const context = await browser.newContext({ bypassCSP: true, permissions: ["microphone"] });
@@ -126,6 +128,7 @@ async function main() {
       await page.getByRole("button", { name: "Ask", exact: true }).click();
       await page.locator("#timings").filter({ hasText: "first audio" }).waitFor({ timeout: 120000 });
       report.spoken_transcript = await page.locator("#transcript").innerText();
+      report.secure_context = await page.evaluate(() => window.isSecureContext);
       report.spoken_answer = await page.locator("#answer").innerText();
 
       await page.goto(base + "/");

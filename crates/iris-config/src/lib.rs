@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 
 mod atomic;
 mod remote;
+mod web;
 mod wyoming;
 pub use atomic::{remove_leftovers, why_not_written, write_atomic, TEMP_PREFIX};
 pub use remote::LlmServer;
+pub use web::Web;
 pub use wyoming::Wyoming;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,7 @@ pub struct Config {
     pub wyoming: Wyoming,
     pub camera: Camera,
     pub llm_server: LlmServer,
+    pub web: Web,
     /// Worker threads for inference; 0 means all cores.
     pub threads: usize,
 }
@@ -347,6 +350,9 @@ impl Config {
             return bad("wyoming.allow", problem);
         }
         if let Err((field, problem)) = self.llm_server.check() {
+            return bad(field, problem);
+        }
+        if let Err((field, problem)) = self.web.check() {
             return bad(field, problem);
         }
         let url = &self.tools.webhook_url;

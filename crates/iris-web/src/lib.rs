@@ -16,6 +16,7 @@ mod models;
 mod ollama;
 mod openai;
 mod panel;
+pub mod tls;
 mod try_it;
 mod upload;
 
@@ -47,6 +48,8 @@ pub struct Panel {
     pub http: metrics::HttpCounters,
     /// Places for requests that use the models (see [`limits::model_queue`]).
     model_slots: Arc<tokio::sync::Semaphore>,
+    /// HTTPS (see [`tls`]); `None` serves plain HTTP to everyone.
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 pub type AppState = Arc<Panel>;
@@ -57,7 +60,15 @@ impl Panel {
     pub fn new(engine: Arc<Engine>, config_path: PathBuf, models: ModelShelf) -> Result<Self, String> {
         let dir = config_path.parent().map(PathBuf::from).unwrap_or_default();
         let auth = Auth::open(&dir.join("panel.json"))?;
-        Ok(Self { engine, config_path, auth, models, http: metrics::HttpCounters::default(), model_slots: limits::model_slots() })
+        Ok(Self {
+            engine,
+            config_path,
+            auth,
+            models,
+            http: metrics::HttpCounters::default(),
+            model_slots: limits::model_slots(),
+            tls: None,
+        })
     }
 }
 

@@ -75,19 +75,65 @@ pub async fn serve(state: AppState, app: axum::Router, listener: tokio::net::Tcp
             continue;
         };
         let app = app.clone();
+        let tls = state.tls.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().call(req.map(Body::new))
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => connection(stream, service).await,
+                Some(tls) => {
+                    // TLS and plain HTTP share the port: a TLS client speaks first, a handshake.
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+                        Ok(Ok(1)) if first[0] == crate::tls::HANDSHAKE => {
+                            if let Ok(Ok(secure)) = tokio::time::timeout(HEADER_TIMEOUT, tls.acceptor.accept(stream)).await {
+                                connection(secure, service).await;
+                            }
+                        }
+                        Ok(Ok(1)) if peer.ip().is_loopback() => connection(stream, service).await,
+                        Ok(Ok(1)) => connection(stream, hyper::service::service_fn(to_https)).await,
+                        _ => {}
+                    }
+                }
+            }
             drop(permit);
         });
     }
+}
+
+/// Serves one connection within the header deadline.
+async fn connection<I, S>(io: I, service: S)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send,
+    S::ResBody: Send + 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    <S::ResBody as http_body::Body>::Data: Send,
+{
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
+}
+
+/// Plain HTTP from the network: the same address over HTTPS (308 keeps the method and body).
+async fn to_https(req: Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
+    let host = req.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let ok = !host.is_empty() && host.len() <= 255 && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    let response = if ok {
+        axum::http::Response::builder()
+            .status(axum::http::StatusCode::PERMANENT_REDIRECT)
+            .header(axum::http::header::LOCATION, format!("https://{host}{path}"))
+            .body(Body::from("Iris answers over HTTPS on this port.\n"))
+    } else {
+        axum::http::Response::builder().status(axum::http::StatusCode::BAD_REQUEST).body(Body::from("use https://\n"))
+    };
+    Ok(response.unwrap_or_default())
 }
 
 /// Every request body gets [`BODY_TIMEOUT`] to arrive.

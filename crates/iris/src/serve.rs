@@ -156,7 +156,14 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         }
     }
     let shelf = iris_web::ModelShelf::new(Store::new(models.store.home()), models.catalog.clone(), Arc::new(Converters));
-    let panel = Arc::new(iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?);
+    let mut panel = iris_web::Panel::new(engine.clone(), config_path, shelf).map_err(anyhow::Error::msg)?;
+    let web = &models.config.web;
+    if web.https {
+        let own = (!web.cert.is_empty()).then(|| (Path::new(&web.cert), Path::new(&web.key)));
+        let tls = iris_web::tls::Tls::load_or_make(&models.store.home().join("tls"), own).map_err(anyhow::Error::msg)?;
+        panel.tls = Some(Arc::new(tls));
+    }
+    let panel = Arc::new(panel);
     let set_up = panel.auth.is_set_up();
     // Watches the settings: the voice loop starts whenever `[audio] enabled` is on.
     crate::voice_service::serve_voice(engine.clone(), models, alarms);
@@ -173,6 +180,10 @@ pub fn run(config_path: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
                 "first visit: open the panel, enter the setup code and choose the owner's password (the code is also in {})",
                 file.display()
             );
+        }
+        if let Some(tls) = &panel.tls {
+            // Beside the setup code: the owner compares it with what the browser shows.
+            println!("https: certificate sha256 {} ({})", tls.fingerprint, tls.cert_path.display());
         }
         println!("panel: http://{}/", listener.local_addr()?);
         if args.wyoming != "off" {

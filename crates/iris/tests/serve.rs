@@ -70,16 +70,36 @@ fn openai_and_wyoming_clients_use_iris() {
 }
 
 fn browser(server: &common::Server, phase: &str, modules: &std::ffi::OsStr) -> serde_json::Value {
+    browser_at(server, &server.url, phase, modules)
+}
+
+/// The browser phase at `base`; an https base pins the server's certificate (its public key's
+/// SHA-256, as Chromium takes it), so nothing else is trusted.
+fn browser_at(server: &common::Server, base: &str, phase: &str, modules: &std::ffi::OsStr) -> serde_json::Value {
+    let spki = Command::new("sh")
+        .arg("-c")
+        .arg("openssl x509 -pubkey -noout -in \"$1\" | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64")
+        .args(["sh", &server.cert_path])
+        .output()
+        .unwrap();
     let out = Command::new("node")
         .arg(root().join("tests/browser/panel.cjs"))
-        .args([&server.url, phase, &question().display().to_string(), &server.setup_code])
+        .args([base, phase, &question().display().to_string(), &server.setup_code])
         .env("IRIS_BROWSER_MODULES", modules)
+        .env("IRIS_SPKI", String::from_utf8_lossy(&spki.stdout).trim())
         .output()
         .expect("run node");
     assert!(out.status.success(), "browser phase {phase} failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("{report:#}");
     report
+}
+
+/// This machine's address on the network, if it has one.
+fn lan_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("10.255.255.255:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
 }
 
 #[test]
@@ -101,8 +121,13 @@ fn the_panel_in_a_real_browser() {
         saved.contains("[wyoming]\nenabled = true") && saved.contains("\"192.168.1.20\"") && saved.contains("\"10.0.0.0/8\""),
         "{saved}"
     );
-    let second = serve(dir.path());
-    let report = browser(&second, "after-restart", &modules);
+    // Over HTTPS from the network, as a phone on the Wi-Fi reaches the box: the recording from
+    // the microphone below works only on a secure page.
+    let second = common::serve_on(dir.path(), &[], "0.0.0.0:0");
+    let port = second.url.rsplit(':').next().unwrap().to_owned();
+    let host = lan_address().map_or("localhost".to_owned(), |ip| ip.to_string());
+    let report = browser_at(&second, &format!("https://{host}:{port}"), "after-restart", &modules);
+    assert!(report["secure_context"].as_bool().unwrap(), "{report}");
     assert_eq!(report["name_after_restart"], "Ada");
     assert_eq!(report["prompt_after_restart"], "You are a helpful AI assistant named Ada. Give short, correct answers.");
     assert_eq!(normalise(report["transcript"].as_str().unwrap()), "what is the capital of france");

@@ -14,6 +14,10 @@ pub struct Server {
     pub url: String,
     /// The one-time setup code it printed, until it is set up.
     pub setup_code: String,
+    /// The HTTPS certificate's SHA-256 fingerprint it printed.
+    pub fingerprint: String,
+    /// Where that certificate is.
+    pub cert_path: String,
     /// The server's later lines of output.
     pub lines: std::sync::mpsc::Receiver<String>,
 }
@@ -78,19 +82,28 @@ pub fn serve(dir: &Path) -> Server {
 
 /// The same, with these environment variables set for it.
 pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
+    serve_on(dir, env, "127.0.0.1:0")
+}
+
+/// The same, listening on `listen`.
+pub fn serve_on(dir: &Path, env: &[(&str, &str)], listen: &str) -> Server {
     let mut child = Command::new(IRIS)
-        .args(["--config", &dir.join("config.toml").display().to_string(), "serve", "--listen", "127.0.0.1:0", "--wyoming", "127.0.0.1:0"])
+        .args(["--config", &dir.join("config.toml").display().to_string(), "serve", "--listen", listen, "--wyoming", "127.0.0.1:0"])
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start iris serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut setup_code = String::new();
+    let (mut setup_code, mut fingerprint, mut cert_path) = (String::new(), String::new(), String::new());
     let url = loop {
         let line = lines.next().expect("iris serve exited before listening").unwrap();
         if let Some(c) = line.strip_prefix("setup code: ") {
             setup_code = c.to_owned();
+        }
+        if let Some(f) = line.strip_prefix("https: certificate sha256 ") {
+            fingerprint = f.split(' ').next().unwrap_or_default().to_owned();
+            cert_path = f.split_once(" (").map(|(_, p)| p.trim_end_matches(')').to_owned()).unwrap_or_default();
         }
         if let Some(u) = line.strip_prefix("panel: ") {
             break u.trim_end_matches('/').to_owned();
@@ -103,7 +116,7 @@ pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
             let _ = tx.send(line);
         }
     });
-    Server { child, url, setup_code, lines: rx }
+    Server { child, url, setup_code, fingerprint, cert_path, lines: rx }
 }
 
 /// Sets the panel up over HTTP with the code it printed; returns the owner's session cookie
