@@ -33,6 +33,17 @@ struct AuthFile {
     /// sha256 of the device cookies of browsers the owner has logged in from.
     #[serde(default)]
     devices: Vec<String>,
+    /// Logged-in browsers, so a restart (an update, a power cut) logs nobody out: the sha256 of
+    /// each session cookie, its CSRF token and when it began (Unix seconds).
+    #[serde(default)]
+    sessions: Vec<StoredSession>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StoredSession {
+    sha256: String,
+    csrf: String,
+    started: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -47,7 +58,8 @@ pub struct TokenRecord {
 
 pub struct Session {
     pub csrf: String,
-    started: Instant,
+    /// Unix seconds, as stored.
+    started: u64,
     last_used: Instant,
 }
 
@@ -110,10 +122,17 @@ impl Auth {
             Err(e) => return Err(format!("{}: cannot read it: {e}", path.display())),
         };
         let setup_code = if file.password.is_none() { Some(setup_code(path)?) } else { None };
+        // Sessions from before a restart; their idle time starts again now.
+        let sessions = file
+            .sessions
+            .iter()
+            .map(|s| (s.sha256.clone(), Session { csrf: s.csrf.clone(), started: s.started, last_used: Instant::now() }))
+            .filter(|(_, s)| alive(s))
+            .collect();
         Ok(Self {
             path: path.to_owned(),
             file: Mutex::new(file),
-            sessions: Mutex::default(),
+            sessions: Mutex::new(sessions),
             failures: Mutex::default(),
             setup_code: Mutex::new(setup_code),
         })
@@ -194,9 +213,10 @@ impl Auth {
         let mut file = lock(&self.file);
         let mut next = file.clone();
         next.password = Some(hash);
+        // Everyone else is logged out: a changed password usually means a leaked one.
+        next.sessions.clear();
         self.save(&next)?;
         *file = next;
-        // Everyone else is logged out: a changed password usually means a leaked one.
         lock(&self.sessions).clear();
         Ok(())
     }
@@ -260,19 +280,39 @@ impl Auth {
 
     pub fn new_session(&self) -> String {
         let id = random_hex(32);
-        let now = Instant::now();
-        let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, s| alive(s));
-        sessions.insert(id.clone(), Session { csrf: random_hex(32), started: now, last_used: now });
+        {
+            let mut sessions = lock(&self.sessions);
+            sessions.retain(|_, s| alive(s));
+            let session = Session { csrf: random_hex(32), started: iris_engine::now_unix(), last_used: Instant::now() };
+            sessions.insert(sha256_hex(&id), session);
+        }
+        self.store_sessions();
         id
+    }
+
+    /// Writes the live sessions to the file (only hashes of their cookies). Not fatal if it
+    /// fails: the sessions still hold until a restart.
+    fn store_sessions(&self) {
+        let stored: Vec<StoredSession> = lock(&self.sessions)
+            .iter()
+            .filter(|(_, s)| alive(s))
+            .map(|(hash, s)| StoredSession { sha256: hash.clone(), csrf: s.csrf.clone(), started: s.started })
+            .collect();
+        let mut file = lock(&self.file);
+        let mut next = file.clone();
+        next.sessions = stored;
+        if self.save(&next).is_ok() {
+            *file = next;
+        }
     }
 
     /// The CSRF token of a live session, refreshing its idle timer.
     pub fn session(&self, id: &str) -> Option<String> {
+        let key = sha256_hex(id);
         let mut sessions = lock(&self.sessions);
-        let s = sessions.get_mut(id)?;
+        let s = sessions.get_mut(&key)?;
         if !alive(s) {
-            sessions.remove(id);
+            sessions.remove(&key);
             return None;
         }
         s.last_used = Instant::now();
@@ -280,7 +320,8 @@ impl Auth {
     }
 
     pub fn logout(&self, id: &str) {
-        lock(&self.sessions).remove(id);
+        lock(&self.sessions).remove(&sha256_hex(id));
+        self.store_sessions();
     }
 
     /// Creates an API token; the secret is returned once and only its hash is kept.
@@ -332,7 +373,7 @@ fn must_wait(f: &Failures) -> Option<Duration> {
 }
 
 fn alive(s: &Session) -> bool {
-    s.started.elapsed() < SESSION_LIFETIME && s.last_used.elapsed() < SESSION_IDLE
+    iris_engine::now_unix().saturating_sub(s.started) < SESSION_LIFETIME.as_secs() && s.last_used.elapsed() < SESSION_IDLE
 }
 
 /// The setup code kept beside `panel_json`, made (twelve digits from the OS's random source,

@@ -99,6 +99,13 @@ fn panel_with(token_delay: std::time::Duration, tokens: Vec<&'static str>) -> Te
     TestPanel { app: iris_web::router(state.clone()), state, dir, config_path, loads, engine }
 }
 
+/// The same panel as after a restart: its state read again from its folder.
+pub fn restarted(p: &TestPanel) -> Router {
+    let catalog = Catalog::parse(include_str!("../../../../models/catalog.toml"), std::path::Path::new("catalog.toml")).unwrap();
+    let shelf = ModelShelf::new(Store::new(p.dir.path()), catalog, Arc::new(iris_models::convert::NoExternal));
+    iris_web::router(Arc::new(Panel::new(p.engine.clone(), p.config_path.clone(), shelf).unwrap()))
+}
+
 pub struct Reply {
     pub status: u16,
     pub headers: axum::http::HeaderMap,
