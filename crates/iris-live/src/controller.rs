@@ -125,12 +125,15 @@ pub struct Controller {
     semantic: bool,
     /// The answer is paused until then, waiting for the wake word.
     held_until: Option<Secs>,
+    /// The turn being listened to began with the wake word (or a button), not with speech in
+    /// a follow-up window.
+    woken: bool,
 }
 
 impl Controller {
     /// `semantic`: a semantic end-of-turn check is available and on.
     pub fn new(rules: TurnRules, semantic: bool) -> Self {
-        Self { rules, state: State::Idle, in_speech: false, semantic, held_until: None }
+        Self { rules, state: State::Idle, in_speech: false, semantic, held_until: None, woken: false }
     }
 
     pub fn state(&self) -> State {
@@ -149,6 +152,7 @@ impl Controller {
     /// `speaking`: the turn starts with speech already under way (not a wake word or a button).
     fn start(&mut self, t: Secs, from: Secs, speaking: bool, out: &mut Vec<Action>) {
         out.push(Action::StartTurn { from: from.max(0.0) });
+        self.woken = !speaking;
         // After the wake word, wait even if speech goes on (the wake word itself): the question
         // may follow a pause.
         self.state = if speaking { State::Listening { started: t, silent_since: None, complete: None } } else { State::Armed { since: t } };
@@ -192,6 +196,10 @@ impl Controller {
                 self.interrupt(&mut out);
                 self.start(t, t - self.rules.wake_pre_roll, false, &mut out);
             }
+            // A follow-up that opens with the wake word ("Hey Jarvis, what is …"): the user is
+            // starting over, so the turn starts again at the word, and its pause after the word
+            // does not end the turn with the word alone.
+            State::Listening { .. } if !self.woken => self.start(t, t - self.rules.wake_pre_roll, false, &mut out),
             // Said again while already listening: nothing new.
             State::Armed { .. } | State::Listening { .. } => {}
         }
@@ -425,6 +433,24 @@ mod tests {
         c.speech_end(2.0);
         c.turn_check(0.1);
         assert_eq!(c.tick(3.2), vec![Action::EndTurn { at: 2.0 }]);
+    }
+
+    #[test]
+    fn a_follow_up_that_opens_with_the_wake_word_starts_over_at_the_word() {
+        let mut c = Controller::new(rules(Mode::WakeWord), false);
+        c.wake(1.0);
+        c.speech_start(1.2);
+        c.speech_end(3.0);
+        c.tick(3.6);
+        c.answer_started();
+        c.answer_done(6.0);
+        // In the follow-up window, speech starts a turn; the wake word then starts it over.
+        assert_eq!(c.speech_start(7.0).len(), 1);
+        let again = c.wake(7.6);
+        assert!(matches!(again[..], [Action::StartTurn { .. }]), "{again:?}");
+        assert!(matches!(c.state(), State::Armed { .. }));
+        // Heard again in a turn it opened, it changes nothing.
+        assert!(c.wake(7.9).is_empty());
     }
 
     #[test]
