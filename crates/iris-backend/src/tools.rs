@@ -16,6 +16,14 @@ pub struct ToolSpec {
     pub parameters: String,
 }
 
+impl ToolSpec {
+    /// As OpenAI's API and chat templates take a tool: `{"type": "function", "function": …}`.
+    pub fn to_openai(&self) -> Value {
+        let parameters: Value = serde_json::from_str(&self.parameters).unwrap_or_else(|_| serde_json::json!({ "type": "object" }));
+        serde_json::json!({ "type": "function", "function": { "name": self.name, "description": self.description, "parameters": parameters } })
+    }
+}
+
 /// A call the model made.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ToolCall {
@@ -49,6 +57,11 @@ impl ToolCallScanner {
     /// A scanner for calls to `names` (a bare JSON object naming another function is text).
     pub fn new(names: Vec<String>) -> Self {
         Self { names, held: String::new(), inside: None, at_start: true, whole: false, calls: Vec::new() }
+    }
+
+    /// A scanner for calls to `tools`, or `None` when no tool is offered.
+    pub fn for_tools(tools: &[ToolSpec]) -> Option<Self> {
+        (!tools.is_empty()).then(|| Self::new(tools.iter().map(|t| t.name.clone()).collect()))
     }
 
     /// Takes the next piece; returns the text that is surely not part of a call.

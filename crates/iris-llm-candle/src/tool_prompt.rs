@@ -14,13 +14,7 @@ pub fn knows_tools(source: &str) -> bool {
 
 /// The tool list as chat templates take it: OpenAI's `{"type": "function", "function": …}`.
 pub fn tools_value(tools: &[ToolSpec]) -> Vec<serde_json::Value> {
-    tools
-        .iter()
-        .map(|t| {
-            let parameters: serde_json::Value = serde_json::from_str(&t.parameters).unwrap_or_else(|_| json!({ "type": "object" }));
-            json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": parameters } })
-        })
-        .collect()
+    tools.iter().map(ToolSpec::to_openai).collect()
 }
 
 /// One message for a template that knows tools.

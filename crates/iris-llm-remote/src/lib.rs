@@ -99,15 +99,7 @@ impl RemoteLlm {
             body["seed"] = json!(params.seed);
         }
         if !params.tools.is_empty() {
-            let tools: Vec<Value> = params
-                .tools
-                .iter()
-                .map(|t| {
-                    let parameters: Value = serde_json::from_str(&t.parameters).unwrap_or_else(|_| json!({ "type": "object" }));
-                    json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": parameters } })
-                })
-                .collect();
-            body["tools"] = json!(tools);
+            body["tools"] = json!(params.tools.iter().map(iris_backend::ToolSpec::to_openai).collect::<Vec<_>>());
         }
         body
     }

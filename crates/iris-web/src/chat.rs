@@ -267,7 +267,7 @@ pub fn generate(s: &AppState, messages: Vec<ChatMessage>, params: GenParams, dir
             return Ok(GenStats::default());
         }
         // With tools offered, text that may be a call is held until it is known.
-        let mut scanner = (!params.tools.is_empty()).then(|| ToolCallScanner::new(params.tools.iter().map(|t| t.name.clone()).collect()));
+        let mut scanner = ToolCallScanner::for_tools(&params.tools);
         let gone = || tx.is_closed();
         let result = engine.chat(&messages, &params, &gone, &mut |t| {
             let text = match &mut scanner {

@@ -61,15 +61,18 @@ pub async fn setup(
 ) -> ApiResult<Response> {
     let who = who(&s, &caller, &headers);
     let st = s.clone();
-    let result = tokio::task::spawn_blocking(move || st.auth.set_up(&who, &p.code, &p.password)).await?;
-    if let Err(e) = result {
-        if matches!(e, ApiError::Forbidden(_)) {
-            s.engine.stats.log("warn", format!("a wrong setup code from {}", caller.ip));
+    // Both write panel.json: on the blocking pool.
+    let result = tokio::task::spawn_blocking(move || st.auth.set_up(&who, &p.code, &p.password).map(|()| st.auth.new_session())).await?;
+    let session = match result {
+        Ok(session) => session,
+        Err(e) => {
+            if matches!(e, ApiError::Forbidden(_)) {
+                s.engine.stats.log("warn", format!("a wrong setup code from {}", caller.ip));
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     s.engine.stats.log("info", "the owner's password was set".into());
-    let session = s.auth.new_session();
     Ok(with_session(json!({ "ok": true }), &session))
 }
 
@@ -99,7 +102,8 @@ pub async fn login(
 
 pub async fn logout(State(s): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
     if let Some(id) = caller.session {
-        s.auth.logout(&id);
+        // Writes panel.json: on the blocking pool.
+        let _ = tokio::task::spawn_blocking(move || s.auth.logout(&id)).await;
     }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response()
@@ -119,8 +123,9 @@ pub async fn change_password(
 ) -> ApiResult<Response> {
     let who = who(&s, &caller, &headers);
     let st = s.clone();
-    tokio::task::spawn_blocking(move || st.auth.change_password(&who, &p.current, &p.password)).await??;
-    let session = s.auth.new_session();
+    let session =
+        tokio::task::spawn_blocking(move || st.auth.change_password(&who, &p.current, &p.password).map(|()| st.auth.new_session()))
+            .await??;
     Ok(with_session(json!({ "ok": true }), &session))
 }
 

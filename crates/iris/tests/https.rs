@@ -6,14 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{agent, serve_on};
-
-/// This machine's address on the network, if it has one.
-fn lan_address() -> Option<std::net::IpAddr> {
-    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect("10.255.255.255:9").ok()?;
-    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-}
+use common::{agent, lan_address, serve_on};
 
 #[test]
 fn the_panel_is_served_over_https_with_the_printed_certificate() {

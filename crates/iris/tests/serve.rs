@@ -95,13 +95,6 @@ fn browser_at(server: &common::Server, base: &str, phase: &str, modules: &std::f
     report
 }
 
-/// This machine's address on the network, if it has one.
-fn lan_address() -> Option<std::net::IpAddr> {
-    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect("10.255.255.255:9").ok()?;
-    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-}
-
 #[test]
 fn the_panel_in_a_real_browser() {
     let Some(modules) = std::env::var_os("IRIS_BROWSER_MODULES") else {
@@ -125,7 +118,7 @@ fn the_panel_in_a_real_browser() {
     // the microphone below works only on a secure page.
     let second = common::serve_on(dir.path(), &[], "0.0.0.0:0");
     let port = second.url.rsplit(':').next().unwrap().to_owned();
-    let host = lan_address().map_or("localhost".to_owned(), |ip| ip.to_string());
+    let host = common::lan_address().map_or("localhost".to_owned(), |ip| ip.to_string());
     let report = browser_at(&second, &format!("https://{host}:{port}"), "after-restart", &modules);
     assert!(report["secure_context"].as_bool().unwrap(), "{report}");
     assert_eq!(report["name_after_restart"], "Ada");

@@ -108,7 +108,7 @@ impl LlmStage {
         let mut said = 0;
         let max_sentences = self.settings.max_sentences;
         let stop = || out.borrow().is_cancelled(turn);
-        let mut scanner = (!params.tools.is_empty()).then(|| ToolCallScanner::new(params.tools.iter().map(|t| t.name.clone()).collect()));
+        let mut scanner = ToolCallScanner::for_tools(&params.tools);
         let result = self.llm.generate(messages, params, &stop, &mut |delta: &str| {
             // Text that may be a call is held until it is known.
             let delta = match &mut scanner {

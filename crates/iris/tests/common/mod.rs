@@ -22,6 +22,13 @@ pub struct Server {
     pub lines: std::sync::mpsc::Receiver<String>,
 }
 
+/// This machine's address on the network, if it has one.
+pub fn lan_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("10.255.255.255:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
 /// An HTTP client that returns 4xx and 5xx answers instead of failing on them.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).build().into()
