@@ -40,6 +40,22 @@ impl LlamaChat {
         Self::load_on(path, max_context, available, Engine::Auto)
     }
 
+    /// What loading `path` would take and which engine would run it, from the file's header
+    /// alone (no weight is read): for `iris doctor`.
+    pub fn inspect(path: &Path, max_context: usize) -> Result<(String, crate::plan::MemoryPlan), LlmError> {
+        let fail = |message: String| LlmError::Load { path: path.into(), message };
+        let mut f = File::open(path).map_err(|e| fail(e.to_string()))?;
+        let content = iris_llm_cpu::read_gguf(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
+        let arch = content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        let context_len = (content.metadata.get(&format!("{arch}.context_length")).and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize)
+            .min(max_context);
+        let (engine, cpu) = match iris_llm_cpu::Model::check(&content) {
+            Ok(()) => (format!("iris-cpu ({} kernel)", iris_llm_cpu::Kernel::detect().name()), true),
+            Err(why) => (format!("candle ({why})"), false),
+        };
+        Ok((engine, crate::plan::MemoryPlan::for_engine(&content, context_len, cpu)))
+    }
+
     /// As [`Self::load_with`], on a chosen engine.
     pub fn load_on(path: &Path, max_context: usize, available: Option<u64>, engine: Engine) -> Result<Self, LlmError> {
         let fail = |message: String| LlmError::Load { path: path.into(), message };

@@ -146,6 +146,25 @@ fn description(d: &cpal::Device) -> String {
     d.description().map(|x| x.name().to_owned()).unwrap_or_else(|_| d.to_string())
 }
 
+/// Opens a device for a moment, as the loop would, and says what opened: for `iris doctor`.
+/// `wanted`: a name from [`list`], or "" for the default.
+pub fn probe(wanted: &str, input: bool) -> Result<String, IoError> {
+    quietly(|| {
+        let d = find(wanted, input)?;
+        let cfg = config(&d, input)?;
+        let (rate, channels) = (cfg.sample_rate, cfg.channels);
+        let kind = if input { "microphone" } else { "loudspeaker" };
+        let stream = if input {
+            d.build_input_stream::<f32, _, _>(cfg, |_: &[f32], _| {}, |_| {}, None)
+        } else {
+            d.build_output_stream::<f32, _, _>(cfg, |out: &mut [f32], _| out.fill(0.0), |_| {}, None)
+        }
+        .map_err(|e| IoError::Device(format!("cannot open the {kind}: {e}")))?;
+        close(stream);
+        Ok(format!("{} ({rate} Hz, {channels} channel{})", description(&d), if channels == 1 { "" } else { "s" }))
+    })
+}
+
 /// A device by its short name or its description.
 fn find(wanted: &str, input: bool) -> Result<cpal::Device, IoError> {
     let host = host();

@@ -20,6 +20,8 @@ pub mod tls;
 mod try_it;
 mod upload;
 
+pub use auth::SETUP_CODE_FILE;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

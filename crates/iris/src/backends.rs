@@ -13,9 +13,9 @@ use iris_pipeline::{PipelineSpec, Stage};
 
 pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
 /// The text-reading model of the vision aid.
-const OCR: &str = "ppocr-v6-tiny";
+pub const OCR: &str = "ppocr-v6-tiny";
 /// The classifier of the vision aid and its class names.
-const CLASSIFIER: &str = "mobilenet-v2";
+pub const CLASSIFIER: &str = "mobilenet-v2";
 const LABELS: &str = "imagenet-labels";
 
 pub const ASK_PIPELINE: &str = include_str!("../../../pipelines/ask.toml");

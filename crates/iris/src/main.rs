@@ -5,6 +5,7 @@ mod ask;
 mod audio_cmd;
 mod backends;
 mod bench;
+mod doctor;
 mod eval;
 mod eyes;
 mod listen;
@@ -58,6 +59,9 @@ enum Command {
     /// Measure quality: `iris eval tts`.
     #[command(subcommand)]
     Eval(eval::EvalCmd),
+    /// Say what works on this box and what to do about what does not: devices, CPU, memory,
+    /// models, ports, certificate. Exits non-zero when something configured cannot work.
+    Doctor(doctor::DoctorArgs),
     /// Get, list, check, remove and import models.
     #[command(subcommand)]
     Models(models_cmd::ModelsCmd),
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cli.config.as_deref(), cmd),
         Command::Eval(cmd) => eval::run(cli.config.as_deref(), cmd),
         Command::Models(cmd) => models_cmd::run(cmd),
+        Command::Doctor(args) => doctor::run(cli.config.as_deref(), args),
     };
     match result {
         Ok(code) => code,

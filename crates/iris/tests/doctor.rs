@@ -1,0 +1,95 @@
+//! `iris doctor` on this machine: what works is `ok`, what is configured and cannot work is a
+//! problem with its fix, and the exit code says whether there is one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const IRIS: &str = env!("CARGO_BIN_EXE_iris");
+
+fn doctor(home: &Path, args: &[&str]) -> (Output, Value) {
+    let out = Command::new(IRIS).arg("doctor").arg("--json").args(args).env("IRIS_HOME", home).output().expect("run iris");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let problems = v["findings"].as_array().unwrap().iter().filter(|f| f["level"] == "problem").count();
+    assert_eq!(v["problems"].as_u64(), Some(problems as u64), "{v}");
+    assert_eq!(out.status.success(), problems == 0, "the exit code follows the problems: {v}");
+    (out, v)
+}
+
+fn finding<'a>(v: &'a Value, area: &str) -> Vec<&'a Value> {
+    v["findings"].as_array().unwrap().iter().filter(|f| f["area"] == area).collect()
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("IRIS_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("iris")))
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".local/share/iris"))
+}
+
+/// The installed default pack: every model is `ok`, the language model's engine and memory plan
+/// are said, and with free ports and nothing else asked for there is no problem.
+#[test]
+fn the_installed_pack_is_healthy() {
+    let (_, v) = doctor(&home(), &["--listen", "127.0.0.1:0", "--wyoming", "off"]);
+    for area in ["models.asr", "models.llm", "models.tts", "models.vad", "models.runtime"] {
+        let f = finding(&v, area);
+        assert!(f.len() == 1 && f[0]["level"] == "ok" && f[0]["what"].as_str().unwrap().contains("installed"), "{area}: {v}");
+    }
+    let llm = finding(&v, "llm");
+    assert!(llm[0]["what"].as_str().unwrap().contains("runs on iris-cpu"), "{v}");
+    let memory = finding(&v, "memory");
+    assert!(memory[0]["what"].as_str().unwrap().contains("the configured models need about"), "{v}");
+    assert_eq!(v["problems"], 0, "{v}");
+}
+
+/// A box asked for what it cannot give: models not installed, a GPU this build has no code for,
+/// a camera that is not there, a port another program holds, a damaged model found by
+/// `--verify`. Each is a problem naming its fix, and the exit code is non-zero.
+#[test]
+fn what_cannot_work_is_a_problem_with_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "[models]\ndevice = \"cuda\"\n\n[camera]\nenabled = true\nindex = 7\n").unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    // One real model, copied and then damaged.
+    let vad = dir.path().join("models/silero-vad");
+    std::fs::create_dir_all(&vad).unwrap();
+    for e in std::fs::read_dir(home().join("models/silero-vad")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), vad.join(e.file_name())).unwrap();
+    }
+    let onnx = vad.join("silero_vad.onnx");
+    let mut bytes = std::fs::read(&onnx).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&onnx, bytes).unwrap();
+
+    let (out, v) = doctor(dir.path(), &["--listen", &port, "--wyoming", "off", "--verify"]);
+    assert!(!out.status.success());
+    let problem = |area: &str, what: &str, fix: &str| {
+        let f = finding(&v, area);
+        assert!(
+            f.iter()
+                .any(|f| f["level"] == "problem" && f["what"].as_str().unwrap().contains(what) && f["fix"].as_str().unwrap().contains(fix)),
+            "{area}: wanted a problem with {what:?} and a fix with {fix:?}: {v}"
+        );
+    };
+    problem("models.asr", "whisper-tiny.en is not installed", "iris models pull default");
+    problem("models.vad", "silero-vad", "iris models pull silero-vad");
+    problem("gpu", "this build has no CUDA", "device = \"cpu\"");
+    problem("camera", "camera 7 is not there", "connect a USB camera");
+    problem("panel", "taken by another program", "--listen");
+    drop(taken);
+
+    // The human form says the same, one finding a line, each fix under its problem.
+    let out =
+        Command::new(IRIS).args(["doctor", "--listen", "127.0.0.1:0", "--wyoming", "off"]).env("IRIS_HOME", dir.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("iris doctor: "), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("PROBLEM") && l.contains("models.asr")).unwrap_or_else(|| panic!("{text}"));
+    assert!(lines[at + 1].trim_start().starts_with("fix: "), "{text}");
+    assert!(!out.status.success());
+}
