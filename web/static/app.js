@@ -38,7 +38,12 @@ const pages = {
     $("setup-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       if ($("password").value !== $("confirm").value) { showError(new Error("The two passwords differ; type them again.")); return; }
-      try { await api("POST", "/api/setup", { code: $("code").value, password: $("password").value }); location.href = "/"; }
+      try {
+        await api("POST", "/api/setup", { code: $("code").value, password: $("password").value });
+        // A box set up from nothing goes on to fetch its models.
+        const st = await api("GET", "/api/status").catch(() => ({}));
+        location.href = st.missing ? "/models" : "/";
+      }
       catch (err) { showError(err); (/setup code/.test(err.message) ? $("code") : $("password")).focus(); }
     });
     $("code").focus();
@@ -210,6 +215,22 @@ const pages = {
       }
       if (busy) setTimeout(() => load().catch(() => {}), 1000);
     };
+    $("pull-default").addEventListener("click", async () => {
+      try {
+        const r = await api("POST", "/api/models/pack/default/pull");
+        text($("models-result"), r.started.length ? `Fetching ${r.started.join(", ")}…` : "The default pack is already installed.");
+      } catch (err) { text($("models-result"), err.message); }
+      await load();
+    });
+    $("import-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      text($("models-result"), "Installing from the folder… (each file is checked)");
+      try {
+        const r = await api("POST", "/api/models/import", { path: $("import-path").value });
+        text($("models-result"), "Installed: " + Object.entries(r.imported).map(([id, how]) => `${id} (${how})`).join(", "));
+      } catch (err) { text($("models-result"), err.message); }
+      await load();
+    });
     await load();
   },
 

@@ -27,6 +27,8 @@ pub fn import(
     if !src.exists() {
         return Err(ModelsError::Import(format!("{}: no such file or folder", src.display())));
     }
+    // A bundle names a short or missing file before anything is hashed.
+    let manifest = if src.is_dir() { crate::bundle::check(src)? } else { None };
     let scratch = store.staging_dir().join(format!("import-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let result = (|| {
@@ -59,6 +61,26 @@ pub fn import(
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     let imported = result?;
+    if let Some(manifest) = manifest {
+        let left: Vec<&str> = manifest
+            .models
+            .iter()
+            .filter(|m| catalog.get(&m.id).is_none_or(|e| !matches!(store.state(e), InstallState::Installed { .. })))
+            .map(|m| m.id.as_str())
+            .collect();
+        if !left.is_empty() {
+            return Err(ModelsError::Import(format!(
+                "{}: {} could not be installed: not in this Iris's catalog, or their files differ from it (the bundle was made by {})",
+                src.display(),
+                left.join(", "),
+                manifest.created_by
+            )));
+        }
+        if imported.is_empty() {
+            // Everything in it was already installed: that is success, not "nothing found".
+            return Ok(manifest.models.iter().map(|m| (m.id.clone(), "already installed".to_owned())).collect());
+        }
+    }
     if imported.is_empty() {
         return Err(ModelsError::Import(format!(
             "{}: found no file of any catalog model (see `iris models list` for what Iris can use)",

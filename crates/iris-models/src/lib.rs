@@ -5,6 +5,7 @@
 //! re-use) and `staging/` for work in progress. A file reaches `models/` only after its sha256
 //! matched the catalog, by a rename, so a loader never sees a partial or unverified file.
 
+pub mod bundle;
 pub mod catalog;
 pub mod convert;
 pub mod digest;

@@ -104,6 +104,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tokens/{id}", delete(panel::revoke_token))
         .route("/api/models", get(models::list))
         .route("/api/models/{id}/pull", post(models::pull))
+        .route("/api/models/pack/{name}/pull", post(models::pull_pack))
+        .route("/api/models/import", post(models::import))
         .route("/api/models/{id}/verify", post(models::verify))
         .route("/api/models/{id}", delete(models::remove))
         .route("/v1/models", get(openai::models))

@@ -11,7 +11,7 @@ use axum::Json;
 use iris_models::convert::ExternalConverter;
 use iris_models::store::InstallState;
 use iris_models::{Catalog, ModelEntry, Progress, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -86,15 +86,18 @@ impl Progress for JobProgress<'_> {
     }
 }
 
-/// The models the settings in force use.
-fn in_use(c: &iris_config::Config) -> [&String; 5] {
-    [&c.models.asr, &c.models.llm, &c.models.tts, &c.models.vad, &c.models.runtime]
+/// The models in use: those loaded now (the vision aid's readers among them) and those the
+/// settings in force name.
+fn in_use(engine: &iris_engine::Engine) -> Vec<String> {
+    let c = engine.config();
+    let mut ids: Vec<String> = engine.loaded().into_iter().map(|m| m.id).collect();
+    ids.extend([&c.models.asr, &c.models.llm, &c.models.tts, &c.models.vad, &c.models.runtime].map(String::clone));
+    ids
 }
 
 pub async fn list(State(s): State<AppState>) -> Json<Value> {
     let shelf = &s.models;
-    let config = s.engine.config();
-    let in_use = in_use(&config);
+    let in_use = in_use(&s.engine);
     let default_pack = shelf.catalog.packs.get("default").cloned().unwrap_or_default();
     let jobs = shelf.jobs().clone();
     let mut disk = 0;
@@ -113,7 +116,7 @@ pub async fn list(State(s): State<AppState>) -> Json<Value> {
                 "id": m.id, "task": m.task, "format": m.format, "licence": m.licence, "description": m.description,
                 "size": m.files.iter().map(|f| f.size).sum::<u64>(),
                 "state": state, "installed_bytes": bytes,
-                "in_use": in_use.iter().any(|u| **u == m.id),
+                "in_use": in_use.contains(&m.id),
                 "default": default_pack.contains(&m.id),
                 "job": jobs.get(&m.id),
             })
@@ -125,41 +128,102 @@ pub async fn list(State(s): State<AppState>) -> Json<Value> {
 /// Starts fetching a model; `GET /api/models` shows its progress.
 pub async fn pull(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
     s.models.entry(&id)?;
-    {
-        let mut jobs = s.models.jobs();
-        if jobs.get(&id).is_some_and(|j| !j.finished) {
-            return Err(ApiError::Conflict(format!("{id} is already being fetched")));
-        }
-        jobs.insert(id.clone(), Job { stage: "starting".into(), ..Job::default() });
-    }
-    s.engine.stats.log("info", format!("pulling {id}"));
+    claim(&s, &id)?;
     let st = s.clone();
+    tokio::task::spawn_blocking(move || fetch(&st, &id));
+    Ok((StatusCode::ACCEPTED, Json(json!({ "started": true }))))
+}
+
+/// Starts fetching every model of a pack that is not installed, one after another (the first
+/// boot's "fetch the default pack"); each shows its progress as a single pull does.
+pub async fn pull_pack(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Some(ids) = s.models.catalog.packs.get(&name).cloned() else {
+        let known: Vec<&String> = s.models.catalog.packs.keys().collect();
+        return Err(ApiError::NotFound(format!("no pack named {name:?} (packs: {known:?})")));
+    };
+    let wanted: Vec<String> = ids
+        .into_iter()
+        .filter(|id| s.models.catalog.get(id).is_some_and(|e| !matches!(s.models.store.state(e), InstallState::Installed { .. })))
+        .filter(|id| claim(&s, id).is_ok())
+        .collect();
+    let st = s.clone();
+    let started = wanted.clone();
     tokio::task::spawn_blocking(move || {
-        let shelf = &st.models;
-        let progress = JobProgress { shelf, id: id.clone(), done: AtomicU64::new(0) };
-        let result = match shelf.entry(&id) {
-            Ok(entry) => iris_models::pull::pull(&shelf.store, entry, shelf.converter.as_ref(), &progress).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let mut jobs = shelf.jobs();
-        let job = jobs.entry(id.clone()).or_default();
-        job.finished = true;
-        match result {
-            Ok(_) => {
-                job.stage = "installed".into();
-                st.engine.stats.log("info", format!("{id} installed"));
-                drop(jobs);
-                // On a box set up from nothing, the assistant starts once its last model is in.
-                st.engine.complete();
-                return;
-            }
-            Err(e) => {
-                job.error = Some(e.clone());
-                st.engine.stats.log("error", format!("pulling {id} failed: {e}"));
-            }
+        for id in &wanted {
+            fetch(&st, id);
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "started": true }))))
+    Ok((StatusCode::ACCEPTED, Json(json!({ "started": started }))))
+}
+
+/// Marks `id` as being fetched, unless it already is.
+fn claim(s: &AppState, id: &str) -> ApiResult<()> {
+    let mut jobs = s.models.jobs();
+    if jobs.get(id).is_some_and(|j| !j.finished) {
+        return Err(ApiError::Conflict(format!("{id} is already being fetched")));
+    }
+    jobs.insert(id.to_owned(), Job { stage: "waiting".into(), ..Job::default() });
+    Ok(())
+}
+
+/// Fetches one model into its job (on the blocking pool).
+fn fetch(st: &AppState, id: &str) {
+    st.engine.stats.log("info", format!("pulling {id}"));
+    let shelf = &st.models;
+    let progress = JobProgress { shelf, id: id.to_owned(), done: AtomicU64::new(0) };
+    let result = match shelf.entry(id) {
+        Ok(entry) => iris_models::pull::pull(&shelf.store, entry, shelf.converter.as_ref(), &progress).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let mut jobs = shelf.jobs();
+    let job = jobs.entry(id.to_owned()).or_default();
+    job.finished = true;
+    match result {
+        Ok(_) => {
+            job.stage = "installed".into();
+            st.engine.stats.log("info", format!("{id} installed"));
+            drop(jobs);
+            // On a box set up from nothing, the assistant starts once its last model is in.
+            st.engine.complete();
+        }
+        Err(e) => {
+            job.error = Some(e.clone());
+            st.engine.stats.log("error", format!("pulling {id} failed: {e}"));
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ImportFrom {
+    path: String,
+}
+
+/// Installs models from a folder or archive on the box (a USB stick, a bundle made by
+/// `iris bundle create`), each file checked against the catalog's sha256.
+pub async fn import(State(s): State<AppState>, Json(from): Json<ImportFrom>) -> ApiResult<Json<Value>> {
+    if from.path.is_empty() || from.path.len() > 4096 || !from.path.starts_with('/') {
+        return Err(ApiError::BadRequest("`path` must be an absolute path on the box, e.g. /media/usb/iris-bundle".into()));
+    }
+    let st = s.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let shelf = &st.models;
+        iris_models::import::import(
+            &shelf.store,
+            &shelf.catalog,
+            std::path::Path::new(&from.path),
+            shelf.converter.as_ref(),
+            &iris_models::Quiet,
+        )
+    })
+    .await?;
+    match result {
+        Ok(imported) => {
+            s.engine.stats.log("info", format!("imported {}", imported.keys().cloned().collect::<Vec<_>>().join(", ")));
+            s.engine.complete();
+            Ok(Json(json!({ "imported": imported })))
+        }
+        Err(e) => Err(ApiError::BadRequest(e.to_string())),
+    }
 }
 
 pub async fn verify(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -182,8 +246,10 @@ pub async fn verify(State(s): State<AppState>, Path(id): Path<String>) -> ApiRes
 /// Removes an installed model, unless the settings in force use it.
 pub async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let entry = s.models.entry(&id)?;
-    if in_use(&s.engine.config()).contains(&&entry.id) {
-        return Err(ApiError::Conflict(format!("{id} is in use; choose another model in the settings first")));
+    if in_use(&s.engine).contains(&entry.id) {
+        return Err(ApiError::Conflict(format!(
+            "{id} is in use; choose another model in the settings first (the vision aid's readers are in use while no vision model is set)"
+        )));
     }
     let freed = s.models.store.remove(entry).map_err(|e| ApiError::Internal(e.to_string()))?;
     s.engine.stats.log("info", format!("{id} removed ({freed} bytes freed)"));

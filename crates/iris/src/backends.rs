@@ -16,7 +16,7 @@ pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
 pub const OCR: &str = "ppocr-v6-tiny";
 /// The classifier of the vision aid and its class names.
 pub const CLASSIFIER: &str = "mobilenet-v2";
-const LABELS: &str = "imagenet-labels";
+pub const LABELS: &str = "imagenet-labels";
 
 pub const ASK_PIPELINE: &str = include_str!("../../../pipelines/ask.toml");
 

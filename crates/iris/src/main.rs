@@ -5,6 +5,7 @@ mod ask;
 mod audio_cmd;
 mod backends;
 mod bench;
+mod bundle_cmd;
 mod doctor;
 mod eval;
 mod eyes;
@@ -62,6 +63,9 @@ enum Command {
     /// Say what works on this box and what to do about what does not: devices, CPU, memory,
     /// models, ports, certificate. Exits non-zero when something configured cannot work.
     Doctor(doctor::DoctorArgs),
+    /// Offline bundles for a box with no internet: `iris bundle create DIR`.
+    #[command(subcommand)]
+    Bundle(bundle_cmd::BundleCmd),
     /// Get, list, check, remove and import models.
     #[command(subcommand)]
     Models(models_cmd::ModelsCmd),
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cli.config.as_deref(), cmd),
         Command::Eval(cmd) => eval::run(cli.config.as_deref(), cmd),
         Command::Models(cmd) => models_cmd::run(cmd),
+        Command::Bundle(cmd) => bundle_cmd::run(cmd),
         Command::Doctor(args) => doctor::run(cli.config.as_deref(), args),
     };
     match result {

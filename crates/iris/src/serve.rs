@@ -103,17 +103,29 @@ impl RealLoader {
             token: (!config.tools.webhook_token.is_empty()).then(|| config.tools.webhook_token.clone()),
         });
         let skills: iris_engine::SkillsFactory = Arc::new(move || Box::new(iris_tools::Tools::new(timers.clone(), hook.clone())));
-        let loaded = vec![
+        let mut loaded = vec![
             LoadedModel { task: "asr".into(), id: config.models.asr.clone(), device: asr.device().to_string() },
             LoadedModel { task: "llm".into(), id: config.models.llm.clone(), device: llm.device().to_string() },
             LoadedModel { task: "tts".into(), id: config.models.tts.clone(), device: "cpu (ONNX Runtime)".into() },
             LoadedModel { task: "vad".into(), id: config.models.vad.clone(), device: "cpu (ONNX Runtime)".into() },
-            if config.models.vlm.is_empty() {
-                LoadedModel { task: "vision".into(), id: "vision aid (PP-OCRv6, MobileNetV2)".into(), device: "cpu".into() }
-            } else {
-                LoadedModel { task: "vision".into(), id: config.models.vlm.clone(), device: "candle".into() }
-            },
         ];
+        if config.models.vlm.is_empty() {
+            // The vision aid's parts by their catalog ids, as loaded: the Models page must not
+            // offer to remove what it reads with.
+            let store = Store::new(&self.home);
+            let installed = |id: &str| self.catalog.get(id).is_some_and(|e| matches!(store.state(e), InstallState::Installed { .. }));
+            for (task, id, device) in [
+                ("ocr", crate::backends::OCR, "cpu (ONNX Runtime)"),
+                ("classify", crate::backends::CLASSIFIER, "cpu (candle)"),
+                ("labels", crate::backends::LABELS, "cpu"),
+            ] {
+                if installed(id) {
+                    loaded.push(LoadedModel { task: task.into(), id: id.into(), device: device.into() });
+                }
+            }
+        } else {
+            loaded.push(LoadedModel { task: "vision".into(), id: config.models.vlm.clone(), device: "candle".into() });
+        }
         Ok(Backends { asr, llm, tts, vision: Some(vision), vad: Some(vad), skills: Some(skills), loaded })
     }
 }

@@ -6,20 +6,11 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
 
 use common::{agent, serve_with, set_up};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 fn chat(url: &str, session: &(String, String)) -> (u16, String) {
     let mut r = agent()
@@ -51,18 +42,132 @@ fn a_box_with_nothing_installed_starts_and_takes_its_models_later() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("not installed") && body.contains("Models page"), "{body}");
 
-    // The default pack, copied in from this machine's store (tests fetch nothing), then checked.
-    let store = iris_models::Store::from_env().unwrap();
-    let catalog_text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/catalog.toml")).unwrap();
-    let catalog = iris_models::Catalog::parse(&catalog_text, Path::new("catalog.toml")).unwrap();
-    for id in &catalog.packs["default"] {
-        copy_dir(&store.model_dir(id), &home.path().join("models").join(id));
+    // The default pack, as an offline bundle made from this machine's store (tests fetch
+    // nothing), installed from the Models page by its path.
+    let bundle = tempfile::tempdir().unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_iris")).args(["bundle", "create"]).arg(bundle.path()).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.path().join("iris-bundle.json")).unwrap()).unwrap();
+    let ids: Vec<&str> = manifest["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"smollm2-135m-instruct") && ids.contains(&"ppocr-v6-tiny"), "{manifest}");
+    let (status, r) = server.call(&session, "POST", "/api/models/import", Some(json!({ "path": bundle.path() })));
+    assert_eq!(status, 200, "{r}");
+    for id in &ids {
+        assert!(r["imported"][id].is_string(), "{id} was not imported: {r}");
     }
-    let (status, checked) = server.call(&session, "POST", "/api/models/smollm2-135m-instruct/verify", None);
-    assert_eq!((status, checked["ok"].as_bool()), (200, Some(true)), "{checked}");
     let (_, state) = server.call(&session, "GET", "/api/status", None);
     assert!(state["missing"].is_null(), "{state}");
     let (status, body) = chat(&server.url, &session);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Paris"), "{body}");
+    // The vision aid reads with these: the Models page does not offer to remove them.
+    let (_, list) = server.call(&session, "GET", "/api/models", None);
+    let ocr = list["models"].as_array().unwrap().iter().find(|m| m["id"] == "ppocr-v6-tiny").unwrap();
+    assert_eq!(ocr["in_use"], true, "{ocr}");
+    let (status, r) = server.call(&session, "DELETE", "/api/models/ppocr-v6-tiny", None);
+    assert_eq!(status, 409, "{r}");
+}
+
+/// A bundle copied only in part is named as such, before anything is hashed or installed.
+#[test]
+fn a_bundle_copied_in_part_names_the_file() {
+    let bundle = tempfile::tempdir().unwrap();
+    let iris = env!("CARGO_BIN_EXE_iris");
+    let made = Command::new(iris).args(["bundle", "create", "--pack", "silero-vad"]).arg(bundle.path()).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let vad = bundle.path().join("models/silero-vad/silero_vad.onnx");
+    let len = std::fs::metadata(&vad).unwrap().len();
+    std::fs::File::options().write(true).open(&vad).unwrap().set_len(len / 2).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(iris).args(["models", "import"]).arg(bundle.path()).env("IRIS_HOME", home.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("models/silero-vad/silero_vad.onnx") && err.contains("copy the bundle again"), "{err}");
+    assert!(!home.path().join("models/silero-vad").exists());
+}
+
+/// The first boot's other road: "Fetch the default pack" on the Models page downloads every
+/// model of the pack, with progress, from the catalog's sources (here a mirror on this machine
+/// serving the store's files), and the assistant starts when the last one is in.
+#[test]
+fn the_default_pack_is_fetched_from_the_models_page() {
+    let store = iris_models::Store::from_env().unwrap();
+    let mirror = mirror(store.home().join("models"));
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/catalog.toml")).unwrap();
+    let mut catalog: toml::Table = text.parse().unwrap();
+    let pack: Vec<String> = catalog["packs"]["default"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    for model in catalog.get_mut("model").unwrap().as_array_mut().unwrap() {
+        let m = model.as_table_mut().unwrap();
+        let id = m["id"].as_str().unwrap().to_owned();
+        if pack.contains(&id) {
+            let files: Vec<toml::Value> = m["file"].as_array().unwrap().iter().map(|f| f["name"].clone()).collect();
+            let source = toml::toml! { url = (format!("{mirror}/{id}")) files = files };
+            m.insert("source".into(), toml::Value::Array(vec![toml::Value::Table(source)]));
+        }
+    }
+    let home = tempfile::tempdir().unwrap();
+    let catalog_file = home.path().join("mirror-catalog.toml");
+    std::fs::write(&catalog_file, toml::to_string(&catalog).unwrap()).unwrap();
+    let env = [("IRIS_HOME", home.path().to_str().unwrap()), ("IRIS_CATALOG", catalog_file.to_str().unwrap())];
+    let server = serve_with(home.path(), &env);
+    let session = set_up(&server);
+    let (status, r) = server.call(&session, "POST", "/api/models/pack/default/pull", None);
+    assert_eq!(status, 202, "{r}");
+    assert_eq!(r["started"].as_array().unwrap().len(), pack.len(), "{r}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let (_, list) = server.call(&session, "GET", "/api/models", None);
+        let models = list["models"].as_array().unwrap();
+        let failed: Vec<&serde_json::Value> = models.iter().filter(|m| m["job"]["error"].is_string()).collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        if models.iter().filter(|m| pack.iter().any(|p| m["id"] == p.as_str())).all(|m| m["state"] == "installed") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pack did not arrive: {list}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (status, body) = chat(&server.url, &session);
+        if status == 200 {
+            assert!(body.contains("Paris"), "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the assistant did not start: {status} {body}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// Serves `dir`'s files over plain HTTP on loopback (GET /ID/FILE), as a download mirror.
+fn mirror(dir: std::path::PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap_or_default();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = request.split(' ').nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
+                let mut stream = stream;
+                match (!path.contains("..")).then(|| std::fs::read(dir.join(&path))) {
+                    Some(Ok(body)) => {
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                        let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
+                    }
+                    _ => {
+                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    url
 }

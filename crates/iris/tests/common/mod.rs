@@ -42,6 +42,7 @@ impl Server {
         let a = agent();
         let resp = match method {
             "GET" => a.get(&url).header("cookie", &session.0).call(),
+            "DELETE" => a.delete(&url).header("cookie", &session.0).header("x-csrf-token", &session.1).call(),
             "POST" => a
                 .post(&url)
                 .header("cookie", &session.0)
