@@ -2,7 +2,7 @@
 // change, (the Rust test restarts the server here), login, the change still there, "try it"
 // with an uploaded WAV, keyboard access, and an axe-core audit of every page.
 //
-// usage: node panel.cjs BASE_URL PHASE QUESTION_WAV [SETUP_CODE]   (PHASE: setup | after-restart)
+// usage: node panel.cjs BASE_URL PHASE QUESTION_WAV [SETUP_CODE]   (PHASE: setup | after-restart | kiosk)
 // env: IRIS_BROWSER_MODULES (a node_modules with playwright-core and axe-core), IRIS_CHROMIUM
 "use strict";
 const path = require("path");
@@ -43,7 +43,38 @@ async function main() {
   page.on("pageerror", (e) => errors.push(String(e)));
   const report = { phase, audited: [] };
   try {
-    if (phase === "setup") {
+    if (phase === "kiosk") {
+      // The kiosk's own screen: no login, no navigation, keyboard only.
+      await page.goto(base + "/kiosk");
+      await page.waitForLoadState("networkidle");
+      check(page.url().endsWith("/kiosk"), `the kiosk went to ${page.url()}`);
+      await audit(page, report);
+      check(await page.evaluate(() => document.activeElement.id === "talk"), "the kiosk does not start on its talk button");
+      report.links = await page.locator("a[href]:not(.skip)").count();
+      // Type a question: Tab from the talk button reaches the text field.
+      await page.keyboard.press("Tab");
+      check(await page.evaluate(() => document.activeElement.id === "kiosk-text"), "Tab does not reach the question field");
+      await page.keyboard.type("What is the capital of France?");
+      await page.keyboard.press("Enter");
+      await page.locator("#kiosk-answer").filter({ hasText: /\w/ }).waitFor({ timeout: 120000 });
+      await page.waitForFunction(() => document.getElementById("kiosk-state").textContent === "", null, { timeout: 120000 });
+      report.typed_heard = await page.locator("#kiosk-heard").innerText();
+      report.typed_answer = await page.locator("#kiosk-answer").innerText();
+      // Speak: the talk button, pressed from the keyboard, records the fake microphone.
+      await page.locator("#talk").focus();
+      await page.keyboard.press("Enter");
+      await page.locator("#kiosk-state").filter({ hasText: "Listening" }).waitFor();
+      await page.waitForTimeout(3500);
+      await page.keyboard.press("Enter");
+      await page.locator("#kiosk-heard").filter({ hasText: /\w/ }).waitFor({ timeout: 120000 });
+      await page.waitForFunction(() => document.getElementById("kiosk-state").textContent === "", null, { timeout: 120000 });
+      report.spoken_heard = await page.locator("#kiosk-heard").innerText();
+      report.spoken_answer = await page.locator("#kiosk-answer").innerText();
+      await audit(page, report);
+      // Left alone, the page clears itself for the next visitor.
+      await page.waitForFunction(() => document.getElementById("kiosk-answer").textContent === "", null, { timeout: 30000 });
+      report.cleared = (await page.locator("#kiosk-heard").innerText()) === "";
+    } else if (phase === "setup") {
       await page.goto(base + "/config");
       check(page.url().endsWith("/setup"), `before setup /config went to ${page.url()}`);
       await audit(page, report);

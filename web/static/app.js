@@ -40,12 +40,24 @@ const pages = {
       if ($("password").value !== $("confirm").value) { showError(new Error("The two passwords differ; type them again.")); return; }
       try {
         await api("POST", "/api/setup", { code: $("code").value, password: $("password").value });
+        await refreshCsrf();
+        const chosen = document.querySelector("input[name=profile]:checked");
+        if (chosen && chosen.value) await api("POST", "/api/profile", { name: chosen.value });
         // A box set up from nothing goes on to fetch its models.
         const st = await api("GET", "/api/status").catch(() => ({}));
         location.href = st.missing ? "/models" : "/";
       }
       catch (err) { showError(err); (/setup code/.test(err.message) ? $("code") : $("password")).focus(); }
     });
+    const list = await api("GET", "/api/profiles").catch(() => ({ profiles: [] }));
+    for (const p of list.profiles) {
+      const div = document.createElement("div");
+      div.className = "field check";
+      const input = Object.assign(document.createElement("input"), { type: "radio", name: "profile", id: `profile-${p.name}`, value: p.name });
+      const label = Object.assign(document.createElement("label"), { htmlFor: input.id, textContent: `${p.title}: ${p.description}` });
+      div.append(input, label);
+      $("profile-options").appendChild(div);
+    }
     $("code").focus();
   },
 
@@ -110,7 +122,24 @@ const pages = {
   },
 
   async config() {
-    const [cfg, models] = await Promise.all([api("GET", "/api/config"), api("GET", "/api/models")]);
+    const [cfg, models, profiles] = await Promise.all([api("GET", "/api/config"), api("GET", "/api/models"), api("GET", "/api/profiles")]);
+    const pick = $("profile-select");
+    if (!profiles.current) pick.add(new Option("(none chosen)", ""));
+    for (const p of profiles.profiles) pick.add(new Option(p.title, p.name));
+    pick.value = profiles.current;
+    const describe = () => text($("profile-description"), (profiles.profiles.find((p) => p.name === pick.value) || {}).description || "");
+    describe();
+    pick.addEventListener("change", describe);
+    $("profile-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!pick.value) return;
+      text($("profile-result"), "Applying…");
+      try {
+        await api("POST", "/api/profile", { name: pick.value });
+        text($("profile-result"), "Applied; the settings below show what it set.");
+        setTimeout(() => location.reload(), 800);
+      } catch (err) { text($("profile-result"), err.message); }
+    });
     const installed = (task) => models.models.filter((m) => m.task === task && m.state === "installed").map((m) => m.id);
     for (const [id, task] of [["models.tts", "tts"], ["models.asr", "asr"], ["models.llm", "llm"]]) {
       const sel = $(id);
@@ -234,6 +263,67 @@ const pages = {
     await load();
   },
 
+  // The kiosk: push to talk with large captions. Each question stands alone, and the page
+  // clears itself when left idle, so the next visitor starts with nothing of the last one's.
+  async kiosk() {
+    const info = await fetch("/api/kiosk").then((r) => r.json());
+    text($("kiosk-name"), `${info.name}:`);
+    let rec = null, idle = null, busy = false;
+    const player = $("kiosk-player");
+    const queue = [];
+    const next = () => { if (player.paused && queue.length) { player.src = queue.shift(); player.play().catch(() => {}); } };
+    player.onended = next;
+    const reset = () => {
+      for (const id of ["kiosk-heard", "kiosk-answer", "kiosk-state"]) text($(id), "");
+      $("kiosk-text").value = ""; queue.length = 0; player.pause();
+    };
+    const touch = () => { clearTimeout(idle); idle = setTimeout(reset, info.idle_reset_s * 1000); };
+    const ask = async (form, typed) => {
+      if (busy) return;
+      busy = true; touch();
+      text($("kiosk-heard"), typed || ""); text($("kiosk-answer"), ""); text($("kiosk-state"), "Thinking…");
+      try {
+        await stream("/api/kiosk", form, (event, data) => {
+          if (event === "transcript" && data.final && data.text.trim()) text($("kiosk-heard"), data.text);
+          else if (event === "delta") $("kiosk-answer").textContent += data.text;
+          else if (event === "audio") { queue.push("data:audio/wav;base64," + data.wav); next(); }
+          else if (event === "error") text($("kiosk-state"), data.message);
+          else if (event === "done") text($("kiosk-state"), "");
+        });
+      } catch (err) { text($("kiosk-state"), err.message); }
+      busy = false; touch();
+    };
+    if (!navigator.mediaDevices) { $("talk").disabled = true; text($("kiosk-state"), "Speaking needs the page opened on the kiosk itself (or https); type instead."); }
+    const talk = async () => {
+      if (rec) {
+        const got = await rec.stop(); rec = null;
+        $("talk").textContent = "Press to talk"; $("talk").setAttribute("aria-pressed", "false");
+        if (got.peak < 0.003) { text($("kiosk-state"), "I heard nothing: speak closer to the microphone."); return; }
+        const form = new FormData(); form.append("audio", got.blob, "question.wav");
+        await ask(form, "");
+        return;
+      }
+      try {
+        reset(); rec = await record(); touch();
+        $("talk").textContent = "Press when done"; $("talk").setAttribute("aria-pressed", "true"); text($("kiosk-state"), "Listening…");
+      } catch (err) { text($("kiosk-state"), "Cannot use the microphone: " + err.message); }
+    };
+    $("talk").addEventListener("click", talk);
+    document.addEventListener("keydown", (e) => {
+      if (e.code === "Space" && document.activeElement === document.body) { e.preventDefault(); talk(); }
+    });
+    $("kiosk-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const q = $("kiosk-text").value.trim();
+      if (!q) return;
+      const form = new FormData(); form.append("text", q);
+      $("kiosk-text").value = "";
+      await ask(form, q);
+    });
+    $("kiosk-reset").addEventListener("click", () => { reset(); $("talk").focus(); });
+    $("talk").focus();
+  },
+
   async try() {
     let recorded = null;
     let rec = null;
@@ -293,7 +383,8 @@ const pages = {
 
 // Server-sent events from a POST (EventSource only does GET).
 async function stream(url, form, onEvent) {
-  const res = await fetch(url, { method: "POST", body: form, headers: { "x-csrf-token": csrf }, credentials: "same-origin" });
+  // The kiosk's own browser has no session: a header a cross-site form cannot send stands in.
+  const res = await fetch(url, { method: "POST", body: form, headers: { "x-csrf-token": csrf || "", "x-iris-kiosk": "1" }, credentials: "same-origin" });
   if (!res.ok) {
     const data = await res.json().catch(() => ({}));
     throw new Error((data.error && data.error.message) || res.statusText);

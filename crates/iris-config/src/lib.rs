@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod atomic;
+mod profile;
 mod remote;
 mod web;
 mod wyoming;
 pub use atomic::{remove_leftovers, why_not_written, write_atomic, TEMP_PREFIX};
+pub use profile::{Profile, ProfileError};
 pub use remote::LlmServer;
 pub use web::Web;
 pub use wyoming::Wyoming;
@@ -35,8 +37,27 @@ pub struct Config {
     pub camera: Camera,
     pub llm_server: LlmServer,
     pub web: Web,
+    pub kiosk: Kiosk,
     /// Worker threads for inference; 0 means all cores.
     pub threads: usize,
+    /// The profile last chosen (`pipelines/profiles/`), "" for none: for the panel to show.
+    pub profile: String,
+}
+
+/// `[kiosk]`: the full-screen push-to-talk page at `/kiosk`, for a public kiosk. It answers the
+/// box's own browser (and the logged-in owner); each question stands alone.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Kiosk {
+    pub enabled: bool,
+    /// Seconds without a question after which the page clears itself for the next visitor.
+    pub idle_reset_s: u64,
+}
+
+impl Default for Kiosk {
+    fn default() -> Self {
+        Self { enabled: false, idle_reset_s: 60 }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -354,6 +375,12 @@ impl Config {
         }
         if let Err((field, problem)) = self.web.check() {
             return bad(field, problem);
+        }
+        if !(10..=3600).contains(&self.kiosk.idle_reset_s) {
+            return bad("kiosk.idle_reset_s", format!("is {}; use 10 to 3600 seconds", self.kiosk.idle_reset_s));
+        }
+        if !(self.profile.is_empty() || Profile::exists(&self.profile)) {
+            return bad("profile", format!("is {:?}; use home, vision-aid, kiosk or headless (or leave it empty)", self.profile));
         }
         let url = &self.tools.webhook_url;
         if url.len() > 2048 || self.tools.webhook_token.len() > 1024 {

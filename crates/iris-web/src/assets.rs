@@ -19,6 +19,8 @@ const PAGES: &[(&str, &str, &str, bool)] = &[
     ("models", "Models", include_str!("../../../web/pages/models.html"), true),
     ("try", "Try it", include_str!("../../../web/pages/try.html"), true),
     ("logs", "Logs", include_str!("../../../web/pages/logs.html"), true),
+    // Nothing of the panel is reachable from the kiosk: no navigation, no settings.
+    ("kiosk", "Ask", include_str!("../../../web/pages/kiosk.html"), false),
 ];
 
 /// The navigation, in order: link, page, label.

@@ -33,11 +33,16 @@ enum Door {
     Panel,
     /// For other tools: a session or an API token.
     Api,
+    /// The kiosk page and its questions: when the kiosk is on, for the box's own screen (or
+    /// the owner).
+    Kiosk,
 }
 
 fn door(path: &str) -> Door {
     match path {
-        "/api/state" | "/api/setup" | "/api/login" => Door::Open,
+        // The profiles' names and descriptions: the setup page offers them before any login.
+        "/api/state" | "/api/setup" | "/api/login" | "/api/profiles" => Door::Open,
+        "/kiosk" | "/api/kiosk" => Door::Kiosk,
         p if p.starts_with("/static/") => Door::Open,
         // Push to talk: the panel's button, or a token holder (a physical button, an automation).
         "/api/talk" => Door::Api,
@@ -83,6 +88,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             (true, "login", _) | (true, _, Some(_)) => Ok(()),
             (true, _, None) => Err(Redirect::to("/login").into_response()),
         },
+        Door::Kiosk => kiosk(&state, ip, set_up, changes, &path, session.as_ref().map(|(_, csrf)| csrf_ok(csrf)), headers),
         d @ (Door::Panel | Door::Api) => {
             let token_ok = d == Door::Api && bearer(headers).is_some_and(|t| state.auth.token_is_valid(t));
             match &session {
@@ -104,6 +110,44 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     response
 }
 
+/// The kiosk's door: shut while the kiosk is off; open to the owner's session (with its CSRF
+/// token for a question) and to this machine's own browser (the kiosk screen), whose question
+/// must carry `x-iris-kiosk`, a header no cross-site form can send.
+fn kiosk(
+    state: &AppState,
+    ip: IpAddr,
+    set_up: bool,
+    changes: bool,
+    path: &str,
+    session_csrf_ok: Option<bool>,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    if !set_up {
+        return Err(if path.starts_with("/api/") {
+            ApiError::Unauthorized.into_response()
+        } else {
+            Redirect::to("/setup").into_response()
+        });
+    }
+    if !state.engine.config().kiosk.enabled {
+        return Err(ApiError::NotFound(
+            "the kiosk is off; the owner turns it on by choosing the Kiosk profile on the Settings page".into(),
+        )
+        .into_response());
+    }
+    let local = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V4(v4) => v4.is_loopback(),
+    };
+    match session_csrf_ok {
+        Some(ok) if !changes || ok => Ok(()),
+        Some(_) => Err(ApiError::Forbidden("the request has no valid CSRF token; reload the page".into()).into_response()),
+        None if local && (!changes || headers.get("x-iris-kiosk").is_some_and(|v| v == "1")) => Ok(()),
+        None if local => Err(ApiError::Forbidden("a kiosk question comes from the kiosk page".into()).into_response()),
+        None => Err(ApiError::Forbidden("the kiosk answers the box's own screen; open /kiosk there, or log in".into()).into_response()),
+    }
+}
+
 /// The route a path belongs to, with names and ids collapsed, so a metric label cannot grow
 /// without bound however many odd paths a client sends.
 fn route_label(path: &str) -> &'static str {
@@ -121,6 +165,10 @@ fn route_label(path: &str) -> &'static str {
         "/api/models",
         "/api/try",
         "/api/talk",
+        "/api/kiosk",
+        "/api/profiles",
+        "/api/profile",
+        "/api/models/import",
         "/v1/models",
         "/v1/chat/completions",
         "/v1/audio/transcriptions",
@@ -133,6 +181,7 @@ fn route_label(path: &str) -> &'static str {
     match path {
         p if p.starts_with("/static/") => "/static/{file}",
         p if p.starts_with("/api/tokens/") => "/api/tokens/{id}",
+        p if p.starts_with("/api/models/pack/") => "/api/models/pack/{name}/pull",
         p if p.starts_with("/api/models/") && p.ends_with("/pull") => "/api/models/{id}/pull",
         p if p.starts_with("/api/models/") && p.ends_with("/verify") => "/api/models/{id}/verify",
         p if p.starts_with("/api/models/") => "/api/models/{id}",

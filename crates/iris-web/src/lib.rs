@@ -78,6 +78,7 @@ impl Panel {
 pub fn router(state: AppState) -> Router {
     let uploads = Router::new()
         .route("/api/try", post(try_it::try_it))
+        .route("/api/kiosk", get(try_it::kiosk_info).post(try_it::kiosk))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
         .route("/api/chat", post(ollama::chat))
@@ -98,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/password", post(panel::change_password))
         .route("/api/status", get(panel::status))
         .route("/api/config", get(panel::get_config).put(panel::put_config))
+        .route("/api/profiles", get(panel::profiles))
+        .route("/api/profile", post(panel::choose_profile))
         .route("/api/logs", get(panel::logs))
         .route("/api/talk", post(panel::talk))
         .route("/api/tokens", get(panel::tokens).post(panel::create_token))

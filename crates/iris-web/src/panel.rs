@@ -186,6 +186,11 @@ pub async fn put_config(State(s): State<AppState>, JsonBody(body): JsonBody<Valu
         iris_config::ConfigError::Invalid { field, problem, .. } => ApiError::Invalid { field: field.into(), problem },
         other => ApiError::Invalid { field: "config".into(), problem: other.to_string() },
     })?;
+    save_and_apply(&s, config).await
+}
+
+/// Checks, puts in force and saves `config`; on a failed save the old settings stay in force.
+async fn save_and_apply(s: &AppState, config: Config) -> ApiResult<Json<Value>> {
     // Checking (files, a GPU), loading and writing all block: off the async threads.
     let st = s.clone();
     let cfg = config.clone();
@@ -206,6 +211,29 @@ pub async fn put_config(State(s): State<AppState>, JsonBody(body): JsonBody<Valu
     })
     .await??;
     Ok(Json(json!({ "applied": format!("{applied:?}").to_lowercase(), "config": config })))
+}
+
+/// The profiles for each use (`pipelines/profiles/`), and the one last chosen.
+pub async fn profiles(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let all = iris_config::Profile::all().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let list: Vec<Value> =
+        all.iter().map(|p| json!({ "name": p.name, "title": p.title, "description": p.description, "pipeline": p.pipeline })).collect();
+    Ok(Json(json!({ "current": s.engine.config().profile, "profiles": list })))
+}
+
+#[derive(Deserialize)]
+pub struct ChooseProfile {
+    name: String,
+}
+
+/// Lays a profile's settings over the current ones, and saves and applies them as the
+/// Settings page does.
+pub async fn choose_profile(State(s): State<AppState>, JsonBody(body): JsonBody<ChooseProfile>) -> ApiResult<Json<Value>> {
+    let invalid = |e: iris_config::ProfileError| ApiError::Invalid { field: "profile".into(), problem: e.to_string() };
+    let profile = iris_config::Profile::named(&body.name).map_err(invalid)?;
+    let config = profile.apply(&s.engine.config()).map_err(invalid)?;
+    s.engine.stats.log("info", format!("profile {} chosen", profile.name));
+    save_and_apply(&s, config).await
 }
 
 /// `patch` laid over `base`: objects field by field, anything else replaced whole.

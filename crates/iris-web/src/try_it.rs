@@ -69,10 +69,33 @@ pub async fn try_it(State(s): State<AppState>, form: Multipart) -> ApiResult<Sse
     if q.audio.is_none() && q.text.is_none() && q.image.is_none() {
         return Err(ApiError::BadRequest("nothing to ask: record or upload a WAV, add a photo, or type a question".into()));
     }
+    Ok(answer(&s, q, "panel", false))
+}
+
+/// What the kiosk page shows before the first question.
+pub async fn kiosk_info(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
+    let c = s.engine.config();
+    axum::Json(json!({ "name": c.assistant.name, "idle_reset_s": c.kiosk.idle_reset_s }))
+}
+
+/// A visitor's question at the kiosk: spoken or typed, no photo, and no tools (a visitor sets
+/// no timers and runs no home actions). Each question stands alone.
+pub async fn kiosk(State(s): State<AppState>, form: Multipart) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let mut q = read_question(form).await?;
+    q.image = None;
+    if q.audio.is_none() && q.text.is_none() {
+        return Err(ApiError::BadRequest("nothing to ask: speak or type a question".into()));
+    }
+    Ok(answer(&s, q, "kiosk", true))
+}
+
+/// One turn, its transcript, answer and speech streamed as server-sent events.
+fn answer(s: &AppState, q: Question, source: &str, without_tools: bool) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     let engine = s.engine.clone();
+    let source = source.to_owned();
     tokio::task::spawn_blocking(move || {
-        let input = TurnInput { source: "panel".into(), audio: q.audio, text: q.text, image: q.image, without_tools: false };
+        let input = TurnInput { source, audio: q.audio, text: q.text, image: q.image, without_tools };
         // The browser going away cancels the turn.
         let gone = || tx.is_closed();
         let send = |e: Event| {
@@ -92,5 +115,5 @@ pub async fn try_it(State(s): State<AppState>, form: Multipart) -> ApiResult<Sse
         }
     });
     let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -90,23 +90,9 @@ fn a_bundle_copied_in_part_names_the_file() {
 /// serving the store's files), and the assistant starts when the last one is in.
 #[test]
 fn the_default_pack_is_fetched_from_the_models_page() {
-    let store = iris_models::Store::from_env().unwrap();
-    let mirror = mirror(store.home().join("models"));
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/catalog.toml")).unwrap();
-    let mut catalog: toml::Table = text.parse().unwrap();
-    let pack: Vec<String> = catalog["packs"]["default"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
-    for model in catalog.get_mut("model").unwrap().as_array_mut().unwrap() {
-        let m = model.as_table_mut().unwrap();
-        let id = m["id"].as_str().unwrap().to_owned();
-        if pack.contains(&id) {
-            let files: Vec<toml::Value> = m["file"].as_array().unwrap().iter().map(|f| f["name"].clone()).collect();
-            let source = toml::toml! { url = (format!("{mirror}/{id}")) files = files };
-            m.insert("source".into(), toml::Value::Array(vec![toml::Value::Table(source)]));
-        }
-    }
     let home = tempfile::tempdir().unwrap();
     let catalog_file = home.path().join("mirror-catalog.toml");
-    std::fs::write(&catalog_file, toml::to_string(&catalog).unwrap()).unwrap();
+    let pack = common::mirror_catalog(&catalog_file);
     let env = [("IRIS_HOME", home.path().to_str().unwrap()), ("IRIS_CATALOG", catalog_file.to_str().unwrap())];
     let server = serve_with(home.path(), &env);
     let session = set_up(&server);
@@ -135,39 +121,4 @@ fn the_default_pack_is_fetched_from_the_models_page() {
         assert!(std::time::Instant::now() < deadline, "the assistant did not start: {status} {body}");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-}
-
-/// Serves `dir`'s files over plain HTTP on loopback (GET /ID/FILE), as a download mirror.
-fn mirror(dir: std::path::PathBuf) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let dir = dir.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                reader.read_line(&mut request).unwrap_or_default();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let path = request.split(' ').nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
-                let mut stream = stream;
-                match (!path.contains("..")).then(|| std::fs::read(dir.join(&path))) {
-                    Some(Ok(body)) => {
-                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                        let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
-                    }
-                    _ => {
-                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                    }
-                }
-            });
-        }
-    });
-    url
 }

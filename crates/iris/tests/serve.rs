@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{serve, serve_with, set_up};
+use common::{serve, serve_with, set_up, try_text};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -136,6 +136,76 @@ fn the_panel_in_a_real_browser() {
     assert!(report["audited"].as_array().unwrap().len() >= 4, "{report}");
 }
 
+/// The kiosk profile: the page at /kiosk answers the box's own browser with no login, typed and
+/// spoken questions, keyboard only, axe-clean, no way into the panel, cleared when left idle; it
+/// is shut to the network and while the kiosk is off.
+#[test]
+fn the_kiosk_in_a_real_browser() {
+    let Some(modules) = std::env::var_os("IRIS_BROWSER_MODULES") else {
+        eprintln!("IRIS_BROWSER_MODULES is not set (deploy/test.sh sets it): the browser test is skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::serve_on(dir.path(), &[], "0.0.0.0:0");
+    let owner = set_up(&server);
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let local = format!("http://127.0.0.1:{port}");
+    let status = |method: &str, url: &str, kiosk_header: bool| {
+        let a = common::agent();
+        let r = if method == "GET" {
+            a.get(url).call()
+        } else {
+            let mut req = a.post(url).header("content-type", "multipart/form-data; boundary=b");
+            if kiosk_header {
+                req = req.header("x-iris-kiosk", "1");
+            }
+            req.send("--b\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nHello\r\n--b--\r\n".as_bytes())
+        };
+        r.unwrap().status().as_u16()
+    };
+    // Off until the owner chooses the profile.
+    assert_eq!(status("GET", &format!("{local}/api/kiosk"), false), 404);
+    let (code, profiles) = server.call(&owner, "GET", "/api/profiles", None);
+    assert_eq!(code, 200);
+    assert_eq!(profiles["profiles"].as_array().unwrap().len(), 4, "{profiles}");
+    let (code, r) = server.call(&owner, "POST", "/api/profile", Some(serde_json::json!({ "name": "kiosk" })));
+    assert_eq!(code, 200, "{r}");
+    assert_eq!((r["config"]["kiosk"]["enabled"].as_bool(), r["config"]["audio"]["enabled"].as_bool()), (Some(true), Some(false)), "{r}");
+    let (code, r) = server.call(&owner, "PUT", "/api/config", Some(serde_json::json!({ "kiosk": { "idle_reset_s": 10 } })));
+    assert_eq!(code, 200, "{r}");
+    let (code, r) = server.call(&owner, "POST", "/api/profile", Some(serde_json::json!({ "name": "party" })));
+    assert_eq!(code, 422, "{r}");
+    // The box's own browser may ask; a question needs the kiosk page's header; the network may not.
+    assert_eq!(status("POST", &format!("{local}/api/kiosk"), false), 403);
+    assert_eq!(status("POST", &format!("{local}/api/kiosk"), true), 200);
+    if let Some(ip) = common::lan_address() {
+        let secure: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(ureq::tls::TlsConfig::builder().disable_verification(true).build())
+            .http_status_as_error(false)
+            .build()
+            .into();
+        assert_eq!(secure.get(&format!("https://{ip}:{port}/kiosk")).call().unwrap().status(), 403);
+    }
+
+    let out = Command::new("node")
+        .arg(root().join("tests/browser/panel.cjs"))
+        .args([&local, "kiosk", &question().display().to_string()])
+        .env("IRIS_BROWSER_MODULES", &modules)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the kiosk phase failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{report:#}");
+    assert_eq!(report["links"], 0, "the kiosk links into the panel: {report}");
+    assert_eq!(report["typed_heard"], "What is the capital of France?");
+    assert!(report["typed_answer"].as_str().unwrap().contains("Paris"), "{report}");
+    let heard = normalise(report["spoken_heard"].as_str().unwrap());
+    assert!(heard.contains("capital") && heard.contains("france"), "{report}");
+    assert!(!report["spoken_answer"].as_str().unwrap().is_empty(), "{report}");
+    assert_eq!(report["cleared"], true, "{report}");
+    assert!(report["audited"].as_array().unwrap().len() >= 2, "{report}");
+}
+
 /// A user who runs Ollama points its `ollama` client at Iris and changes nothing else.
 #[test]
 fn the_ollama_client_uses_iris() {
@@ -253,20 +323,6 @@ fn the_voice_loop_follows_the_settings() {
     put(serde_json::json!({ "audio": { "enabled": false } }));
     wait("the voice loop stopped", 10, &|s| s["voice_loop"] == false);
     let _ = Command::new(&script).arg("stop").arg(&pulse).status();
-}
-
-/// Types a question on the panel's "try it" (a multipart form with a `text` field); the body of
-/// the answer's event stream.
-fn try_text(url: &str, session: &(String, String), text: &str) -> String {
-    let boundary = "iris-test-boundary";
-    let body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n{text}\r\n--{boundary}--\r\n");
-    let mut resp = ureq::post(&format!("{url}/api/try"))
-        .header("cookie", &session.0)
-        .header("x-csrf-token", &session.1)
-        .header("content-type", &format!("multipart/form-data; boundary={boundary}"))
-        .send(body.as_bytes())
-        .expect("try it");
-    resp.body_mut().read_to_string().unwrap()
 }
 
 fn kept_timers(dir: &Path) -> Vec<(f64, String)> {

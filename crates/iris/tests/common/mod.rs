@@ -139,7 +139,7 @@ pub fn log_in(url: &str) -> (String, String) {
 }
 
 /// Sends the owner's password to `path`; the session cookie it gives and its CSRF token.
-fn session(url: &str, path: &str, code: &str) -> (String, String) {
+pub fn session(url: &str, path: &str, code: &str) -> (String, String) {
     let resp = ureq::post(&format!("{url}{path}"))
         .header("content-type", "application/json")
         .send(serde_json::json!({ "password": PASSWORD, "code": code }).to_string().as_bytes())
@@ -150,4 +150,74 @@ fn session(url: &str, path: &str, code: &str) -> (String, String) {
     )
     .unwrap();
     (cookie, state["csrf"].as_str().unwrap().to_owned())
+}
+
+/// Types a question on the panel's "try it" (a multipart form with a `text` field); the body of
+/// the answer's event stream.
+pub fn try_text(url: &str, session: &(String, String), text: &str) -> String {
+    let boundary = "iris-test-boundary";
+    let body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n{text}\r\n--{boundary}--\r\n");
+    let mut resp = ureq::post(&format!("{url}/api/try"))
+        .header("cookie", &session.0)
+        .header("x-csrf-token", &session.1)
+        .header("content-type", &format!("multipart/form-data; boundary={boundary}"))
+        .send(body.as_bytes())
+        .expect("try it");
+    resp.body_mut().read_to_string().unwrap()
+}
+
+/// Writes to `path` the shipped catalog with the default pack's sources replaced by a mirror on
+/// this machine serving the store's files (tests fetch nothing from the network); the pack's ids.
+pub fn mirror_catalog(path: &Path) -> Vec<String> {
+    let store = iris_models::Store::from_env().unwrap();
+    let mirror = mirror(store.home().join("models"));
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/catalog.toml")).unwrap();
+    let mut catalog: toml::Table = text.parse().unwrap();
+    let pack: Vec<String> = catalog["packs"]["default"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    for model in catalog.get_mut("model").unwrap().as_array_mut().unwrap() {
+        let m = model.as_table_mut().unwrap();
+        let id = m["id"].as_str().unwrap().to_owned();
+        if pack.contains(&id) {
+            let files: Vec<toml::Value> = m["file"].as_array().unwrap().iter().map(|f| f["name"].clone()).collect();
+            let source = toml::toml! { url = (format!("{mirror}/{id}")) files = files };
+            m.insert("source".into(), toml::Value::Array(vec![toml::Value::Table(source)]));
+        }
+    }
+    std::fs::write(path, toml::to_string(&catalog).unwrap()).unwrap();
+    pack
+}
+
+/// Serves `dir`'s files over plain HTTP on loopback (GET /ID/FILE), as a download mirror.
+fn mirror(dir: std::path::PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap_or_default();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = request.split(' ').nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
+                let mut stream = stream;
+                match (!path.contains("..")).then(|| std::fs::read(dir.join(&path))) {
+                    Some(Ok(body)) => {
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                        let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
+                    }
+                    _ => {
+                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    url
 }
