@@ -143,6 +143,38 @@ client_tools() {
     fi
 }
 
+# For the package test: Debian's tools to bootstrap, boot and emulate, a bootstrapped Debian
+# root with systemd (kept, never changed by the tests: they copy it) whose apt cache already
+# holds the package's dependencies, and the package itself (deploy/deb.sh). Exports
+# IRIS_DEBIAN_ROOT and IRIS_DEB.
+package_test() {
+    local sudo="" missing=()
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    for p in debootstrap systemd-container qemu-user; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]} (for the package test)"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    local root="$IRIS_DATA/debian-root"
+    if [ ! -f "$root.ready" ]; then
+        say "bootstrapping a clean Debian root for the package test (about 300 MB)"
+        rm -rf "$root"
+        # The mirror this machine's own apt uses.
+        local mirror
+        mirror=$(grep -h -m1 '^URIs:' /etc/apt/sources.list.d/debian.sources 2>/dev/null | awk '{print $2}')
+        [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+        $sudo debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,adduser bookworm "$root" "$mirror" >&2
+        DEBIAN_FRONTEND=noninteractive $sudo chroot "$root" apt-get install -y -qq --download-only --no-install-recommends \
+            libasound2 libespeak-ng1 libgomp1 libstdc++6 libgcc-s1 >&2
+        touch "$root.ready"
+    fi
+    export IRIS_DEBIAN_ROOT="$root"
+    IRIS_DEB=$("$ROOT/deploy/deb.sh" | tail -1)
+    export IRIS_DEB
+}
+
 setup() {
     install_system_packages
     check_rust

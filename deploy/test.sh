@@ -41,5 +41,7 @@ IRIS_LLAMA_PYTHON=$(reference_llama)
 [ -n "$IRIS_LLAMA_PYTHON" ] && export IRIS_LLAMA_PYTHON
 IRIS_REFERENCE_PYTHON=$(reference_whisper_cpp)
 [ -n "$IRIS_REFERENCE_PYTHON" ] && export IRIS_REFERENCE_PYTHON
+# The Debian package and a clean Debian root to install it in (crates/iris/tests/package.rs).
+package_test
 say "running the test suite"
 cargo test --release --locked --workspace "$@"
