@@ -13,6 +13,8 @@ fn every_profile_loads_and_is_valid() {
         let c = p.apply(&Config::default()).unwrap();
         assert_eq!(c.profile, p.name);
         assert!(!p.title.is_empty() && !p.description.is_empty());
+        let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../pipelines/{}.toml", p.pipeline));
+        assert!(pipeline.is_file(), "{}: no {}", p.name, pipeline.display());
     }
 }
 

@@ -365,6 +365,10 @@ fn pipeline_cancel_mid_stream_drops_the_turn_everywhere() {
 fn the_shipped_pipelines_load() {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines")).unwrap() {
         let path = entry.unwrap().path();
+        // `pipelines/profiles/` holds settings, checked by iris-config's tests.
+        if path.is_dir() {
+            continue;
+        }
         PipelineSpec::load(&path, BUILTIN).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }

@@ -33,6 +33,18 @@ pub fn catalog(store: &Store) -> Result<Catalog> {
     Ok(iris_models::own::with_local(base, store)?)
 }
 
+/// The settings' model fields: the field, the model id it names, and the task it must be for.
+pub fn configured(c: &Config) -> [(&'static str, &str, &'static str); 5] {
+    let m = &c.models;
+    [
+        ("models.asr", m.asr.as_str(), "asr"),
+        ("models.llm", m.llm.as_str(), "llm"),
+        ("models.tts", m.tts.as_str(), "tts"),
+        ("models.vad", m.vad.as_str(), "vad"),
+        ("models.runtime", m.runtime.as_str(), "runtime"),
+    ]
+}
+
 /// Conversions that need a model library.
 pub struct Converters;
 

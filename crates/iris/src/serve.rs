@@ -46,14 +46,7 @@ impl RealLoader {
 impl Loader for RealLoader {
     fn check(&self, c: &Config) -> Result<(), (String, String)> {
         let store = Store::new(&self.home);
-        let m = &c.models;
-        for (field, id, task) in [
-            ("models.asr", &m.asr, "asr"),
-            ("models.llm", &m.llm, "llm"),
-            ("models.tts", &m.tts, "tts"),
-            ("models.vad", &m.vad, "vad"),
-            ("models.runtime", &m.runtime, "runtime"),
-        ] {
+        for (field, id, task) in crate::backends::configured(c) {
             let Some(entry) = self.catalog.get(id) else {
                 return Err((field.into(), format!("is \"{id}\", which is not in the catalog (see the Models page)")));
             };

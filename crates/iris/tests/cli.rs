@@ -191,13 +191,6 @@ fn bad_images_are_one_clear_line() {
     }
 }
 
-fn default_home() -> PathBuf {
-    std::env::var_os("IRIS_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("iris")))
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".local/share/iris"))
-}
-
 #[test]
 fn a_missing_model_says_how_to_get_it() {
     let home = tempfile::tempdir().unwrap();
@@ -213,7 +206,7 @@ fn a_damaged_model_is_refused_by_its_sha256() {
     let home = tempfile::tempdir().unwrap();
     let models = home.path().join("models");
     for id in ["whisper-tiny.en", "smollm2-135m-instruct", "piper-en_US-joe-medium", "silero-vad", "onnxruntime"] {
-        let src = default_home().join("models").join(id);
+        let src = iris_models::Store::from_env().unwrap().home().to_owned().join("models").join(id);
         let dst = models.join(id);
         std::fs::create_dir_all(&dst).unwrap();
         for e in std::fs::read_dir(&src).unwrap_or_else(|_| panic!("{} missing: run `iris models pull default`", src.display())) {

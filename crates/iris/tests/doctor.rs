@@ -1,7 +1,9 @@
 //! `iris doctor` on this machine: what works is `ok`, what is configured and cannot work is a
 //! problem with its fix, and the exit code says whether there is one.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -22,18 +24,11 @@ fn finding<'a>(v: &'a Value, area: &str) -> Vec<&'a Value> {
     v["findings"].as_array().unwrap().iter().filter(|f| f["area"] == area).collect()
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("IRIS_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("iris")))
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".local/share/iris"))
-}
-
 /// The installed default pack: every model is `ok`, the language model's engine and memory plan
 /// are said, and with free ports and nothing else asked for there is no problem.
 #[test]
 fn the_installed_pack_is_healthy() {
-    let (_, v) = doctor(&home(), &["--listen", "127.0.0.1:0", "--wyoming", "off"]);
+    let (_, v) = doctor(&common::store_home(), &["--listen", "127.0.0.1:0", "--wyoming", "off"]);
     for area in ["models.asr", "models.llm", "models.tts", "models.vad", "models.runtime"] {
         let f = finding(&v, area);
         assert!(f.len() == 1 && f[0]["level"] == "ok" && f[0]["what"].as_str().unwrap().contains("installed"), "{area}: {v}");
@@ -57,7 +52,7 @@ fn what_cannot_work_is_a_problem_with_its_fix() {
     // One real model, copied and then damaged.
     let vad = dir.path().join("models/silero-vad");
     std::fs::create_dir_all(&vad).unwrap();
-    for e in std::fs::read_dir(home().join("models/silero-vad")).unwrap() {
+    for e in std::fs::read_dir(common::store_home().join("models/silero-vad")).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), vad.join(e.file_name())).unwrap();
     }

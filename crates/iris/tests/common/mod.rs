@@ -221,3 +221,8 @@ fn mirror(dir: std::path::PathBuf) -> String {
     });
     url
 }
+
+/// The model store the tests run on (`IRIS_HOME`, as `iris` itself finds it).
+pub fn store_home() -> std::path::PathBuf {
+    iris_models::Store::from_env().unwrap().home().to_owned()
+}
