@@ -251,6 +251,31 @@ const pages = {
       } catch (err) { text($("models-result"), err.message); }
       await load();
     });
+    $("upload-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const file = $("upload-file").files[0];
+      if (!file) return;
+      // XMLHttpRequest, for the upload's progress: a bundle is hundreds of MB over Wi-Fi.
+      const xhr = new XMLHttpRequest();
+      const bar = $("upload-progress");
+      xhr.open("POST", "/api/models/upload?name=" + encodeURIComponent(file.name));
+      xhr.setRequestHeader("x-csrf-token", csrf);
+      xhr.setRequestHeader("content-type", "application/octet-stream");
+      xhr.upload.onprogress = (p) => { bar.hidden = false; bar.max = p.total || 1; bar.value = p.loaded; };
+      xhr.upload.onload = () => text($("models-result"), "Uploaded; installing (each file is checked)…");
+      xhr.onload = async () => {
+        bar.hidden = true;
+        let r = {};
+        try { r = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+        text($("models-result"), xhr.status === 200
+          ? "Installed: " + Object.entries(r.imported).map(([id, how]) => `${id} (${how})`).join(", ")
+          : (r.error && r.error.message) || xhr.statusText);
+        await load();
+      };
+      xhr.onerror = () => { bar.hidden = true; text($("models-result"), "The upload broke off; try again."); };
+      text($("models-result"), `Uploading ${file.name}…`);
+      xhr.send(file);
+    });
     $("import-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       text($("models-result"), "Installing from the folder… (each file is checked)");

@@ -169,6 +169,7 @@ fn route_label(path: &str) -> &'static str {
         "/api/profiles",
         "/api/profile",
         "/api/models/import",
+        "/api/models/upload",
         "/v1/models",
         "/v1/chat/completions",
         "/v1/audio/transcriptions",

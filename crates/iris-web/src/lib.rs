@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/models/{id}/pull", post(models::pull))
         .route("/api/models/pack/{name}/pull", post(models::pull_pack))
         .route("/api/models/import", post(models::import))
+        .route(limits::MODEL_UPLOAD_PATH, post(models::upload))
         .route("/api/models/{id}/verify", post(models::verify))
         .route("/api/models/{id}", delete(models::remove))
         .route("/v1/models", get(openai::models))

@@ -136,10 +136,29 @@ async fn to_https(req: Request<hyper::body::Incoming>) -> Result<Response, std::
     Ok(response.unwrap_or_default())
 }
 
-/// Every request body gets [`BODY_TIMEOUT`] to arrive.
+/// The largest archive of models the Models page takes.
+pub const MODEL_ARCHIVE_LIMIT: u64 = 16 << 30;
+/// An archive of models (hundreds of MB from a phone over Wi-Fi) may take as long as it needs
+/// at this slow but steady rate, on top of [`BODY_TIMEOUT`].
+pub const SLOW_UPLOAD_BYTES_PER_S: u64 = 128 * 1024;
+/// Where that archive is sent.
+pub const MODEL_UPLOAD_PATH: &str = "/api/models/upload";
+
+/// Every request body gets [`BODY_TIMEOUT`] to arrive; an archive of models, time for its
+/// declared length at [`SLOW_UPLOAD_BYTES_PER_S`] more.
 pub async fn body_deadline(req: Request, next: Next) -> Response {
+    let mut limit = BODY_TIMEOUT;
+    if req.uri().path() == MODEL_UPLOAD_PATH {
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(MODEL_ARCHIVE_LIMIT);
+        limit += Duration::from_secs(declared / SLOW_UPLOAD_BYTES_PER_S);
+    }
     let (parts, body) = req.into_parts();
-    let timed = Timed { inner: body, deadline: Some(Box::pin(tokio::time::sleep(BODY_TIMEOUT))), _permit: None };
+    let timed = Timed { inner: body, deadline: Some(Box::pin(tokio::time::sleep(limit))), limit, _permit: None };
     next.run(Request::from_parts(parts, Body::new(timed))).await
 }
 
@@ -152,7 +171,7 @@ pub async fn model_queue(State(state): State<AppState>, req: Request, next: Next
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
     // The permit rides along with the body; no deadline on the way out.
-    let held = Timed { inner: body, deadline: None, _permit: Some(permit) };
+    let held = Timed { inner: body, deadline: None, limit: BODY_TIMEOUT, _permit: Some(permit) };
     Response::from_parts(parts, Body::new(held))
 }
 
@@ -164,6 +183,7 @@ pub fn model_slots() -> Arc<Semaphore> {
 struct Timed {
     inner: Body,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    limit: Duration,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -175,7 +195,7 @@ impl http_body::Body for Timed {
         if self.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready()) {
             let e = std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("the request body did not arrive within {} s", BODY_TIMEOUT.as_secs()),
+                format!("the request body did not arrive within {} s", self.limit.as_secs()),
             );
             return Poll::Ready(Some(Err(axum::Error::new(e))));
         }

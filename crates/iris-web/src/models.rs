@@ -198,6 +198,118 @@ pub struct ImportFrom {
     path: String,
 }
 
+#[derive(Deserialize)]
+pub struct UploadName {
+    name: String,
+}
+
+/// Installs models from an archive uploaded from the browser (`.tar`, `.tar.gz`, `.tgz`, `.zip`:
+/// e.g. a bundle made by `iris bundle create` and packed on another computer). The archive's
+/// declared length is checked against the limit and the free disk (it is kept, then unpacked,
+/// then installed) before a byte is written; it is streamed to the staging folder, never held in
+/// memory, and removed once imported or refused.
+pub async fn upload(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<UploadName>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<Json<Value>> {
+    let name = q.name;
+    let lower = name.to_lowercase();
+    if !iris_models::store::is_safe_name(&name) || ![".tar", ".tar.gz", ".tgz", ".zip"].iter().any(|x| lower.ends_with(x)) {
+        return Err(ApiError::BadRequest(format!(
+            "{name:?}: send a .tar, .tar.gz, .tgz or .zip archive (a name of letters, digits, '.', '-' and '_')"
+        )));
+    }
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::BadRequest("send the archive with its length (Content-Length)".into()))?;
+    let limit = crate::limits::MODEL_ARCHIVE_LIMIT;
+    if declared > limit {
+        return Err(ApiError::TooLarge(format!("the archive is {declared} bytes; the Models page takes at most {limit}")));
+    }
+    let staging = s.models.store.staging_dir();
+    let free = iris_models::guard::free_bytes(&staging).unwrap_or(u64::MAX);
+    if declared.saturating_mul(5) / 2 > free {
+        return Err(ApiError::TooLarge(format!(
+            "the archive is {} MB and installing it needs about {} MB free, but {} MB are; remove a model first",
+            declared / 1_000_000,
+            declared.saturating_mul(5) / 2 / 1_000_000,
+            free / 1_000_000
+        )));
+    }
+    let dir = staging.join(format!("upload-{}", crate::auth::random_hex(8)));
+    let saved = receive(body, &dir, &name, declared).await;
+    let result = match saved {
+        Ok(file) => {
+            let st = s.clone();
+            tokio::task::spawn_blocking(move || {
+                let shelf = &st.models;
+                iris_models::import::import(&shelf.store, &shelf.catalog, &file, shelf.converter.as_ref(), &iris_models::Quiet)
+                    .map_err(|e| ApiError::BadRequest(e.to_string().replace(&file.display().to_string(), &name)))
+            })
+            .await
+            .map_err(ApiError::from)
+            .and_then(|r| r)
+        }
+        Err(e) => Err(e),
+    };
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+    let imported = result?;
+    s.engine.stats.log("info", format!("imported from an upload: {}", imported.keys().cloned().collect::<Vec<_>>().join(", ")));
+    s.engine.complete();
+    Ok(Json(json!({ "imported": imported })))
+}
+
+/// Streams `body` into `dir/name`, refusing more bytes than `declared`. The file is written
+/// on the blocking pool, a bounded queue of chunks behind the network.
+async fn receive(body: axum::body::Body, dir: &std::path::Path, name: &str, declared: u64) -> ApiResult<std::path::PathBuf> {
+    use tokio_stream::StreamExt as _;
+    let path = dir.join(name);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(16);
+    let (d, p) = (dir.to_owned(), path.clone());
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        std::fs::create_dir_all(&d)?;
+        let mut file = std::fs::File::create(&p)?;
+        while let Some(chunk) = rx.blocking_recv() {
+            file.write_all(&chunk)?;
+        }
+        file.sync_all()
+    });
+    let mut got = 0u64;
+    let mut stream = body.into_data_stream();
+    let mut failed = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failed = Some(ApiError::BadRequest(format!("the upload broke off: {e}")));
+                break;
+            }
+        };
+        got += chunk.len() as u64;
+        if got > declared {
+            failed = Some(ApiError::BadRequest("the archive is longer than its declared length".into()));
+            break;
+        }
+        if tx.send(chunk).await.is_err() {
+            break; // The writer stopped: its error is below.
+        }
+    }
+    drop(tx);
+    let written = writer.await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    written.map_err(|e| ApiError::Internal(format!("cannot keep the upload: {e}")))?;
+    if got != declared {
+        return Err(ApiError::BadRequest(format!("the upload broke off after {got} of {declared} bytes; send it again")));
+    }
+    Ok(path)
+}
+
 /// Installs models from a folder or archive on the box (a USB stick, a bundle made by
 /// `iris bundle create`), each file checked against the catalog's sha256.
 pub async fn import(State(s): State<AppState>, Json(from): Json<ImportFrom>) -> ApiResult<Json<Value>> {

@@ -214,7 +214,7 @@ fn memory(r: &mut Report, m: &Models) {
         }
         None => r.ok("memory", format!("{} in all, {} available", gib(total), gib(available))),
     }
-    let free = disk_free(m.store.home());
+    let free = iris_models::guard::free_bytes(m.store.home());
     match free {
         Some(free) if free < 200 << 20 => r.problem(
             "disk",
@@ -231,28 +231,9 @@ fn memory(r: &mut Report, m: &Models) {
     }
 }
 
-/// Free bytes on the file system that holds `dir` (or its nearest existing parent).
-fn disk_free(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let existing = dir.ancestors().find(|p| p.exists())?;
-    let path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
-
 fn installed(r: &mut Report, m: &Models, verify: bool) {
     let c = &m.config.models;
-    for (field, id, task) in [
-        ("models.asr", &c.asr, "asr"),
-        ("models.llm", &c.llm, "llm"),
-        ("models.tts", &c.tts, "tts"),
-        ("models.vad", &c.vad, "vad"),
-        ("models.runtime", &c.runtime, "runtime"),
-    ] {
+    for (field, id, task) in crate::backends::configured(&m.config) {
         let Some(entry) = m.catalog.get(id) else {
             r.problem(field, format!("{id:?} is not in the catalog"), "choose one that `iris models list` shows, on the Settings page");
             continue;

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::json;
@@ -121,4 +120,63 @@ fn the_default_pack_is_fetched_from_the_models_page() {
         assert!(std::time::Instant::now() < deadline, "the assistant did not start: {status} {body}");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+}
+
+/// An archive uploaded on the Models page (a bundle packed on another computer) is streamed to
+/// the staging folder and installed; one that claims more than the limit or the free disk is
+/// refused before a byte is kept, one cut short is refused, and nothing is left behind.
+#[test]
+fn an_archive_uploaded_on_the_models_page_is_installed() {
+    let bundle = tempfile::tempdir().unwrap();
+    let iris = env!("CARGO_BIN_EXE_iris");
+    let made = Command::new(iris).args(["bundle", "create", "--pack", "silero-vad"]).arg(bundle.path()).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let archive = tempfile::tempdir().unwrap();
+    let tgz = archive.path().join("vad-bundle.tar.gz");
+    let packed = Command::new("tar").arg("czf").arg(&tgz).arg("-C").arg(bundle.path()).arg(".").status().unwrap();
+    assert!(packed.success());
+
+    let home = tempfile::tempdir().unwrap();
+    let server = serve_with(home.path(), &[("IRIS_HOME", home.path().to_str().unwrap())]);
+    let session = set_up(&server);
+    let upload = |name: &str, body: &[u8]| {
+        let mut r = agent()
+            .post(&format!("{}/api/models/upload?name={name}", server.url))
+            .header("cookie", &session.0)
+            .header("x-csrf-token", &session.1)
+            .header("content-type", "application/octet-stream")
+            .send(body)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let (status, body) = upload("vad-bundle.tar.gz", &std::fs::read(&tgz).unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("silero-vad"), "{body}");
+    assert!(home.path().join("models/silero-vad/silero_vad.onnx").is_file());
+    let (status, body) = upload("setup.exe", b"MZ");
+    assert_eq!(status, 400, "{body}");
+
+    // Raw requests: a length past the limit, and a body cut short.
+    let raw = |length: u64, sent: &[u8]| {
+        use std::io::{Read, Write};
+        let addr = server.url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "POST /api/models/upload?name=big.tar HTTP/1.1\r\nHost: {addr}\r\nCookie: {}\r\nx-csrf-token: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n",
+            session.0, session.1
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(sent).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    };
+    let answer = raw(1 << 40, b"");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let answer = raw(1_000_000, &[0u8; 1000]);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("broke off"), "{answer}");
+    let staging = home.path().join("staging");
+    let left: Vec<_> = std::fs::read_dir(&staging).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.iter().all(|n| !n.to_string_lossy().starts_with("upload-")), "{left:?}");
 }
