@@ -242,24 +242,29 @@ pub async fn upload(
     let dir = staging.join(format!("upload-{}", crate::auth::random_hex(8)));
     let saved = receive(body, &dir, &name, declared).await;
     let result = match saved {
-        Ok(file) => {
-            let st = s.clone();
-            tokio::task::spawn_blocking(move || {
-                let shelf = &st.models;
-                iris_models::import::import(&shelf.store, &shelf.catalog, &file, shelf.converter.as_ref(), &iris_models::Quiet)
-                    .map_err(|e| ApiError::BadRequest(e.to_string().replace(&file.display().to_string(), &name)))
-            })
-            .await
-            .map_err(ApiError::from)
-            .and_then(|r| r)
-        }
+        Ok(file) => install_from(&s, file.clone(), "an upload").await.map_err(|e| match e {
+            ApiError::BadRequest(m) => ApiError::BadRequest(m.replace(&file.display().to_string(), &name)),
+            other => other,
+        }),
         Err(e) => Err(e),
     };
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
-    let imported = result?;
-    s.engine.stats.log("info", format!("imported from an upload: {}", imported.keys().cloned().collect::<Vec<_>>().join(", ")));
+    Ok(Json(json!({ "imported": result? })))
+}
+
+/// Installs what `path` holds on the blocking pool (each file checked against the catalog's
+/// sha256), logs it, and lets the assistant start if that was the last model it needed.
+async fn install_from(s: &AppState, path: std::path::PathBuf, from: &str) -> ApiResult<iris_models::import::Imported> {
+    let st = s.clone();
+    let imported = tokio::task::spawn_blocking(move || {
+        let shelf = &st.models;
+        iris_models::import::import(&shelf.store, &shelf.catalog, &path, shelf.converter.as_ref(), &iris_models::Quiet)
+    })
+    .await?
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    s.engine.stats.log("info", format!("imported from {from}: {}", imported.keys().cloned().collect::<Vec<_>>().join(", ")));
     s.engine.complete();
-    Ok(Json(json!({ "imported": imported })))
+    Ok(imported)
 }
 
 /// Streams `body` into `dir/name`, refusing more bytes than `declared`. The file is written
@@ -316,26 +321,8 @@ pub async fn import(State(s): State<AppState>, Json(from): Json<ImportFrom>) -> 
     if from.path.is_empty() || from.path.len() > 4096 || !from.path.starts_with('/') {
         return Err(ApiError::BadRequest("`path` must be an absolute path on the box, e.g. /media/usb/iris-bundle".into()));
     }
-    let st = s.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let shelf = &st.models;
-        iris_models::import::import(
-            &shelf.store,
-            &shelf.catalog,
-            std::path::Path::new(&from.path),
-            shelf.converter.as_ref(),
-            &iris_models::Quiet,
-        )
-    })
-    .await?;
-    match result {
-        Ok(imported) => {
-            s.engine.stats.log("info", format!("imported {}", imported.keys().cloned().collect::<Vec<_>>().join(", ")));
-            s.engine.complete();
-            Ok(Json(json!({ "imported": imported })))
-        }
-        Err(e) => Err(ApiError::BadRequest(e.to_string())),
-    }
+    let imported = install_from(&s, std::path::PathBuf::from(&from.path), "a folder").await?;
+    Ok(Json(json!({ "imported": imported })))
 }
 
 pub async fn verify(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
