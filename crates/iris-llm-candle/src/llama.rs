@@ -56,8 +56,30 @@ impl LlamaChat {
         Ok((engine, crate::plan::MemoryPlan::for_engine(&content, context_len, cpu)))
     }
 
+    /// Bytes of weights one decode step reads, and the KV cache's bytes per position at f16
+    /// (keys and values of every layer), from the file's header: the roofline of decoding.
+    pub fn decode_traffic(path: &Path) -> Result<(u64, u64), LlmError> {
+        let fail = |message: String| LlmError::Load { path: path.into(), message };
+        let mut f = File::open(path).map_err(|e| fail(e.to_string()))?;
+        let content = iris_llm_cpu::read_gguf(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
+        let kv = crate::plan::MemoryPlan::for_engine(&content, 1, true).kv_cache;
+        Ok((crate::plan::weights_read_per_token(&content), kv))
+    }
+
     /// As [`Self::load_with`], on a chosen engine.
     pub fn load_on(path: &Path, max_context: usize, available: Option<u64>, engine: Engine) -> Result<Self, LlmError> {
+        Self::load_on_device(path, max_context, available, engine, &Device::Cpu)
+    }
+
+    /// As [`Self::load_on`], on `device`: a GPU runs the file on candle (weights and KV cache on
+    /// the GPU); `available` is then not checked, as it is the host's memory.
+    pub fn load_on_device(
+        path: &Path,
+        max_context: usize,
+        available: Option<u64>,
+        engine: Engine,
+        device: &Device,
+    ) -> Result<Self, LlmError> {
         let fail = |message: String| LlmError::Load { path: path.into(), message };
         let mut f = File::open(path).map_err(|e| fail(e.to_string()))?;
         let content = iris_llm_cpu::read_gguf(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
@@ -84,12 +106,15 @@ impl LlamaChat {
         )?;
         let context_len =
             (md.get(&format!("{arch}.context_length")).and_then(|v| v.to_u32().ok()).unwrap_or(2048) as usize).min(max_context);
-        let cpu_engine = engine != Engine::Candle && iris_llm_cpu::Model::check(&content).is_ok();
+        if engine == Engine::Cpu && !device.is_cpu() {
+            return Err(fail("Iris's CPU engine runs on the CPU; use the candle engine on a GPU, or set [models] device = \"cpu\"".into()));
+        }
+        let cpu_engine = engine != Engine::Candle && device.is_cpu() && iris_llm_cpu::Model::check(&content).is_ok();
         let plan = crate::plan::MemoryPlan::for_engine(&content, context_len, cpu_engine);
-        if let Some(available) = available {
+        if let (Some(available), true) = (available, device.is_cpu()) {
             plan.check(available).map_err(fail)?;
         }
-        let device = Device::Cpu;
+        let device = device.clone();
         let model = Weights::load(&arch, content, &mut f, &device, engine, context_len)
             .map_err(|e| fail(format!("cannot load the weights ({e})")))?;
         // A token's vocabulary string is at least as long as the text it stands for (byte-level
@@ -108,9 +133,18 @@ impl LlamaChat {
         })
     }
 
-    /// The engine running the model, e.g. "iris-cpu (avx512-vnni, 2 threads)" or "candle".
+    /// The engine running the model, e.g. "iris-cpu (avx512-vnni, 2 threads)", "candle" or
+    /// "candle (cuda:0)".
     pub fn engine(&self) -> String {
-        self.model.engine()
+        match self.device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("{} (cuda:{gpu_id})", self.model.engine()),
+            _ => self.model.engine(),
+        }
+    }
+
+    /// Waits for the device's queued work (a GPU's), so timings measure the work itself.
+    pub fn synchronize(&self) -> Result<(), BackendError> {
+        self.device.synchronize().map_err(infer)
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -148,7 +182,10 @@ fn infer(e: impl std::fmt::Display) -> BackendError {
 
 impl Llm for LlamaChat {
     fn device(&self) -> iris_backend::Device {
-        iris_backend::Device::Other(format!("cpu, {}", self.engine()))
+        match self.device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => iris_backend::Device::Cuda(gpu_id),
+            _ => iris_backend::Device::Other(format!("cpu, {}", self.engine())),
+        }
     }
 
     fn generate(

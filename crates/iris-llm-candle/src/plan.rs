@@ -44,7 +44,12 @@ impl MemoryPlan {
         let md = |k: &str| content.metadata.iter().find(|(key, _)| key.ends_with(k)).and_then(|(_, v)| v.to_u32().ok()).unwrap_or(0) as u64;
         let (layers, heads, kv_heads, dim) =
             (md(".block_count"), md(".attention.head_count"), md(".attention.head_count_kv"), md(".embedding_length"));
-        let head_dim = if heads > 0 { dim / heads } else { 0 };
+        // Gemma's heads are wider than dim / heads (256 against 160 for gemma3-270m).
+        let head_dim = match md(".attention.key_length") {
+            0 if heads > 0 => dim / heads,
+            0 => 0,
+            k => k,
+        };
         let kv_heads = if kv_heads > 0 { kv_heads } else { heads };
         // Keys and values, per layer, per position.
         let kv_cache = 2 * layers * kv_heads * head_dim * if cpu_engine { 2 } else { 4 } * context as u64;
@@ -81,6 +86,19 @@ impl MemoryPlan {
             advice.join(", or ")
         ))
     }
+}
+
+/// Bytes of weights a decode step reads: every matrix as stored, except the token embedding,
+/// of which one row is read, unless it is also the output matrix (tied). The roofline of
+/// decoding is the memory bandwidth divided by this (plus the KV cache read).
+pub fn weights_read_per_token(content: &Content) -> u64 {
+    let tied = !content.tensor_infos.contains_key("output.weight");
+    content
+        .tensor_infos
+        .iter()
+        .filter(|(name, t)| t.shape.dims().len() == 2 && (tied || name.as_str() != "token_embd.weight"))
+        .map(|(_, t)| (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64)
+        .sum()
 }
 
 /// Memory the system can give now (`MemAvailable`), if the platform says.

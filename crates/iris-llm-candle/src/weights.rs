@@ -1,5 +1,6 @@
 //! The model families this backend runs, behind one forward call. Files Iris's own CPU engine
-//! takes (`iris-llm-cpu`: llama and qwen2 with Q8_0 matrices) run there; the rest run on
+//! takes (`iris-llm-cpu`: llama, qwen2 and gemma3 with the matrix types it has kernels for) run
+//! there; the rest (and everything on a GPU) run on
 //! candle's quantized implementations: `llama` (SmolLM2, Llama 3.x), `qwen2` (Qwen2 / Qwen2.5)
 //! and `gemma3` (Iris's corrected copy, `crate::gemma3`). Each keeps its own KV cache and takes
 //! the position of the first new token.

@@ -88,6 +88,34 @@ impl Q8Matrix {
         })
     }
 
+    /// From GGUF Q4_1 data (`d·q + m`, q of 4 bits): the `d·q` part exactly as int8 with the
+    /// same scale, and each block's minimum `m` (applied through the activations' block sums).
+    pub fn from_q4_1(raw: &[u8], rows: usize, cols: usize) -> Option<(Self, Vec<f32>)> {
+        let m = Self::from_blocks(raw, rows, cols, 20, |b| {
+            let mut q = [0i8; QK];
+            for j in 0..16 {
+                q[j] = (b[4 + j] & 0x0F) as i8;
+                q[j + 16] = (b[4 + j] >> 4) as i8;
+            }
+            q
+        })?;
+        Some((m, mins(raw, 20)))
+    }
+
+    /// From GGUF Q5_1 data (`d·q + m`, q of 5 bits, the fifth in a 32-bit mask), as Q4_1.
+    pub fn from_q5_1(raw: &[u8], rows: usize, cols: usize) -> Option<(Self, Vec<f32>)> {
+        let m = Self::from_blocks(raw, rows, cols, 24, |b| {
+            let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            let mut q = [0i8; QK];
+            for j in 0..16 {
+                q[j] = ((b[8 + j] & 0x0F) as u32 | (((qh >> j) & 1) << 4)) as i8;
+                q[j + 16] = ((b[8 + j] >> 4) as u32 | (((qh >> (j + 16)) & 1) << 4)) as i8;
+            }
+            q
+        })?;
+        Some((m, mins(raw, 24)))
+    }
+
     /// Blocks of `block_bytes`, each an f16 scale first, whose values `values` gives as int8.
     fn from_blocks(raw: &[u8], rows: usize, cols: usize, block_bytes: usize, values: impl Fn(&[u8]) -> [i8; QK]) -> Option<Self> {
         if cols % QK != 0 || raw.len() != rows * cols / QK * block_bytes {
@@ -121,6 +149,11 @@ impl Q8Matrix {
     }
 }
 
+/// The f16 minimum after each block's f16 scale (Q4_1, Q5_1), row by row.
+fn mins(raw: &[u8], block_bytes: usize) -> Vec<f32> {
+    raw.chunks_exact(block_bytes).map(|b| f16::from_le_bytes([b[2], b[3]]).to_f32()).collect()
+}
+
 #[inline]
 pub(crate) fn scale(pair: u32, half: usize) -> f32 {
     f16::from_bits((pair >> (16 * half)) as u16).to_f32()
@@ -148,6 +181,8 @@ pub enum ActKind {
     Q8_0,
     /// Blocks of 256 with an f32 scale (llama.cpp's Q8_K, for the K-quants).
     Q8K,
+    /// Rounded to f16 (for F16 weights).
+    F16,
 }
 
 /// One activation vector quantised in the weights' layout, with what the kernels need. Per
@@ -163,6 +198,11 @@ pub struct QActs {
     pub(crate) init: Vec<I32x16>,
     pub(crate) scales: Vec<F32x16>,
     pub(crate) sums: Vec<F32x16>,
+    /// Per block of 32 (Q8_0 only): the scale times the sum of the quants, rounded to f16, as
+    /// llama.cpp's Q8_1 keeps it for weights with a minimum (Q4_1, Q5_1).
+    pub(crate) block_sums: Vec<f32>,
+    /// The values as f16 (F16 only).
+    pub(crate) halves: Vec<half::f16>,
 }
 
 impl QActs {
@@ -172,6 +212,13 @@ impl QActs {
             let (d, q) = quantize_block(block);
             (f16::from_bits(d).to_f32(), q.to_vec())
         });
+        self.block_sums.clear();
+        for (b, block) in x.chunks(QK).enumerate() {
+            // llama.cpp multiplies the sum by the scale before it is rounded to f16.
+            let d = block.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            let sum: i32 = (0..QK).map(|j| i32::from(self.quants[b / 2].0[slot(b % 2, j)] as i8)).sum();
+            self.block_sums.push(f16::from_f32(sum as f32 * d).to_f32());
+        }
     }
 
     /// As llama.cpp's Q8_K (blocks of 256; the length must be a multiple of 256).
@@ -195,6 +242,11 @@ impl QActs {
         match kind {
             ActKind::Q8_0 => self.quantize(x),
             ActKind::Q8K => self.quantize_k(x),
+            ActKind::F16 => {
+                (self.len, self.kind) = (x.len(), kind);
+                self.halves.clear();
+                self.halves.extend(x.iter().map(|v| f16::from_f32(*v)));
+            }
         }
     }
 
@@ -239,6 +291,9 @@ impl QActs {
 
     /// The values the quants stand for (for tests).
     pub fn dequantize(&self) -> Vec<f32> {
+        if self.kind == ActKind::F16 {
+            return self.halves.iter().map(|v| v.to_f32()).collect();
+        }
         (0..self.len)
             .map(|e| {
                 let (b, j) = (e / QK, e % QK);
@@ -250,6 +305,20 @@ impl QActs {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// `out[t * stride + r] += Σ_b mins[r][b] · acts[t].block_sums[b]`: the minimum's share of a
+/// Q4_1 or Q5_1 product, for the rows in `rows`.
+///
+/// # Safety
+/// As [`crate::Matrix::matmul`].
+pub unsafe fn add_mins(mins: &[f32], blocks: usize, rows: std::ops::Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
+    for r in rows {
+        let m = &mins[r * blocks..(r + 1) * blocks];
+        for (t, a) in acts.iter().enumerate() {
+            *out.add(t * stride + r) += m.iter().zip(&a.block_sums).map(|(m, s)| m * s).sum::<f32>();
+        }
     }
 }
 

@@ -140,7 +140,15 @@ impl Models {
     /// The language model: the local one, or the `[llm_server]` with the local one as its
     /// fallback; `log` hears when the server fails and the local model answers.
     pub fn language_model(&self, log: iris_llm_remote::LogSink) -> Result<Box<dyn iris_backend::Llm>> {
-        let local = Box::new(iris_llm_candle::LlamaChat::load(&self.file(&self.config.models.llm, "llm")?)?);
+        // On a GPU (`[models] device`), candle runs the model there; on the CPU, Iris's engine.
+        let device = iris_whisper_candle::device(&self.config.models.device)?;
+        let local = Box::new(iris_llm_candle::LlamaChat::load_on_device(
+            &self.file(&self.config.models.llm, "llm")?,
+            4096,
+            iris_llm_candle::plan::available_memory(),
+            iris_llm_candle::Engine::Auto,
+            &device,
+        )?);
         let s = &self.config.llm_server;
         if !s.enabled() {
             return Ok(local);

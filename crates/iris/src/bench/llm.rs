@@ -21,7 +21,8 @@ pub struct LlmArgs {
     tokens: usize,
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// The Python that has `llama-cpp-python` installed (it compiles llama.cpp from source).
+    /// The Python that has `llama-cpp-python` installed (it compiles llama.cpp from source);
+    /// `none` measures Iris alone.
     #[arg(long, default_value = "python3")]
     python: PathBuf,
     /// Which engine runs Iris's side: Iris's own CPU engine where it takes the file (auto),
@@ -32,6 +33,17 @@ pub struct LlmArgs {
     /// to measure what a CPU without it gets.
     #[arg(long, value_parser = ["avx2", "scalar"])]
     kernel: Option<String>,
+    /// Where both sides run: the CPU, or the GPU (Iris: candle's CUDA kernels; llama.cpp: all
+    /// layers offloaded, which needs a llama-cpp-python whose llama.cpp was built with CUDA).
+    #[arg(long, value_parser = ["cpu", "cuda"], default_value = "cpu")]
+    device: String,
+    /// Memory bandwidth in GB/s, for decode's share of the roofline (weights and KV cache read
+    /// per token ÷ bandwidth). Default: 4800 on CUDA (an H200's HBM3e), none on the CPU.
+    #[arg(long)]
+    bandwidth_gbs: Option<f64>,
+    /// On a GPU, also run the file on Iris's CPU engine and compare the logits and greedy picks.
+    #[arg(long)]
+    compare_cpu: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -44,11 +56,13 @@ enum EngineArg {
 /// llama.cpp through llama-cpp-python, on the same token ids; greedy from the raw logits.
 const LLAMA_CPP: &str = r#"
 import json, statistics, sys, time
+from llama_cpp import Llama  # before numpy: the other order crashed llama.cpp's CUDA build at load
 import numpy as np
-from llama_cpp import Llama
-path, threads, runs, n_gen, text = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+path, threads, runs, n_gen, text, gpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6] == "cuda"
 ids = json.loads(sys.stdin.read())
-llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, n_batch=512, n_gpu_layers=-1 if gpu else 0, verbose=False)
+if gpu and not getattr(__import__("llama_cpp").llama_cpp, "llama_supports_gpu_offload", lambda: False)():
+    sys.exit("this llama.cpp was built without GPU support")
 nv = llm.n_vocab()
 def logits(): return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(nv,))
 def run():
@@ -79,7 +93,8 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
         EngineArg::Candle => iris_llm_candle::Engine::Candle,
         EngineArg::Cpu => iris_llm_candle::Engine::Cpu,
     };
-    let mut llm = iris_llm_candle::LlamaChat::load_on(&path, 4096, iris_llm_candle::plan::available_memory(), engine)?;
+    let device = iris_whisper_candle::device(&args.device)?;
+    let mut llm = iris_llm_candle::LlamaChat::load_on_device(&path, 4096, iris_llm_candle::plan::available_memory(), engine, &device)?;
     let text = llm.render(&[
         ChatMessage::new(Role::System, "You are a helpful AI assistant named Iris. Give short, correct answers."),
         ChatMessage::new(Role::User, "Explain in a few sentences why the sky is blue, and what happens at sunset."),
@@ -103,12 +118,20 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
     let runs: Vec<_> = (0..args.runs).map(|_| once()).collect::<Result<_>>()?;
     let (iris_pp, iris_tg) = (median(runs.iter().map(|r| r.0)), median(runs.iter().map(|r| r.1)));
     let iris_tokens = runs[0].2.clone();
+    // Printed now, so a reference that fails later does not lose them.
+    println!("iris on {}: prompt {:.1} tok/s, decode {:.1} tok/s", llm.engine(), ids.len() as f64 / iris_pp, args.tokens as f64 / iris_tg);
+    if args.device != "cpu" && args.compare_cpu {
+        agreement_with_cpu(&path, &ids, &mut llm)?;
+    }
 
+    if args.python.as_os_str() == "none" {
+        return Ok(ExitCode::SUCCESS);
+    }
     let threads = config.threads();
     let mut child = Command::new(&args.python)
         .args(["-c", LLAMA_CPP])
         .arg(&path)
-        .args([threads.to_string(), args.runs.to_string(), args.tokens.to_string(), text.clone()])
+        .args([threads.to_string(), args.runs.to_string(), args.tokens.to_string(), text.clone(), args.device.clone()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -146,6 +169,20 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
     println!("{:<10} {:>16.1} {:>14.1}", "iris", n / iris_pp, g / iris_tg);
     println!("{:<10} {:>16.1} {:>14.1}", "llama.cpp", n / ref_pp, g / ref_tg);
     println!("ratio iris/llama.cpp (>1 is faster): prompt x{:.2}, decode x{:.2}", ref_pp / iris_pp, ref_tg / iris_tg);
+    let bandwidth = args.bandwidth_gbs.or((args.device == "cuda").then_some(4800.0));
+    if let Some(gbs) = bandwidth {
+        // Per decoded token: the weights, and the KV cache up to the middle of the decode.
+        let (weights, kv_per_pos) = iris_llm_candle::LlamaChat::decode_traffic(&path)?;
+        let per_token = weights + kv_per_pos * (ids.len() as u64 + args.tokens as u64 / 2);
+        let roofline = gbs * 1e9 / per_token as f64;
+        println!(
+            "roofline: {:.1} MB read per decoded token, {:.0} tok/s at {gbs:.0} GB/s; iris at {:.1} %, llama.cpp at {:.1} %",
+            per_token as f64 / 1e6,
+            roofline,
+            100.0 * g / iris_tg / roofline,
+            100.0 * g / ref_tg / roofline
+        );
+    }
     println!(
         "tokenizer: {}",
         if ref_ids == ids { "same token ids as llama.cpp".to_owned() } else { format!("differs ({} vs {} ids)", ids.len(), ref_ids.len()) }
@@ -156,4 +193,33 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
     println!("iris:      {:?}", llm.tokenizer().decode(&iris_tokens[..k], false).unwrap_or_default());
     println!("llama.cpp: {:?}", llm.tokenizer().decode(&ref_tokens[..k.min(ref_tokens.len())], false).unwrap_or_default());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The GPU's logits against Iris's CPU engine on the same file and ids: the largest difference
+/// after the prompt, and greedy agreement over 16 steps, each fed the CPU's token.
+fn agreement_with_cpu(path: &Path, ids: &[u32], gpu: &mut iris_llm_candle::LlamaChat) -> Result<()> {
+    let mut cpu =
+        iris_llm_candle::LlamaChat::load_on(path, 4096, iris_llm_candle::plan::available_memory(), iris_llm_candle::Engine::Auto)?;
+    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
+    let (mut a, mut b) = (gpu.logits_after(ids, 0)?, cpu.logits_after(ids, 0)?);
+    let spread = b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
+    let first = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let (mut same, mut gaps) = (0, Vec::new());
+    for i in 0..16 {
+        let (g, c) = (argmax(&a), argmax(&b));
+        if g == c {
+            same += 1;
+        } else {
+            gaps.push(format!("{i}: {:.3}", b[c as usize] - b[g as usize]));
+        }
+        a = gpu.logits_after(&[c], ids.len() + i)?;
+        b = cpu.logits_after(&[c], ids.len() + i)?;
+    }
+    println!(
+        "{} against {}: logits after the prompt at most {first:.3} apart (range {spread:.2}); greedy {same} of 16 the same, each step fed the CPU's token{}",
+        gpu.engine(),
+        cpu.engine(),
+        if gaps.is_empty() { String::new() } else { format!(" (CPU logit gaps where not: {})", gaps.join(", ")) }
+    );
+    Ok(())
 }

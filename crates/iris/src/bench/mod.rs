@@ -7,6 +7,7 @@ mod llm;
 pub mod loop_bench;
 mod self_talk;
 mod soak;
+mod synth;
 mod tts;
 pub mod whisper_cpp;
 
@@ -28,6 +29,8 @@ pub enum BenchCmd {
     Loop(loop_bench::LoopArgs),
     /// Mixed turns against `iris serve` with its memory sampled, then bursts of concurrent clients.
     Soak(soak::SoakArgs),
+    /// Writes a GGUF of a real model's shape with random weights, for speed measurements.
+    Synth(synth::SynthArgs),
 }
 
 pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
@@ -37,6 +40,7 @@ pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
         BenchCmd::Asr(args) => asr::run(config_path, args),
         BenchCmd::Loop(args) => loop_bench::run(config_path, args),
         BenchCmd::Soak(args) => soak::run(config_path, args),
+        BenchCmd::Synth(args) => synth::run(args),
     }
 }
 
