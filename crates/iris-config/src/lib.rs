@@ -91,7 +91,7 @@ pub struct Models {
     pub runtime: String,
     /// Which engine runs Whisper: "whisper.cpp" (CPU) or "candle" (CPU, or CUDA in a CUDA build).
     pub asr_engine: String,
-    /// Where candle runs: "cpu", "cuda", or "auto" (CUDA if this build has it and a GPU answers).
+    /// Where candle runs: "cpu", "cuda", "metal", or "auto" (the GPU this build has, if one answers).
     pub device: String,
     /// A folder with a PaliGemma checkpoint (config.json, *.safetensors, tokenizer.json) to
     /// describe images; empty: the offline vision aid (text reading, object names, colours).
@@ -300,8 +300,8 @@ impl Config {
         if !["whisper.cpp", "candle"].contains(&self.models.asr_engine.as_str()) {
             return bad("models.asr_engine", format!("is \"{}\"; use \"whisper.cpp\" or \"candle\"", self.models.asr_engine));
         }
-        if !["auto", "cpu", "cuda"].contains(&self.models.device.as_str()) {
-            return bad("models.device", format!("is \"{}\"; use \"auto\", \"cpu\" or \"cuda\"", self.models.device));
+        if !["auto", "cpu", "cuda", "metal"].contains(&self.models.device.as_str()) {
+            return bad("models.device", format!("is \"{}\"; use \"auto\", \"cpu\", \"cuda\" or \"metal\"", self.models.device));
         }
         if self.speech.partial_ms != 0 && !(200..=5_000).contains(&self.speech.partial_ms) {
             return bad("speech.partial_ms", format!("is {}; use 200 to 5000, or 0 for no partials", self.speech.partial_ms));

@@ -138,7 +138,8 @@ impl LlamaChat {
     pub fn engine(&self) -> String {
         match self.device.location() {
             candle_core::DeviceLocation::Cuda { gpu_id } => format!("{} (cuda:{gpu_id})", self.model.engine()),
-            _ => self.model.engine(),
+            candle_core::DeviceLocation::Metal { .. } => format!("{} (metal)", self.model.engine()),
+            candle_core::DeviceLocation::Cpu => self.model.engine(),
         }
     }
 
@@ -184,7 +185,8 @@ impl Llm for LlamaChat {
     fn device(&self) -> iris_backend::Device {
         match self.device.location() {
             candle_core::DeviceLocation::Cuda { gpu_id } => iris_backend::Device::Cuda(gpu_id),
-            _ => iris_backend::Device::Other(format!("cpu, {}", self.engine())),
+            candle_core::DeviceLocation::Metal { .. } => iris_backend::Device::Metal,
+            candle_core::DeviceLocation::Cpu => iris_backend::Device::Other(format!("cpu, {}", self.engine())),
         }
     }
 

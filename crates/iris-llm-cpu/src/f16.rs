@@ -1,8 +1,6 @@
 //! F16 matrices (unquantised GGUF files): rows of f16 times the activation rounded to f16, summed
 //! in f32, as llama.cpp's `ggml_vec_dot_f16` does (its F16 weights meet F16 activations).
 
-use std::ops::Range;
-
 use half::f16;
 
 use crate::q8::QActs;
@@ -46,7 +44,7 @@ impl F16Matrix {
 /// The CPU must have AVX2, FMA and F16C; `out` as in [`crate::Matrix::matmul`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn matmul_avx2(w: &F16Matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
+pub unsafe fn matmul_avx2(w: &F16Matrix, rows: std::ops::Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
     use std::arch::x86_64::*;
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn sum(acc: [__m256; 4]) -> f32 {

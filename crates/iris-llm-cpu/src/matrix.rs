@@ -155,7 +155,11 @@ impl Matrix {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        self.matmul_scalar(rows, acts, out, stride);
+        {
+            // Only the plain-Rust path exists off x86-64 (yet).
+            let _ = kernel;
+            self.matmul_scalar(rows, acts, out, stride);
+        }
     }
 
     /// # Safety

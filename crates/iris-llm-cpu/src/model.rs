@@ -7,6 +7,7 @@
 use std::io::{Read, Seek};
 
 use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::GgmlDType;
 use half::f16;
 
 use crate::config::{arch, config, matrix, optional_vector, vector, Config, Family};
@@ -125,8 +126,16 @@ impl Model {
                 )));
             }
         }
+        // F16 rows are read 32 values at a time.
+        if let Some((name, _)) = content
+            .tensor_infos
+            .iter()
+            .find(|(_, i)| i.ggml_dtype == GgmlDType::F16 && i.shape.dims().len() == 2 && i.shape.dims()[1] % 32 != 0)
+        {
+            return Err(unsupported(format!("{name} is F16 with rows that are not a multiple of 32 wide")));
+        }
         let cfg = config(content, &arch, usize::MAX)?;
-        if cfg.head_dim % 2 != 0 || cfg.heads % cfg.kv_heads != 0 {
+        if cfg.heads == 0 || cfg.kv_heads == 0 || cfg.head_dim % 2 != 0 || cfg.heads % cfg.kv_heads != 0 {
             return Err(unsupported("an unusual head layout".into()));
         }
         Ok(())
@@ -349,8 +358,7 @@ fn par_matmul(pool: &Pool, kernel: Kernel, parts: &[(&Matrix, usize)], acts: &Ac
 /// `x += out`, `out` RMS-normalised first where the family has a norm there (Gemma 3).
 fn add_normed(x: &mut [f32], out: &mut [f32], norm: Option<&[f32]>, eps: f32) {
     if let Some(w) = norm {
-        let normed = out.to_vec();
-        rmsnorm_rows(&normed, w, eps, out);
+        rmsnorm_in_place(out, w, eps);
     }
     x.iter_mut().zip(out.iter()).for_each(|(x, p)| *x += p);
 }

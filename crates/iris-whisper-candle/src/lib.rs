@@ -30,6 +30,8 @@ pub enum CandleWhisperError {
     Candle(#[from] candle_core::Error),
     #[error("this build of Iris has no CUDA support; rebuild with `--features cuda`, or set device = \"cpu\"")]
     NoCuda,
+    #[error("this build of Iris has no Metal support; rebuild with `--features metal` on a Mac, or set device = \"cpu\"")]
+    NoMetal,
 }
 
 /// Whisper's languages in token order (the first 99: every model up to large-v2).
@@ -91,6 +93,9 @@ pub fn device(name: &str) -> Result<Device, CandleWhisperError> {
         "cpu" => Ok(Device::Cpu),
         "cuda" if cfg!(feature = "cuda") => Ok(Device::new_cuda(0)?),
         "cuda" => Err(CandleWhisperError::NoCuda),
+        "metal" if cfg!(feature = "metal") => Ok(Device::new_metal(0)?),
+        "metal" => Err(CandleWhisperError::NoMetal),
+        _ if cfg!(feature = "metal") => Ok(Device::metal_if_available(0).unwrap_or(Device::Cpu)),
         _ => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
     }
 }

@@ -201,9 +201,7 @@ fn memory(r: &mut Report, m: &Models) {
         Some(Ok((engine, plan))) => {
             let need = plan.total() + others;
             // A CUDA build with a driver runs the language model on candle on the GPU.
-            let gpu = cfg!(feature = "cuda")
-                && c.device != "cpu"
-                && std::path::Path::new("/proc/driver/nvidia/version").exists();
+            let gpu = cfg!(feature = "cuda") && c.device != "cpu" && std::path::Path::new("/proc/driver/nvidia/version").exists();
             let engine = if gpu { "candle on the GPU (cuda:0)".to_owned() } else { engine };
             r.ok("llm", format!("{} runs on {engine}", c.llm));
             match plan.check(available.saturating_sub(others)) {
@@ -356,12 +354,13 @@ fn gpu(r: &mut Report, c: &Config) {
         if built { "has" } else { "has no" }
     );
     match (c.models.device.as_str(), built, driver.is_some()) {
+        ("metal", _, _) if !cfg!(feature = "metal") => {
+            r.problem("gpu", what, "set `[models] device = \"cpu\"`, or use a Metal build on a Mac (README: On a GPU)")
+        }
         ("cuda", false, _) => r.problem("gpu", what, "set `[models] device = \"cpu\"`, or use the CUDA build (README: On a GPU)"),
         ("cuda", true, false) => r.problem("gpu", what, "install the NVIDIA driver, or set `[models] device = \"cpu\"`"),
         (_, false, true) => r.note("gpu", what, "the CUDA build runs the language model and Whisper on this GPU (README: On a GPU)"),
-        ("cuda" | "auto", true, true) => {
-            r.ok("gpu", format!("{what}; the language model, Whisper on candle and the VLM run on the GPU"))
-        }
+        ("cuda" | "auto", true, true) => r.ok("gpu", format!("{what}; the language model, Whisper on candle and the VLM run on the GPU")),
         _ => r.ok("gpu", format!("{what}; `[models] device = {:?}` runs them on the CPU", c.models.device)),
     }
 }

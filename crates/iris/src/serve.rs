@@ -60,8 +60,9 @@ impl Loader for RealLoader {
         if !c.models.vlm.is_empty() && !Path::new(&c.models.vlm).join("config.json").is_file() {
             return Err(("models.vlm".into(), format!("is {:?}, which is not a folder with a PaliGemma config.json", c.models.vlm)));
         }
-        if c.models.device == "cuda" && c.models.asr_engine == "candle" {
-            iris_whisper_candle::device("cuda").map_err(|e| ("models.device".to_owned(), e.to_string()))?;
+        // The language model (and Whisper on candle, and the VLM) run there.
+        if matches!(c.models.device.as_str(), "cuda" | "metal") {
+            iris_whisper_candle::device(&c.models.device).map_err(|e| ("models.device".to_owned(), e.to_string()))?;
         }
         Ok(())
     }

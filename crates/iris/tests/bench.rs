@@ -12,12 +12,7 @@ const IRIS: &str = env!("CARGO_BIN_EXE_iris");
 fn a_synthetic_model_of_a_real_shape_runs_on_both_engines() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("qwen2-1.5b.gguf");
-    let out = Command::new(IRIS)
-        .args(["bench", "synth"])
-        .arg(&file)
-        .args(["--shape", "qwen2-1.5b", "--quant", "q4_k_m"])
-        .output()
-        .unwrap();
+    let out = Command::new(IRIS).args(["bench", "synth"]).arg(&file).args(["--shape", "qwen2-1.5b", "--quant", "q4_k_m"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Qwen2.5 1.5B's Q4_K_M file is 1.12 GB with a Q8_0-free mix; this one 0.92 GB.
     let size = std::fs::metadata(&file).unwrap().len();
@@ -28,10 +23,13 @@ fn a_synthetic_model_of_a_real_shape_runs_on_both_engines() {
 
     let home = common::store_home();
     let run = |args: &[&str]| Command::new(IRIS).args(["bench", "llm"]).arg(&file).args(args).env("IRIS_HOME", &home).output().unwrap();
-    // CUDA in a CPU build: refused, naming the fix.
-    if !cfg!(feature = "cuda") {
-        let out = run(&["--device", "cuda", "--python", "none"]);
-        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--features cuda"), "{}", String::from_utf8_lossy(&out.stderr));
+    // A GPU this build has no support for: refused, naming the fix.
+    for (device, built) in [("cuda", cfg!(feature = "cuda")), ("metal", cfg!(feature = "metal"))] {
+        if !built {
+            let out = run(&["--device", device, "--python", "none"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && err.contains(&format!("--features {device}")) && err.lines().count() == 1, "{err}");
+        }
     }
     // Against llama.cpp where deploy/test.sh provides it, else Iris alone.
     let python = std::env::var("IRIS_LLAMA_PYTHON").unwrap_or_else(|_| "none".into());

@@ -35,7 +35,7 @@ pub struct LlmArgs {
     kernel: Option<String>,
     /// Where both sides run: the CPU, or the GPU (Iris: candle's CUDA kernels; llama.cpp: all
     /// layers offloaded, which needs a llama-cpp-python whose llama.cpp was built with CUDA).
-    #[arg(long, value_parser = ["cpu", "cuda"], default_value = "cpu")]
+    #[arg(long, value_parser = ["cpu", "cuda", "metal"], default_value = "cpu")]
     device: String,
     /// Memory bandwidth in GB/s, for decode's share of the roofline (weights and KV cache read
     /// per token ÷ bandwidth). Default: 4800 on CUDA (an H200's HBM3e), none on the CPU.
