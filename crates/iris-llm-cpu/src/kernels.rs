@@ -85,8 +85,6 @@ pub(crate) mod x86 {
     use crate::kquant::{Q4KMatrix, Q6KMatrix};
     use crate::q8::{Q8Matrix, QActs, GROUP};
 
-    use crate::pairs::{rows_avx2_x2, rows_q4k_avx2_x2, rows_q6k_avx2_x2};
-
     /// Walks the row groups in order, every token per group (the group stays in L1).
     macro_rules! driver {
         ($name:ident, $matrix:ty, $rows:ident, $features:literal) => {
@@ -109,46 +107,14 @@ pub(crate) mod x86 {
     }
 
     /// How far ahead of the rows in use to prefetch, in bytes.
-    pub(crate) const PREFETCH: usize = 2048;
-
-    /// As `driver`, with tokens taken two at a time by `$rows2` (a prompt's pre-fill): the
-    /// weights' loads, unpacking and scales are shared by both, and each token's arithmetic is
-    /// the single-token kernel's, in the same order, so the results are bit for bit the same.
-    macro_rules! driver2 {
-        ($name:ident, $matrix:ty, $rows:ident, $rows2:ident, $features:literal) => {
-            #[target_feature(enable = $features)]
-            pub unsafe fn $name(w: &$matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
-                let mut r = rows.start - rows.start % GROUP;
-                let put = |t: usize, v: [f32; GROUP], r: usize| {
-                    for (i, v) in v.iter().enumerate() {
-                        if (rows.start..rows.end).contains(&(r + i)) {
-                            *out.add(t * stride + r + i) = *v;
-                        }
-                    }
-                };
-                while r < rows.end {
-                    let mut t = 0;
-                    while t + 1 < acts.len() {
-                        let [v0, v1] = $rows2(w, r / GROUP, &acts[t], &acts[t + 1]);
-                        put(t, v0, r);
-                        put(t + 1, v1, r);
-                        t += 2;
-                    }
-                    if t < acts.len() {
-                        put(t, $rows(w, r / GROUP, &acts[t]), r);
-                    }
-                    r += GROUP;
-                }
-            }
-        };
-    }
+    const PREFETCH: usize = 2048;
 
     driver!(matmul_vnni, Q8Matrix, rows_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
-    driver2!(matmul_avx2, Q8Matrix, rows_avx2, rows_avx2_x2, "avx2,fma,f16c");
+    driver!(matmul_avx2, Q8Matrix, rows_avx2, "avx2,fma,f16c");
     driver!(matmul_q4k_vnni, Q4KMatrix, rows_q4k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
     driver!(matmul_q6k_vnni, Q6KMatrix, rows_q6k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
-    driver2!(matmul_q4k_avx2, Q4KMatrix, rows_q4k_avx2, rows_q4k_avx2_x2, "avx2,fma,f16c");
-    driver2!(matmul_q6k_avx2, Q6KMatrix, rows_q6k_avx2, rows_q6k_avx2_x2, "avx2,fma,f16c");
+    driver!(matmul_q4k_avx2, Q4KMatrix, rows_q4k_avx2, "avx2,fma,f16c");
+    driver!(matmul_q6k_avx2, Q6KMatrix, rows_q6k_avx2, "avx2,fma,f16c");
 
     /// Signed bytes times signed bytes, pairs summed into eight i32 lanes: `vpmaddubsw` needs one
     /// side unsigned, so |w| meets x with w's sign (llama.cpp's trick).
@@ -159,7 +125,7 @@ pub(crate) mod x86 {
 
     /// The sum of a vector's eight lanes.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(crate) unsafe fn sum8(v: __m256) -> f32 {
+    unsafe fn sum8(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))

@@ -20,8 +20,6 @@ pub mod kquant;
 pub mod matrix;
 pub mod model;
 pub mod ops;
-#[cfg(target_arch = "x86_64")]
-mod pairs;
 pub mod pool;
 pub mod q8;
 
