@@ -1,5 +1,6 @@
-//! `iris bench llm`: Iris's candle engine and llama.cpp (the `llama-cpp-python` pip package,
-//! which compiles it) on the same GGUF, token ids, thread count and machine, in one run.
+//! `iris bench llm`: Iris (its CPU engine, or candle; on the CPU or a GPU) and llama.cpp (the
+//! `llama-cpp-python` pip package, which compiles it) on the same GGUF, token ids, thread count,
+//! device and machine, in one run; on a GPU, decode's share of the memory roofline too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
