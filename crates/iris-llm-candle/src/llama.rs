@@ -143,11 +143,6 @@ impl LlamaChat {
         }
     }
 
-    /// Waits for the device's queued work (a GPU's), so timings measure the work itself.
-    pub fn synchronize(&self) -> Result<(), BackendError> {
-        self.device.synchronize().map_err(infer)
-    }
-
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }

@@ -106,6 +106,14 @@ pub fn config(content: &Content, arch: &str, max_context: usize) -> Result<Confi
     };
     let gemma = family == Family::Gemma3;
     let layers = int("block_count")?;
+    // Sizes from the header are bounded before anything is allocated by them (the largest open
+    // models have about 128 layers, 64K-wide layers and 256 heads).
+    let ffn = int("feed_forward_length")?;
+    if layers > 4096 || [dim, ffn, heads * head_dim, kv_heads * head_dim].iter().any(|d| *d > 1 << 20) || heads > 4096 {
+        return Err(CpuLlmError::Format(format!(
+            "the header's shapes (block_count {layers}, embedding_length {dim}, feed_forward_length {ffn}, {heads} heads of {head_dim}) are larger than any model's"
+        )));
+    }
     // Which layers slide: the file's list, or a pattern (llama.cpp's `set_swa_pattern`: the last
     // layer of each group of `n` is global; Gemma 3's n is 6).
     let pattern = get("attention.sliding_window_pattern");
@@ -124,7 +132,7 @@ pub fn config(content: &Content, arch: &str, max_context: usize) -> Result<Confi
         heads,
         kv_heads,
         head_dim,
-        ffn: int("feed_forward_length")?,
+        ffn,
         vocab: embd.shape.dims()[0],
         eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
         // As llama.cpp (after gemma_pytorch): only Gemma 3 27B (62 layers) scales by dim/heads.

@@ -5,8 +5,8 @@
 //! minus its offset is a small integer). Q4_1 and Q5_1 (`d·q + m`) become the same int8 form for
 //! `d·q` and keep each block's minimum `m`, which meets the sum of the activation's block, as in
 //! llama.cpp's Q8_1 product. Q4_K and Q6_K keep their own layouts (`kquant`). The activations
-//! are quantised as llama.cpp quantises them for each type: Q8_0 (with block sums) for the first
-//! five, Q8_K for the K-quants.
+//! are quantised as llama.cpp quantises them for each type: Q8_0 for the first three, Q8_1 (Q8_0
+//! with block sums) for Q4_1 and Q5_1, Q8_K for the K-quants, f16 for F16.
 
 use std::ops::Range;
 
@@ -85,7 +85,8 @@ impl Matrix {
 
     pub fn act_kind(&self) -> ActKind {
         match self {
-            Self::Q8(_) | Self::Q8Min(..) => ActKind::Q8_0,
+            Self::Q8(_) => ActKind::Q8_0,
+            Self::Q8Min(..) => ActKind::Q8_1,
             Self::Q4K(_) | Self::Q6K(_) => ActKind::Q8K,
             Self::F16(_) => ActKind::F16,
         }
@@ -110,10 +111,7 @@ impl Matrix {
     pub fn dot_scalar(&self, r: usize, a: &QActs) -> f32 {
         match self {
             Self::Q8(m) => dot_scalar(m, r, a),
-            Self::Q8Min(m, mins) => {
-                let blocks = m.cols / crate::q8::QK;
-                dot_scalar(m, r, a) + mins[r * blocks..(r + 1) * blocks].iter().zip(&a.block_sums).map(|(m, s)| m * s).sum::<f32>()
-            }
+            Self::Q8Min(m, mins) => dot_scalar(m, r, a) + crate::q8::min_share(mins, m.cols / crate::q8::QK, r, a),
             Self::Q4K(m) => m.dot_scalar(r, a),
             Self::Q6K(m) => m.dot_scalar(r, a),
             Self::F16(m) => m.dot_scalar(r, a),

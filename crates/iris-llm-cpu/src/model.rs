@@ -15,7 +15,7 @@ use crate::kernels::Kernel;
 use crate::matrix::Matrix;
 use crate::ops::{attention, gelu, rmsnorm_in_place, rmsnorm_rows, rope, silu};
 use crate::pool::{share, Pool, SyncPtr};
-use crate::q8::{ActKind, QActs};
+use crate::q8::{ActKind, QActs, ACT_KINDS};
 use crate::CpuLlmError;
 
 /// Tokens of a prompt processed together (bounds the scratch buffers).
@@ -45,30 +45,17 @@ struct Layer {
     v_cache: Vec<f16>,
 }
 
-/// Quantised activations of a batch, in each form the matrices they meet need.
+/// Quantised activations of a batch, in each form the matrices they meet need (indexed by
+/// [`ActKind`]).
 #[derive(Default)]
-struct Acts {
-    q8_0: Vec<QActs>,
-    q8k: Vec<QActs>,
-    f16: Vec<QActs>,
-}
-
-const KINDS: [ActKind; 3] = [ActKind::Q8_0, ActKind::Q8K, ActKind::F16];
+struct Acts([Vec<QActs>; ACT_KINDS.len()]);
 
 impl Acts {
-    fn of(&mut self, kind: ActKind) -> &mut Vec<QActs> {
-        match kind {
-            ActKind::Q8_0 => &mut self.q8_0,
-            ActKind::Q8K => &mut self.q8k,
-            ActKind::F16 => &mut self.f16,
-        }
-    }
-
     /// Quantises the rows of `x` (`n` of them) for every matrix in `users`.
     fn quantize(&mut self, x: &[f32], n: usize, users: &[&Matrix]) {
-        for kind in KINDS {
+        for kind in ACT_KINDS {
             if users.iter().any(|m| m.act_kind() == kind) {
-                let acts = self.of(kind);
+                let acts = &mut self.0[kind as usize];
                 acts.resize_with(n.max(acts.len()), QActs::default);
                 for (a, row) in acts.iter_mut().zip(x.chunks_exact(x.len() / n)) {
                     a.quantize_as(row, kind);
@@ -78,12 +65,7 @@ impl Acts {
     }
 
     fn get(&self, kind: ActKind, n: usize) -> &[QActs] {
-        let acts = match kind {
-            ActKind::Q8_0 => &self.q8_0,
-            ActKind::Q8K => &self.q8k,
-            ActKind::F16 => &self.f16,
-        };
-        &acts[..n]
+        &self.0[kind as usize][..n]
     }
 }
 
@@ -149,6 +131,7 @@ impl Model {
         let output = if content.tensor_infos.contains_key("output.weight") { Some(matrix(content, file, "output.weight")?) } else { None };
         let kv_dim = cfg.kv_heads * cfg.head_dim;
         let mut layers = Vec::with_capacity(cfg.layers);
+        let gemma = cfg.family == Family::Gemma3;
         for l in 0..cfg.layers {
             let p = |s: &str| format!("blk.{l}.{s}");
             let qkv_bias = if content.tensor_infos.contains_key(&p("attn_q.bias")) {
@@ -159,7 +142,6 @@ impl Model {
             } else {
                 None
             };
-            let gemma = cfg.family == Family::Gemma3;
             let gemma_norm = |name: &str, file: &mut R| if gemma { vector(content, file, &p(name)).map(Some) } else { Ok(None) };
             let layer = Layer {
                 attn_norm: vector(content, file, &p("attn_norm.weight"))?,

@@ -183,7 +183,12 @@ pub enum ActKind {
     Q8K,
     /// Rounded to f16 (for F16 weights).
     F16,
+    /// As Q8_0, with each block's sum (llama.cpp's Q8_1, for Q4_1 and Q5_1 weights).
+    Q8_1,
 }
+
+/// Every kind, in the order of their discriminants (`kind as usize` indexes by kind).
+pub const ACT_KINDS: [ActKind; 4] = [ActKind::Q8_0, ActKind::Q8K, ActKind::F16, ActKind::Q8_1];
 
 /// One activation vector quantised in the weights' layout, with what the kernels need. Per
 /// 32-bit lane (four values): the scale, the sum of the four quants times -128 (the weights'
@@ -198,7 +203,7 @@ pub struct QActs {
     pub(crate) init: Vec<I32x16>,
     pub(crate) scales: Vec<F32x16>,
     pub(crate) sums: Vec<F32x16>,
-    /// Per block of 32 (Q8_0 only): the scale times the sum of the quants, rounded to f16, as
+    /// Per block of 32 (Q8_1 only): the scale times the sum of the quants, rounded to f16, as
     /// llama.cpp's Q8_1 keeps it for weights with a minimum (Q4_1, Q5_1).
     pub(crate) block_sums: Vec<f32>,
     /// The values as f16 (F16 only).
@@ -212,6 +217,13 @@ impl QActs {
             let (d, q) = quantize_block(block);
             (f16::from_bits(d).to_f32(), q.to_vec())
         });
+    }
+
+    /// As Q8_0, plus each block's sum: only for the matrices with a minimum, so the others'
+    /// quantisation does not pay for it.
+    fn quantize_q8_1(&mut self, x: &[f32]) {
+        self.quantize(x);
+        self.kind = ActKind::Q8_1;
         self.block_sums.clear();
         for (b, block) in x.chunks(QK).enumerate() {
             // llama.cpp multiplies the sum by the scale before it is rounded to f16.
@@ -242,6 +254,7 @@ impl QActs {
         match kind {
             ActKind::Q8_0 => self.quantize(x),
             ActKind::Q8K => self.quantize_k(x),
+            ActKind::Q8_1 => self.quantize_q8_1(x),
             ActKind::F16 => {
                 (self.len, self.kind) = (x.len(), kind);
                 self.halves.clear();
@@ -315,11 +328,15 @@ impl QActs {
 /// As [`crate::Matrix::matmul`].
 pub unsafe fn add_mins(mins: &[f32], blocks: usize, rows: std::ops::Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
     for r in rows {
-        let m = &mins[r * blocks..(r + 1) * blocks];
         for (t, a) in acts.iter().enumerate() {
-            *out.add(t * stride + r) += m.iter().zip(&a.block_sums).map(|(m, s)| m * s).sum::<f32>();
+            *out.add(t * stride + r) += min_share(mins, blocks, r, a);
         }
     }
+}
+
+/// Row `r`'s minimums (`blocks` per row) times the activation's block sums.
+pub fn min_share(mins: &[f32], blocks: usize, r: usize, a: &QActs) -> f32 {
+    mins[r * blocks..(r + 1) * blocks].iter().zip(&a.block_sums).map(|(m, s)| m * s).sum()
 }
 
 /// Plain Rust: the reference the SIMD kernels are tested against, and the path on other CPUs.

@@ -201,7 +201,7 @@ fn memory(r: &mut Report, m: &Models) {
         Some(Ok((engine, plan))) => {
             let need = plan.total() + others;
             // A CUDA build with a driver runs the language model on candle on the GPU.
-            let gpu = cfg!(feature = "cuda") && c.device != "cpu" && std::path::Path::new("/proc/driver/nvidia/version").exists();
+            let gpu = cfg!(feature = "cuda") && c.device != "cpu" && nvidia_driver().is_some();
             let engine = if gpu { "candle on the GPU (cuda:0)".to_owned() } else { engine };
             r.ok("llm", format!("{} runs on {engine}", c.llm));
             match plan.check(available.saturating_sub(others)) {
@@ -342,8 +342,13 @@ fn camera(r: &mut Report, c: &Config) {
     }
 }
 
+/// The NVIDIA driver's version line, if one is loaded.
+fn nvidia_driver() -> Option<String> {
+    std::fs::read_to_string("/proc/driver/nvidia/version").ok().and_then(|v| v.lines().next().map(str::to_owned))
+}
+
 fn gpu(r: &mut Report, c: &Config) {
-    let driver = std::fs::read_to_string("/proc/driver/nvidia/version").ok().and_then(|v| v.lines().next().map(str::to_owned));
+    let driver = nvidia_driver();
     let built = cfg!(feature = "cuda");
     let what = format!(
         "{}; this build {} CUDA",

@@ -198,6 +198,8 @@ fn word(mut i: usize) -> String {
 
 const ALIGN: u64 = 32;
 
+/// GGUF v3, written here because candle's writer takes tensors held in memory (8.5 GB for
+/// Llama 8B Q8_0); these are streamed from the generator.
 fn write(path: &std::path::Path, metadata: &[(String, Value)], tensors: &[(String, GgmlDType, Vec<usize>)]) -> Result<()> {
     let mut f = BufWriter::with_capacity(1 << 22, File::create(path)?);
     let s = |f: &mut BufWriter<File>, v: &str| -> std::io::Result<()> {
