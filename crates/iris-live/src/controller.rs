@@ -111,8 +111,11 @@ pub enum Action {
     Resume,
 }
 
-/// Speech that goes on this long after the wake word was detected holds a question.
-const ONE_BREATH: Secs = 0.5;
+/// Speech that goes on this long after the wake word was detected holds a question. The word's
+/// own speech ends at or just before its detection (the score peaks as the word ends); a word
+/// as short as "Stop." said 0.3 s after it ends 0.4 to 0.6 s after the detection, which a
+/// half-second rule missed when the score settled late (the turn was then dropped).
+const ONE_BREATH: Secs = 0.3;
 /// A paused answer waits this long after the last stir for the wake word to be confirmed: a
 /// score that has risen part of the way settles above the threshold within two or three hops
 /// when it is the word.
@@ -371,6 +374,23 @@ mod tests {
         c.speech_end(2.0);
         assert!(matches!(c.state(), State::Listening { .. }));
         assert_eq!(c.tick(2.5), vec![Action::EndTurn { at: 2.0 }]);
+    }
+
+    /// "Hey Jarvis … stop": one short word run on from the wake word (the speech detector heard
+    /// no pause between them) is a turn, however late the word's score settled.
+    #[test]
+    fn a_short_word_run_on_from_the_wake_word_is_a_turn() {
+        let mut c = Controller::new(rules(Mode::WakeWord), false);
+        c.speech_start(0.2);
+        c.wake(1.0);
+        c.speech_end(1.4);
+        assert_eq!(c.tick(1.9), vec![Action::EndTurn { at: 1.4 }]);
+        // The word alone, its speech ending as it is detected, waits for the question.
+        let mut c = Controller::new(rules(Mode::WakeWord), false);
+        c.speech_start(0.2);
+        c.wake(1.0);
+        c.speech_end(1.1);
+        assert!(c.tick(2.0).is_empty() && matches!(c.state(), State::Armed { .. }));
     }
 
     #[test]

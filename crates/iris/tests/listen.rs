@@ -535,6 +535,8 @@ fn echo_path_attempt() -> Result<(), String> {
     room.play(&wav);
     let answered = wait_for(&ev, "answer", 3, 20);
     let (ok, log) = iris.finish();
+    // The events say when speech started and ended around each wake word.
+    let log = format!("{log}\nevents:\n{}", std::fs::read_to_string(&ev).unwrap_or_default());
     let check = |good: bool, what: &str| if good { Ok(()) } else { Err(format!("{what}: {log}")) };
     check(ok && answered, "the loop failed, or the third request was not answered")?;
     let ev = events(&ev);
