@@ -110,7 +110,29 @@ pub(crate) mod x86 {
     const PREFETCH: usize = 2048;
 
     driver!(matmul_vnni, Q8Matrix, rows_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
-    driver!(matmul_avx2, Q8Matrix, rows_avx2, "avx2,fma,f16c");
+    driver!(matmul_avx2_each, Q8Matrix, rows_avx2, "avx2,fma,f16c");
+
+    /// Q8 on AVX2. A prompt's pre-fill goes row by row, six tokens at a time, so each weight
+    /// vector is prepared once per six tokens (1.15× the MAC/s of one token at a time on a
+    /// Zen 3 core; summing a chunk's two halves as integers first made it 1.35×, but moved
+    /// Gemma 3's greedy answer off llama.cpp's at a near tie); the tokens left over, and decode, go four rows at a time.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn matmul_avx2(w: &Q8Matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
+        const TILE: usize = 6;
+        let tiles = acts.len() / TILE;
+        if tiles == 0 {
+            return matmul_avx2_each(w, rows, acts, out, stride);
+        }
+        for k in 0..tiles {
+            let t0 = k * TILE;
+            for r in rows.clone() {
+                let v = row_avx2_tokens::<TILE>(w, r, std::array::from_fn(|j| &acts[t0 + j]));
+                v.into_iter().enumerate().for_each(|(j, v)| *out.add((t0 + j) * stride + r) = v);
+            }
+        }
+        matmul_avx2_each(w, rows, &acts[tiles * TILE..], out.add(tiles * TILE * stride), stride);
+    }
+
     driver!(matmul_q4k_vnni, Q4KMatrix, rows_q4k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
     driver!(matmul_q6k_vnni, Q6KMatrix, rows_q6k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
     driver!(matmul_q4k_avx2, Q4KMatrix, rows_q4k_avx2, "avx2,fma,f16c");
@@ -265,6 +287,35 @@ pub(crate) mod x86 {
             }
         }
         acc.map(|v| _mm512_reduce_add_ps(v))
+    }
+
+    /// Row `r` of `w` times `T` tokens at once (a prompt's pre-fill): each weight vector is
+    /// loaded, made signed and its absolute value taken once for all of them. Each token's
+    /// arithmetic is `rows_avx2`'s, in the same order, so its sums are bit for bit the same.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn row_avx2_tokens<const T: usize>(w: &Q8Matrix, r: usize, a: [&QActs; T]) -> [f32; T] {
+        let n = w.chunks;
+        let (wq, ws) = (w.quants.as_ptr() as *const u8, w.scales.as_ptr());
+        let (ones, flip) = (_mm256_set1_epi16(1), _mm256_set1_epi8(-128));
+        let mut acc = [_mm256_setzero_ps(); T];
+        let xs: [*const u8; T] = std::array::from_fn(|t| a[t].quants.as_ptr() as *const u8);
+        let ds: [*const f32; T] = std::array::from_fn(|t| a[t].scales.as_ptr() as *const f32);
+        for c in 0..n {
+            let i = ((r / GROUP) * n + c) * GROUP + r % GROUP;
+            _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
+            let dw = _mm256_cvtph_ps(_mm_set1_epi32(*ws.add(i) as i32));
+            for h in 0..2 {
+                let wv = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), flip);
+                let wabs = _mm256_sign_epi8(wv, wv);
+                for t in 0..T {
+                    let x = _mm256_load_si256(xs[t].add(c * 64 + 32 * h) as *const __m256i);
+                    let dx = _mm256_load_ps(ds[t].add(c * 16 + 8 * h));
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, wv)), ones);
+                    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx), dw, acc[t]);
+                }
+            }
+        }
+        acc.map(|v| sum8(v))
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
