@@ -45,21 +45,45 @@ struct Layer {
     v_cache: Vec<f16>,
 }
 
+/// Activation slots that the pool's threads fill, each its own.
+#[derive(Clone, Copy)]
+struct SyncActs(*mut QActs);
+// SAFETY: threads touch disjoint slots, and `Pool::run` joins before they are read.
+unsafe impl Send for SyncActs {}
+unsafe impl Sync for SyncActs {}
+
+impl SyncActs {
+    fn get(self) -> *mut QActs {
+        self.0
+    }
+}
+
 /// Quantised activations of a batch, in each form the matrices they meet need (indexed by
 /// [`ActKind`]).
 #[derive(Default)]
 struct Acts([Vec<QActs>; ACT_KINDS.len()]);
 
 impl Acts {
-    /// Quantises the rows of `x` (`n` of them) for every matrix in `users`.
-    fn quantize(&mut self, x: &[f32], n: usize, users: &[&Matrix]) {
+    /// Quantises the rows of `x` (`n` of them) for every matrix in `users`, the rows shared out
+    /// over the pool (on one thread, a pre-fill's quantisation kept the other waiting).
+    fn quantize(&mut self, pool: &Pool, x: &[f32], n: usize, users: &[&Matrix]) {
+        let threads = pool.threads();
         for kind in ACT_KINDS {
             if users.iter().any(|m| m.act_kind() == kind) {
                 let acts = &mut self.0[kind as usize];
                 acts.resize_with(n.max(acts.len()), QActs::default);
-                for (a, row) in acts.iter_mut().zip(x.chunks_exact(x.len() / n)) {
-                    a.quantize_as(row, kind);
+                let (width, base) = (x.len() / n, SyncActs(acts.as_mut_ptr()));
+                if n == 1 {
+                    // Decode: not worth a hand-off.
+                    acts[0].quantize_as(x, kind);
+                    continue;
                 }
+                pool.run(&|i| {
+                    for t in share(n, i, threads, 1) {
+                        // SAFETY: each thread quantises only its own rows, and `run` joins.
+                        unsafe { (*base.get().add(t)).quantize_as(&x[t * width..(t + 1) * width], kind) };
+                    }
+                });
             }
         }
     }
@@ -265,7 +289,7 @@ impl Model {
             let window = c.window_of(l);
             let freqs = if window.is_some() { &self.local_freqs } else { &self.freqs };
             rmsnorm_rows(&x, &layer.attn_norm, c.eps, &mut xn);
-            acts.quantize(&xn, n, &[&layer.q, &layer.k, &layer.v]);
+            acts.quantize(pool, &xn, n, &[&layer.q, &layer.k, &layer.v]);
             par_matmul(pool, kernel, &[(&layer.q, 0), (&layer.k, q_dim), (&layer.v, q_dim + kv_dim)], acts, n, &mut qkv, qkv_dim);
             for (t, row) in qkv.chunks_exact_mut(qkv_dim).enumerate() {
                 if let Some(b) = &layer.qkv_bias {
@@ -282,12 +306,12 @@ impl Model {
                 layer.v_cache.extend(row[q_dim + kv_dim..].iter().map(|v| f16::from_f32(*v)));
             }
             attention(pool, c, &qkv, &layer.k_cache, &layer.v_cache, pos, n, window, &mut att);
-            acts.quantize(&att, n, &[&layer.wo]);
+            acts.quantize(pool, &att, n, &[&layer.wo]);
             par_matmul(pool, kernel, &[(&layer.wo, 0)], acts, n, &mut proj, dim);
             add_normed(&mut x, &mut proj, layer.post_attn_norm.as_deref(), c.eps);
 
             rmsnorm_rows(&x, &layer.ffn_norm, c.eps, &mut xn);
-            acts.quantize(&xn, n, &[&layer.gate, &layer.up]);
+            acts.quantize(pool, &xn, n, &[&layer.gate, &layer.up]);
             let (gu_out, h_out) = (SyncPtr(gu.as_mut_ptr()), SyncPtr(h.as_mut_ptr()));
             let (gate, up, acts_ref) = (&layer.gate, &layer.up, &*acts);
             // Each thread takes the same rows of gate and of up, so it can join them itself.
@@ -305,7 +329,7 @@ impl Model {
                     }
                 }
             });
-            acts.quantize(&h, n, &[&layer.down]);
+            acts.quantize(pool, &h, n, &[&layer.down]);
             par_matmul(pool, kernel, &[(&layer.down, 0)], acts, n, &mut proj, dim);
             add_normed(&mut x, &mut proj, layer.post_ffn_norm.as_deref(), c.eps);
         }
@@ -317,7 +341,7 @@ impl Model {
         let mut xn = vec![0f32; hidden.len()];
         rmsnorm_rows(hidden, &self.out_norm, self.cfg.eps, &mut xn);
         let head = self.output.as_ref().unwrap_or(&self.embd);
-        self.acts.quantize(&xn, 1, &[head]);
+        self.acts.quantize(&self.pool, &xn, 1, &[head]);
         let mut logits = vec![0f32; head.rows()];
         par_matmul(&self.pool, self.kernel, &[(head, 0)], &self.acts, 1, &mut logits, head.rows());
         logits

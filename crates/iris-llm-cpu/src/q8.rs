@@ -213,9 +213,10 @@ pub struct QActs {
 impl QActs {
     /// As Q8_0 (blocks of 32).
     pub fn quantize(&mut self, x: &[f32]) {
-        self.fill(x, ActKind::Q8_0, QK, |block| {
+        self.fill(x, ActKind::Q8_0, QK, |block, out| {
             let (d, q) = quantize_block(block);
-            (f16::from_bits(d).to_f32(), q.to_vec())
+            out.copy_from_slice(&q);
+            f16::from_bits(d).to_f32()
         });
     }
 
@@ -235,7 +236,7 @@ impl QActs {
 
     /// As llama.cpp's Q8_K (blocks of 256; the length must be a multiple of 256).
     pub fn quantize_k(&mut self, x: &[f32]) {
-        self.fill(x, ActKind::Q8K, 256, |block| {
+        self.fill(x, ActKind::Q8K, 256, |block, out| {
             let (mut max, mut amax) = (0f32, 0f32);
             for v in block {
                 if v.abs() > amax {
@@ -243,10 +244,14 @@ impl QActs {
                 }
             }
             if amax == 0.0 {
-                return (0.0, vec![0; block.len()]);
+                out.fill(0);
+                return 0.0;
             }
             let iscale = -127.0 / max;
-            (1.0 / iscale, block.iter().map(|v| ((iscale * v + 12_582_912.0) - 12_582_912.0).min(127.0) as i8).collect())
+            for (o, v) in out.iter_mut().zip(block) {
+                *o = ((iscale * v + 12_582_912.0) - 12_582_912.0).min(127.0) as i8;
+            }
+            1.0 / iscale
         });
     }
 
@@ -263,7 +268,9 @@ impl QActs {
         }
     }
 
-    fn fill(&mut self, x: &[f32], kind: ActKind, block: usize, quantize: impl Fn(&[f32]) -> (f32, Vec<i8>)) {
+    /// `quantize` writes a block's values and returns its scale (no allocation per block: a
+    /// pre-fill quantises thousands of them per layer).
+    fn fill(&mut self, x: &[f32], kind: ActKind, block: usize, quantize: impl Fn(&[f32], &mut [i8]) -> f32) {
         let chunks = x.len().div_ceil(2 * QK);
         (self.len, self.kind) = (x.len(), kind);
         self.quants.clear();
@@ -274,11 +281,13 @@ impl QActs {
         self.scales.resize(chunks, F32x16([0.0; 16]));
         self.sums.clear();
         self.sums.resize(chunks, F32x16([0.0; 16]));
-        let mut padded = vec![0f32; block];
+        let (mut padded, mut q) = ([0f32; 256], [0i8; 256]);
+        debug_assert!(block <= 256);
         for (i, part) in x.chunks(block).enumerate() {
+            let (padded, q) = (&mut padded[..block], &mut q[..block]);
             padded.fill(0.0);
             padded[..part.len()].copy_from_slice(part);
-            let (d, q) = quantize(&padded);
+            let d = quantize(padded, q);
             for (j, v) in q.iter().enumerate() {
                 let (b, j) = (i * block / QK + j / QK, j % QK);
                 let (c, half) = (b / 2, b % 2);
