@@ -288,15 +288,18 @@ impl QActs {
             padded.fill(0.0);
             padded[..part.len()].copy_from_slice(part);
             let d = quantize(padded, q);
-            for (j, v) in q.iter().enumerate() {
-                let (b, j) = (i * block / QK + j / QK, j % QK);
+            // Four values at a time: they share a lane of the layout (`slot`).
+            for (g, four) in q.chunks_exact(4).enumerate() {
+                let (b, j) = (i * block / QK + 4 * g / QK, (4 * g) % QK);
                 let (c, half) = (b / 2, b % 2);
-                let pos = slot(half, j);
                 if c >= chunks {
                     break;
                 }
-                self.quants[c].0[pos] = *v as u8;
-                self.init[c].0[pos / 4] -= 128 * i32::from(*v);
+                let pos = slot(half, j);
+                for (k, v) in four.iter().enumerate() {
+                    self.quants[c].0[pos + k] = *v as u8;
+                }
+                self.init[c].0[pos / 4] = -128 * four.iter().map(|v| i32::from(*v)).sum::<i32>();
                 self.scales[c].0[pos / 4] = d;
             }
         }
