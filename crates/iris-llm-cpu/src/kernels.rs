@@ -178,8 +178,8 @@ pub(crate) mod x86 {
         for c in 0..n {
             let xq = a.quants.as_ptr().add(c) as *const u8;
             let (x0, x1) = (_mm256_load_si256(xq as *const __m256i), _mm256_load_si256(xq.add(32) as *const __m256i));
-            let dx = a.scales.as_ptr().add(c) as *const f32;
-            let (dx0, dx1) = (_mm256_load_ps(dx), _mm256_load_ps(dx.add(8)));
+            // One scale for the whole chunk: it lies in one Q8_K block.
+            let dx = _mm256_load_ps(a.scales.as_ptr().add(c) as *const f32);
             let sums = a.sums.as_ptr().add(c) as *const f32;
             let sums = _mm256_add_ps(_mm256_load_ps(sums), _mm256_load_ps(sums.add(8)));
             for (r, acc) in acc.iter_mut().enumerate() {
@@ -188,9 +188,10 @@ pub(crate) mod x86 {
                 let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
                 let lo = _mm256_and_si256(packed, nibble);
                 let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-                let p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), ones));
-                let p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), ones));
-                let dot = _mm256_fmadd_ps(p1, dx1, _mm256_mul_ps(p0, dx0));
+                // Both halves' lanes share a block of the weights and of the activation (Q8_K's
+                // 256), so their pair sums add as 16-bit integers (at most 2·2·15·127 < 2^15).
+                let pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1));
+                let dot = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones)), dx);
                 let scale = _mm256_castpd_ps(_mm256_set1_pd(f64::from_bits((ws.add(i) as *const u64).read())));
                 let min = _mm256_castpd_ps(_mm256_set1_pd(f64::from_bits((wm.add(i) as *const u64).read())));
                 *acc = _mm256_fmadd_ps(dot, scale, *acc);
@@ -200,27 +201,32 @@ pub(crate) mod x86 {
         acc.map(|v| sum8(v))
     }
 
-    /// Q6_K on AVX2: the stored bytes back to signed (q − 32, within ±32), then the sign trick.
+    /// Q6_K on AVX2: the stored bytes (q + 96) back to the unsigned 6-bit q, so `vpmaddubsw`
+    /// takes them as they are (2·63·127 < 2^15), and 32 times the activation's sums (kept in
+    /// `init` as −128 times them) taken off as integers: exactly Σ (q − 32)·x, without the
+    /// sign trick's two extra operations per vector.
     /// Lane l of the first half takes scale 0 or 2 (its block), of the second half 1 or 3.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows_q6k_avx2(w: &Q6KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
         let n = w.chunks;
         let (wq, ws) = (w.quants.as_ptr() as *const u8, w.scales.as_ptr());
-        let (ones, flip) = (_mm256_set1_epi16(1), _mm256_set1_epi8(-128));
+        let (ones, offset) = (_mm256_set1_epi16(1), _mm256_set1_epi8(96));
         let mut acc = [_mm256_setzero_ps(); GROUP];
         for c in 0..n {
             let xq = a.quants.as_ptr().add(c) as *const u8;
             let x = [_mm256_load_si256(xq as *const __m256i), _mm256_load_si256(xq.add(32) as *const __m256i)];
             let dx = a.scales.as_ptr().add(c) as *const f32;
             let dx = [_mm256_load_ps(dx), _mm256_load_ps(dx.add(8))];
+            let init = a.init.as_ptr().add(c) as *const __m256i;
+            let less = [_mm256_srai_epi32::<2>(_mm256_load_si256(init)), _mm256_srai_epi32::<2>(_mm256_load_si256(init.add(1)))];
             for (r, acc) in acc.iter_mut().enumerate() {
                 let i = (g * n + c) * GROUP + r;
                 _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
                 let s = _mm_loadu_ps(ws.add(i) as *const f32);
                 let scales = [_mm_shuffle_ps::<0b10_00_10_00>(s, s), _mm_shuffle_ps::<0b11_01_11_01>(s, s)];
                 for h in 0..2 {
-                    let wv = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), flip);
-                    let p = signed_dot(wv, x[h], ones);
+                    let q = _mm256_sub_epi8(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), offset);
+                    let p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, x[h]), ones), less[h]);
                     let scale = _mm256_set_m128(scales[h], scales[h]);
                     *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx[h]), scale, *acc);
                 }
