@@ -147,7 +147,30 @@ pub(crate) mod x86 {
 
     driver!(matmul_q4k_vnni, Q4KMatrix, rows_q4k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
     driver!(matmul_q6k_vnni, Q6KMatrix, rows_q6k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
-    driver!(matmul_q4k_avx2, Q4KMatrix, rows_q4k_avx2, "avx2,fma,f16c");
+    driver!(matmul_q4k_avx2_each, Q4KMatrix, rows_q4k_avx2, "avx2,fma,f16c");
+
+    /// Q4_K on AVX2: a pre-fill's tokens two at a time per group of rows (each chunk unpacked
+    /// once for both), decode and a last odd token one at a time.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn matmul_q4k_avx2(w: &Q4KMatrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
+        const TILE: usize = 2;
+        let tiles = acts.len() / TILE;
+        let mut r = rows.start - rows.start % GROUP;
+        while r < rows.end {
+            for k in 0..tiles {
+                let v = rows_q4k_avx2_tokens::<TILE>(w, r / GROUP, std::array::from_fn(|j| &acts[k * TILE + j]));
+                for (j, v) in v.iter().enumerate() {
+                    for (i, v) in v.iter().enumerate() {
+                        if (rows.start..rows.end).contains(&(r + i)) {
+                            *out.add((k * TILE + j) * stride + r + i) = *v;
+                        }
+                    }
+                }
+            }
+            r += GROUP;
+        }
+        matmul_q4k_avx2_each(w, rows, &acts[tiles * TILE..], out.add(tiles * TILE * stride), stride);
+    }
     driver!(matmul_q6k_avx2, Q6KMatrix, rows_q6k_avx2, "avx2,fma,f16c");
 
     /// Signed bytes times signed bytes, pairs summed into eight i32 lanes: `vpmaddubsw` needs one
@@ -171,34 +194,48 @@ pub(crate) mod x86 {
     /// halves, so one scale vector serves both.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows_q4k_avx2(w: &Q4KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
+        rows_q4k_avx2_tokens::<1>(w, g, [a])[0]
+    }
+
+    /// A group of rows times `T` tokens: each chunk's nibbles unpacked once for all of them
+    /// (a prompt's pre-fill), each token's sums made as for one token alone.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows_q4k_avx2_tokens<const T: usize>(w: &Q4KMatrix, g: usize, a: [&QActs; T]) -> [[f32; GROUP]; T] {
         let n = w.chunks;
         let (wq, ws, wm) = (w.quants.as_ptr(), w.scales.as_ptr(), w.mins.as_ptr());
         let (nibble, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
-        let mut acc = [_mm256_setzero_ps(); GROUP];
+        let mut acc = [[_mm256_setzero_ps(); GROUP]; T];
         for c in 0..n {
-            let xq = a.quants.as_ptr().add(c) as *const u8;
-            let (x0, x1) = (_mm256_load_si256(xq as *const __m256i), _mm256_load_si256(xq.add(32) as *const __m256i));
-            // One scale for the whole chunk: it lies in one Q8_K block.
-            let dx = _mm256_load_ps(a.scales.as_ptr().add(c) as *const f32);
-            let sums = a.sums.as_ptr().add(c) as *const f32;
-            let sums = _mm256_add_ps(_mm256_load_ps(sums), _mm256_load_ps(sums.add(8)));
-            for (r, acc) in acc.iter_mut().enumerate() {
+            let mut sums = [_mm256_setzero_ps(); T];
+            for t in 0..T {
+                let s = a[t].sums.as_ptr().add(c) as *const f32;
+                sums[t] = _mm256_add_ps(_mm256_load_ps(s), _mm256_load_ps(s.add(8)));
+            }
+            for r in 0..GROUP {
                 let i = (g * n + c) * GROUP + r;
                 _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH / 2));
                 let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
                 let lo = _mm256_and_si256(packed, nibble);
                 let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-                // Both halves' lanes share a block of the weights and of the activation (Q8_K's
-                // 256), so their pair sums add as 16-bit integers (at most 2·2·15·127 < 2^15).
-                let pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1));
-                let dot = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones)), dx);
                 let scale = _mm256_castpd_ps(_mm256_set1_pd(f64::from_bits((ws.add(i) as *const u64).read())));
                 let min = _mm256_castpd_ps(_mm256_set1_pd(f64::from_bits((wm.add(i) as *const u64).read())));
-                *acc = _mm256_fmadd_ps(dot, scale, *acc);
-                *acc = _mm256_fnmadd_ps(min, sums, *acc);
+                for t in 0..T {
+                    let xq = a[t].quants.as_ptr().add(c) as *const __m256i;
+                    // One scale for the whole chunk: it lies in one Q8_K block.
+                    let dx = _mm256_load_ps(a[t].scales.as_ptr().add(c) as *const f32);
+                    // Both halves' lanes share a block of the weights and of the activation, so
+                    // their pair sums add as 16-bit integers (at most 2·2·15·127 < 2^15).
+                    let pairs = _mm256_add_epi16(
+                        _mm256_maddubs_epi16(lo, _mm256_load_si256(xq)),
+                        _mm256_maddubs_epi16(hi, _mm256_load_si256(xq.add(1))),
+                    );
+                    let dot = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones)), dx);
+                    acc[t][r] = _mm256_fmadd_ps(dot, scale, acc[t][r]);
+                    acc[t][r] = _mm256_fnmadd_ps(min, sums[t], acc[t][r]);
+                }
             }
         }
-        acc.map(|v| sum8(v))
+        acc.map(|a| a.map(|v| sum8(v)))
     }
 
     /// Q6_K on AVX2: the stored bytes (q + 96) back to the unsigned 6-bit q, so `vpmaddubsw`
