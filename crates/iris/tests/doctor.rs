@@ -88,3 +88,29 @@ fn what_cannot_work_is_a_problem_with_its_fix() {
     assert!(lines[at + 1].trim_start().starts_with("fix: "), "{text}");
     assert!(!out.status.success());
 }
+
+/// The CUDA build run through its launcher (deploy/iris-cuda) on a machine without NVIDIA's
+/// driver: one line naming the missing library and the fix, exit 1, instead of the dynamic
+/// loader's message. The binary here is a small program linked against a `libcuda.so.1` that
+/// is then taken away (CI does not build the CUDA binary; the check is the same).
+#[test]
+fn the_cuda_build_without_a_driver_says_so_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, c) = (dir.path(), |p: &str| dir.path().join(p));
+    std::fs::write(c("cuda.c"), "int cuInit(unsigned f) { return f; }\n").unwrap();
+    std::fs::write(c("main.c"), "int cuInit(unsigned);\nint main(void) { return cuInit(0); }\n").unwrap();
+    let gcc = |args: &[&str]| assert!(Command::new("gcc").args(args).current_dir(d).status().expect("gcc").success());
+    gcc(&["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", "libcuda.so.1", "cuda.c"]);
+    gcc(&["-o", "iris", "main.c", "-L.", "-l:libcuda.so.1", "-Wl,-rpath,$ORIGIN"]);
+    let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/iris-cuda");
+    let run = || Command::new("sh").arg(&launcher).arg("doctor").env("IRIS_CUDA_BINARY", c("iris")).output().unwrap();
+    // With the library there, the launcher runs the binary (which exits with cuInit's 0).
+    let with = run();
+    assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
+    std::fs::remove_file(c("libcuda.so.1")).unwrap();
+    let without = run();
+    let said = String::from_utf8_lossy(&without.stderr);
+    assert_eq!(without.status.code(), Some(1), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("libcuda.so.1") && said.contains("NVIDIA's driver") && said.contains("CPU build"), "{said}");
+}
