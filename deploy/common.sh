@@ -33,6 +33,22 @@ install_system_packages() {
     fi
 }
 
+# 64-bit ARM: Rust's target, Debian's cross compiler and qemu-user to run what it builds here
+# (.cargo/config.toml names both for the aarch64 target).
+arm64_tools() {
+    local missing=()
+    for p in gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]} (to build and run for 64-bit ARM)"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
+}
+
 check_rust() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "error: Rust is not installed; install it with rustup (Rust 1.85 or newer), then run this again" >&2

@@ -3,7 +3,8 @@
 //! Implementations of one contract, chosen once at start-up by what the CPU has: AVX-512 VNNI
 //! (`vpdpbusd` multiplies 64 byte pairs into 16 lanes at once) and AVX2 (`vpmaddubsw` then
 //! `vpmaddwd` on 32 bytes at a time, with the sign trick of llama.cpp's dots where both sides
-//! are signed) for every format, and plain Rust (`Matrix::dot_scalar`) elsewhere. Rows
+//! are signed) for every format, NEON and `sdot` on 64-bit ARM (`neon`), and plain Rust
+//! (`Matrix::dot_scalar`) elsewhere. Rows
 //! are taken four at a time so the activation chunk is loaded once per four rows and the four
 //! accumulations run side by side; for a batch of tokens (prefill) the four rows stay in L1
 //! while every token passes over them.
@@ -14,29 +15,36 @@ use std::sync::OnceLock;
 pub enum Kernel {
     Avx512Vnni,
     Avx2,
+    /// 64-bit ARM with the dot-product extension (`sdot`).
+    NeonDot,
+    /// 64-bit ARM, NEON alone (every ARMv8 core).
+    Neon,
     Scalar,
 }
 
 impl Kernel {
     /// The best kernel this CPU has, or a lesser one named by `IRIS_LLM_KERNEL` (`avx2`,
-    /// `scalar`) so the slower paths can be measured on a machine that has the faster one (a
-    /// kernel the CPU lacks is never chosen).
+    /// `neon`, `scalar`) so the slower paths can be measured on a machine that has the faster
+    /// one (a kernel the CPU lacks is never chosen).
     pub fn detect() -> Self {
         static KERNEL: OnceLock<Kernel> = OnceLock::new();
         *KERNEL.get_or_init(|| {
             let best = Self::best();
             let asked = match std::env::var("IRIS_LLM_KERNEL").as_deref() {
                 Ok("avx2") => Kernel::Avx2,
+                Ok("neon") => Kernel::Neon,
                 Ok("scalar") => Kernel::Scalar,
                 _ => best,
             };
-            // Order: Avx512Vnni > Avx2 > Scalar; only a lesser or equal one is allowed.
+            // Within an architecture, Avx512Vnni > Avx2 > Scalar and NeonDot > Neon > Scalar;
+            // only a lesser or equal one of the same family is allowed.
             let rank = |k: Kernel| match k {
-                Kernel::Avx512Vnni => 2,
-                Kernel::Avx2 => 1,
+                Kernel::Avx512Vnni | Kernel::NeonDot => 2,
+                Kernel::Avx2 | Kernel::Neon => 1,
                 Kernel::Scalar => 0,
             };
-            if rank(asked) <= rank(best) {
+            let arm = |k: Kernel| matches!(k, Kernel::Neon | Kernel::NeonDot);
+            if rank(asked) <= rank(best) && (asked == Kernel::Scalar || arm(asked) == arm(best)) {
                 asked
             } else {
                 best
@@ -64,6 +72,15 @@ impl Kernel {
                     return Kernel::Avx2;
                 }
             }
+            #[cfg(target_arch = "aarch64")]
+            {
+                if std::arch::is_aarch64_feature_detected!("dotprod") {
+                    return Kernel::NeonDot;
+                }
+                if std::arch::is_aarch64_feature_detected!("neon") {
+                    return Kernel::Neon;
+                }
+            }
             Kernel::Scalar
         }
     }
@@ -72,6 +89,8 @@ impl Kernel {
         match self {
             Kernel::Avx512Vnni => "avx512-vnni",
             Kernel::Avx2 => "avx2",
+            Kernel::NeonDot => "neon-dotprod",
+            Kernel::Neon => "neon",
             Kernel::Scalar => "scalar",
         }
     }

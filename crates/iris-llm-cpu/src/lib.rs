@@ -19,6 +19,8 @@ pub mod kernels;
 pub mod kquant;
 pub mod matrix;
 pub mod model;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod ops;
 pub mod pool;
 pub mod q8;

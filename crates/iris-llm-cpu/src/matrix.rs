@@ -31,8 +31,10 @@ impl Matrix {
     pub fn takes(dtype: GgmlDType, kernel: Kernel) -> bool {
         match dtype {
             GgmlDType::Q8_0 | GgmlDType::Q5_0 | GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_1 => true,
-            // The K-quants have AVX-512 VNNI and AVX2 kernels (and the plain-Rust reference).
-            GgmlDType::Q4K | GgmlDType::Q6K | GgmlDType::F16 => kernel != Kernel::Scalar,
+            // The K-quants have AVX-512 VNNI, AVX2 and NEON kernels (and the plain-Rust
+            // reference); F16 has an x86 kernel only.
+            GgmlDType::Q4K | GgmlDType::Q6K => kernel != Kernel::Scalar,
+            GgmlDType::F16 => matches!(kernel, Kernel::Avx2 | Kernel::Avx512Vnni),
             _ => false,
         }
     }
@@ -152,9 +154,28 @@ impl Matrix {
                 crate::q8::add_mins(mins, m.cols / crate::q8::QK, rows, acts, out, stride);
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(target_arch = "aarch64")]
         {
-            // Only the plain-Rust path exists off x86-64 (yet).
+            use crate::neon;
+            match (self, kernel) {
+                (Self::Q8(m) | Self::Q8Min(m, _), Kernel::NeonDot) => neon::matmul_q8_dot(m, rows.clone(), acts, out, stride),
+                (Self::Q8(m) | Self::Q8Min(m, _), Kernel::Neon) => neon::matmul_q8(m, rows.clone(), acts, out, stride),
+                (Self::Q4K(m), Kernel::NeonDot) => return neon::matmul_q4k_dot(m, rows, acts, out, stride),
+                (Self::Q4K(m), Kernel::Neon) => return neon::matmul_q4k(m, rows, acts, out, stride),
+                (Self::Q6K(m), Kernel::NeonDot) => return neon::matmul_q6k_dot(m, rows, acts, out, stride),
+                (Self::Q6K(m), Kernel::Neon) => return neon::matmul_q6k(m, rows, acts, out, stride),
+                _ => {
+                    self.matmul_scalar(rows, acts, out, stride);
+                    return;
+                }
+            }
+            if let Self::Q8Min(m, mins) = self {
+                crate::q8::add_mins(mins, m.cols / crate::q8::QK, rows, acts, out, stride);
+            }
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            // Only the plain-Rust path exists elsewhere.
             let _ = kernel;
             self.matmul_scalar(rows, acts, out, stride);
         }

@@ -136,6 +136,8 @@ fn kernels() -> Vec<Kernel> {
     match Kernel::detect() {
         Kernel::Avx512Vnni => k.extend([Kernel::Avx2, Kernel::Avx512Vnni]),
         Kernel::Avx2 => k.push(Kernel::Avx2),
+        Kernel::NeonDot => k.extend([Kernel::Neon, Kernel::NeonDot]),
+        Kernel::Neon => k.push(Kernel::Neon),
         Kernel::Scalar => {}
     }
     k

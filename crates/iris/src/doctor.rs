@@ -173,6 +173,12 @@ fn system(r: &mut Report, m: &Models) {
             r.ok("cpu", what);
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let kernel = iris_llm_cpu::Kernel::detect();
+        let sdot = std::arch::is_aarch64_feature_detected!("dotprod");
+        r.ok("cpu", format!("{}; Iris's LLM engine uses its {} kernel", if sdot { "NEON with sdot" } else { "NEON" }, kernel.name()));
+    }
 }
 
 fn memory(r: &mut Report, m: &Models) {
