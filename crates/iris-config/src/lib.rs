@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod atomic;
+mod board;
 mod profile;
 mod remote;
 mod web;
 mod wyoming;
 pub use atomic::{remove_leftovers, why_not_written, write_atomic, TEMP_PREFIX};
+pub use board::{Board, BoardError};
 pub use profile::{Profile, ProfileError};
 pub use remote::LlmServer;
 pub use web::Web;

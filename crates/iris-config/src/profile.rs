@@ -87,7 +87,7 @@ impl Profile {
 }
 
 /// Lays `over` onto `base`, table by table; values replace.
-fn merge(base: &mut toml::Table, over: &toml::Table) {
+pub(crate) fn merge(base: &mut toml::Table, over: &toml::Table) {
     for (key, value) in over {
         match (base.get_mut(key), value) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),

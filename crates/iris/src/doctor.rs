@@ -65,6 +65,26 @@ impl Report {
     }
 }
 
+/// The edge board this is, if a profile in `firmware/boards/` knows it, and whether the
+/// settings already follow that profile.
+fn board(r: &mut Report, config: &Config) {
+    let model = crate::board_cmd::machine_model();
+    match iris_config::Board::recognise(&model) {
+        Some(b) if b.applied_in(config) => {
+            r.ok("board", format!("{} ({model}): its profile's settings are in use; latency: {}", b.title, b.latency))
+        }
+        Some(b) => r.note(
+            "board",
+            format!("this is a {} ({model}); its profile (firmware/boards/{}.toml) suits it: {}", b.title, b.name, b.cpu),
+            format!("`iris board apply {}` lays its model pack, threads and audio settings over yours", b.name),
+        ),
+        None => r.ok(
+            "board",
+            format!("{}: no board profile names it (`iris board list`)", if model.is_empty() { "this machine" } else { &model }),
+        ),
+    }
+}
+
 pub fn run(config_path: Option<&Path>, args: DoctorArgs) -> Result<ExitCode> {
     let store = Store::from_env()?;
     let config_file = config_path.map(Path::to_owned).unwrap_or_else(|| store.home().join("config.toml"));
@@ -89,6 +109,7 @@ pub fn run(config_path: Option<&Path>, args: DoctorArgs) -> Result<ExitCode> {
     };
     let models = Models { catalog: catalog(&store)?, store, config };
     system(&mut r, &models);
+    board(&mut r, &models.config);
     memory(&mut r, &models);
     installed(&mut r, &models, args.verify);
     audio(&mut r, &models.config);

@@ -5,6 +5,7 @@ mod ask;
 mod audio_cmd;
 mod backends;
 mod bench;
+mod board_cmd;
 mod bundle_cmd;
 mod doctor;
 mod eval;
@@ -63,6 +64,9 @@ enum Command {
     /// Say what works on this box and what to do about what does not: devices, CPU, memory,
     /// models, ports, certificate. Exits non-zero when something configured cannot work.
     Doctor(doctor::DoctorArgs),
+    /// Edge boards' profiles: `iris board list`, `iris board apply rpi5`.
+    #[command(subcommand)]
+    Board(board_cmd::BoardCmd),
     /// Offline bundles for a box with no internet: `iris bundle create DIR`.
     #[command(subcommand)]
     Bundle(bundle_cmd::BundleCmd),
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Command::Models(cmd) => models_cmd::run(cmd),
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
         Command::Doctor(args) => doctor::run(cli.config.as_deref(), args),
+        Command::Board(cmd) => board_cmd::run(cli.config.as_deref(), cmd),
     };
     match result {
         Ok(code) => code,

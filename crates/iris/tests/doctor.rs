@@ -114,3 +114,36 @@ fn the_cuda_build_without_a_driver_says_so_in_one_line() {
     assert_eq!(said.lines().count(), 1, "{said}");
     assert!(said.contains("libcuda.so.1") && said.contains("NVIDIA's driver") && said.contains("CPU build"), "{said}");
 }
+
+/// On an edge board `iris doctor` names the board and its profile (firmware/boards/), and
+/// `iris board apply` lays the profile's settings over the file's; the doctor then says they
+/// are in use. (`IRIS_BOARD_MODEL` stands in for the device tree's model string.)
+#[test]
+fn a_board_is_recognised_and_its_profile_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = |home: &Path| {
+        let out = Command::new(IRIS)
+            .args(["doctor", "--json"])
+            .env("IRIS_HOME", home)
+            .env("IRIS_BOARD_MODEL", "Raspberry Pi 5 Model B Rev 1.0")
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        finding(&v, "board").first().map(|f| (*f).clone()).unwrap_or_else(|| panic!("no board finding: {v}"))
+    };
+    let before = board(dir.path());
+    assert_eq!(before["level"], "note", "{before}");
+    assert!(
+        before["what"].as_str().unwrap().contains("Raspberry Pi 5") && before["fix"].as_str().unwrap().contains("iris board apply rpi5"),
+        "{before}"
+    );
+    let out = Command::new(IRIS).args(["board", "apply", "rpi5"]).env("IRIS_HOME", dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(written.contains("threads = 4") && written.contains("wake_runtime = \"tflite\""), "{written}");
+    let after = board(dir.path());
+    assert_eq!(after["level"], "ok", "{after}");
+    assert!(after["what"].as_str().unwrap().contains("in use"), "{after}");
+    let unknown = Command::new(IRIS).args(["board", "apply", "pi9"]).env("IRIS_HOME", dir.path()).output().unwrap();
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("rpi5, rk3588"), "{unknown:?}");
+}
