@@ -4,7 +4,8 @@
 # C libraries Iris links (ALSA, espeak-ng) through Debian's multiarch. Gives
 # target/aarch64-unknown-linux-gnu/release/iris; ONNX Runtime and TensorFlow Lite are loaded
 # at run time from the model store (`iris models pull`), as on x86-64. Run the result here with
-# `qemu-aarch64 -L /usr/aarch64-linux-gnu target/aarch64-unknown-linux-gnu/release/iris`.
+# `qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib
+# target/aarch64-unknown-linux-gnu/release/iris doctor` (.cargo/config.toml says why).
 source "$(dirname "$0")/common.sh"
 check_rust
 arm64_tools
