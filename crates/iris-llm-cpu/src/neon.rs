@@ -51,6 +51,34 @@ unsafe fn store(out: *mut f32, stride: usize, t: usize, r0: usize, rows: &Range<
     }
 }
 
+/// The loops every kernel shares: row groups, then tokens, then chunks, the activation's chunk
+/// (`$x`, four 16-byte vectors; `$dx`, its scales; `$pre`, anything else taken once per chunk)
+/// loaded once for the group's four rows; `$body` adds chunk `$c` of the row stored at `$i` to
+/// `$acc`.
+macro_rules! each_chunk {
+    ($n:expr, $rows:expr, $acts:expr, $out:expr, $stride:expr,
+     |$a:ident, $c:ident, $x:ident, $dx:ident, $pre_name:ident = $pre:expr, $i:ident, $acc:ident| $body:block) => {{
+        let mut g = $rows.start / GROUP;
+        while g * GROUP < $rows.end {
+            for (t, $a) in $acts.iter().enumerate() {
+                let mut accs = [vdupq_n_f32(0.0); GROUP];
+                for $c in 0..$n {
+                    let xq = $a.quants.as_ptr().add($c) as *const i8;
+                    let $x = [vld1q_s8(xq), vld1q_s8(xq.add(16)), vld1q_s8(xq.add(32)), vld1q_s8(xq.add(48))];
+                    let $dx = vld1q_f32($a.scales.as_ptr().add($c) as *const f32);
+                    let $pre_name = $pre;
+                    for (r, $acc) in accs.iter_mut().enumerate() {
+                        let $i = (g * $n + $c) * GROUP + r;
+                        $body
+                    }
+                }
+                store($out, $stride, t, g * GROUP, &$rows, accs.map(|v| vaddvq_f32(v)));
+            }
+            g += 1;
+        }
+    }};
+}
+
 macro_rules! kernels {
     ($q8:ident, $q4k:ident, $q6k:ident, $dot:ident, $features:literal) => {
         /// Q8_0 (and the formats made into it): four rows, each chunk's activation loaded once.
@@ -62,32 +90,17 @@ macro_rules! kernels {
             let n = w.chunks;
             let (wq, ws) = (w.quants.as_ptr() as *const u8, w.scales.as_ptr());
             let flip = vdupq_n_u8(0x80);
-            let mut g = rows.start / GROUP;
-            while g * GROUP < rows.end {
-                for (t, a) in acts.iter().enumerate() {
-                    let mut acc = [vdupq_n_f32(0.0); GROUP];
-                    for c in 0..n {
-                        let xq = a.quants.as_ptr().add(c) as *const i8;
-                        let x = [vld1q_s8(xq), vld1q_s8(xq.add(16)), vld1q_s8(xq.add(32)), vld1q_s8(xq.add(48))];
-                        let dx = vld1q_f32(a.scales.as_ptr().add(c) as *const f32);
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let i = (g * n + c) * GROUP + r;
-                            let p = wq.add(i * 64);
-                            let mut s = vdupq_n_s32(0);
-                            for k in 0..4 {
-                                let wv = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p.add(16 * k)), flip));
-                                s = $dot(s, wv, x[k]);
-                            }
-                            let pair16 = *ws.add(i);
-                            let dw =
-                                pair(half::f16::from_bits(pair16 as u16).to_f32(), half::f16::from_bits((pair16 >> 16) as u16).to_f32());
-                            *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(s), dx), dw);
-                        }
-                    }
-                    store(out, stride, t, g * GROUP, &rows, acc.map(|v| vaddvq_f32(v)));
+            each_chunk!(n, rows, acts, out, stride, |a, c, x, dx, _none = (), i, acc| {
+                let p = wq.add(i * 64);
+                let mut s = vdupq_n_s32(0);
+                for k in 0..4 {
+                    let wv = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p.add(16 * k)), flip));
+                    s = $dot(s, wv, x[k]);
                 }
-                g += 1;
-            }
+                let pair16 = *ws.add(i);
+                let dw = pair(half::f16::from_bits(pair16 as u16).to_f32(), half::f16::from_bits((pair16 >> 16) as u16).to_f32());
+                *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(s), dx), dw);
+            });
         }
 
         /// Q4_K: the nibbles unpacked in registers (at most 15, so signed bytes), the minimum
@@ -100,35 +113,22 @@ macro_rules! kernels {
             let n = w.chunks;
             let (wq, ws, wm) = (w.quants.as_ptr() as *const u8, w.scales.as_ptr(), w.mins.as_ptr());
             let nibble = vdupq_n_u8(0x0F);
-            let mut g = rows.start / GROUP;
-            while g * GROUP < rows.end {
-                for (t, a) in acts.iter().enumerate() {
-                    let mut acc = [vdupq_n_f32(0.0); GROUP];
-                    for c in 0..n {
-                        let xq = a.quants.as_ptr().add(c) as *const i8;
-                        let x = [vld1q_s8(xq), vld1q_s8(xq.add(16)), vld1q_s8(xq.add(32)), vld1q_s8(xq.add(48))];
-                        // One scale for the whole chunk (it lies in one Q8_K block of 256).
-                        let dx = vld1q_f32(a.scales.as_ptr().add(c) as *const f32);
-                        let s = a.sums.as_ptr().add(c) as *const f32;
-                        let sums =
-                            vaddq_f32(vaddq_f32(vld1q_f32(s), vld1q_f32(s.add(4))), vaddq_f32(vld1q_f32(s.add(8)), vld1q_f32(s.add(12))));
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let i = (g * n + c) * GROUP + r;
-                            let (p0, p1) = (vld1q_u8(wq.add(i * 32)), vld1q_u8(wq.add(i * 32 + 16)));
-                            let q = [vandq_u8(p0, nibble), vandq_u8(p1, nibble), vshrq_n_u8::<4>(p0), vshrq_n_u8::<4>(p1)];
-                            let mut d = vdupq_n_s32(0);
-                            for k in 0..4 {
-                                d = $dot(d, vreinterpretq_s8_u8(q[k]), x[k]);
-                            }
-                            let ([s0, s1], [m0, m1]) = (*ws.add(i), *wm.add(i));
-                            *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(d), dx), pair(s0, s1));
-                            *acc = vfmsq_f32(*acc, pair(m0, m1), sums);
-                        }
-                    }
-                    store(out, stride, t, g * GROUP, &rows, acc.map(|v| vaddvq_f32(v)));
+            // The activation's sums: one scale for the whole chunk (it lies in one Q8_K block).
+            let sums_of = |a: &QActs, c: usize| {
+                let s = a.sums.as_ptr().add(c) as *const f32;
+                vaddq_f32(vaddq_f32(vld1q_f32(s), vld1q_f32(s.add(4))), vaddq_f32(vld1q_f32(s.add(8)), vld1q_f32(s.add(12))))
+            };
+            each_chunk!(n, rows, acts, out, stride, |a, c, x, dx, sums = sums_of(a, c), i, acc| {
+                let (p0, p1) = (vld1q_u8(wq.add(i * 32)), vld1q_u8(wq.add(i * 32 + 16)));
+                let q = [vandq_u8(p0, nibble), vandq_u8(p1, nibble), vshrq_n_u8::<4>(p0), vshrq_n_u8::<4>(p1)];
+                let mut d = vdupq_n_s32(0);
+                for k in 0..4 {
+                    d = $dot(d, vreinterpretq_s8_u8(q[k]), x[k]);
                 }
-                g += 1;
-            }
+                let ([s0, s1], [m0, m1]) = (*ws.add(i), *wm.add(i));
+                *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(d), dx), pair(s0, s1));
+                *acc = vfmsq_f32(*acc, pair(m0, m1), sums);
+            });
         }
 
         /// Q6_K: the bytes back to signed (q − 32); the first 16 bytes' lanes take the scales
@@ -141,29 +141,15 @@ macro_rules! kernels {
             let n = w.chunks;
             let (wq, ws) = (w.quants.as_ptr() as *const u8, w.scales.as_ptr());
             let flip = vdupq_n_u8(0x80);
-            let mut g = rows.start / GROUP;
-            while g * GROUP < rows.end {
-                for (t, a) in acts.iter().enumerate() {
-                    let mut acc = [vdupq_n_f32(0.0); GROUP];
-                    for c in 0..n {
-                        let xq = a.quants.as_ptr().add(c) as *const i8;
-                        let x = [vld1q_s8(xq), vld1q_s8(xq.add(16)), vld1q_s8(xq.add(32)), vld1q_s8(xq.add(48))];
-                        let dx = vld1q_f32(a.scales.as_ptr().add(c) as *const f32);
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let i = (g * n + c) * GROUP + r;
-                            let p = wq.add(i * 64);
-                            let q: [int8x16_t; 4] = std::array::from_fn(|k| vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p.add(16 * k)), flip)));
-                            let low = $dot($dot(vdupq_n_s32(0), q[0], x[0]), q[1], x[1]);
-                            let high = $dot($dot(vdupq_n_s32(0), q[2], x[2]), q[3], x[3]);
-                            let [s0, s1, s2, s3] = *ws.add(i);
-                            *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(low), dx), pair(s0, s2));
-                            *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(high), dx), pair(s1, s3));
-                        }
-                    }
-                    store(out, stride, t, g * GROUP, &rows, acc.map(|v| vaddvq_f32(v)));
-                }
-                g += 1;
-            }
+            each_chunk!(n, rows, acts, out, stride, |a, c, x, dx, _none = (), i, acc| {
+                let p = wq.add(i * 64);
+                let q: [int8x16_t; 4] = std::array::from_fn(|k| vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p.add(16 * k)), flip)));
+                let low = $dot($dot(vdupq_n_s32(0), q[0], x[0]), q[1], x[1]);
+                let high = $dot($dot(vdupq_n_s32(0), q[2], x[2]), q[3], x[3]);
+                let [s0, s1, s2, s3] = *ws.add(i);
+                *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(low), dx), pair(s0, s2));
+                *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(high), dx), pair(s1, s3));
+            });
         }
     };
 }
