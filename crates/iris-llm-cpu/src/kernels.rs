@@ -132,9 +132,10 @@ pub(crate) mod x86 {
     driver!(matmul_avx2_each, Q8Matrix, rows_avx2, "avx2,fma,f16c");
 
     /// Q8 on AVX2. A prompt's pre-fill goes row by row, six tokens at a time (the rest as one
-    /// smaller tile), so each weight vector is prepared once per six tokens (1.15× the MAC/s of one token at a time on a
-    /// Zen 3 core; summing a chunk's two halves as integers first made it 1.35×, but moved
-    /// Gemma 3's greedy answer off llama.cpp's at a near tie). Decode goes four rows at a time, the activation loaded once for them.
+    /// smaller tile), so each weight vector is prepared once per six tokens (1.15× the MAC/s of
+    /// one token at a time on a Zen 3 core; summing a chunk's two halves as integers first made
+    /// it 1.35×, but moved Gemma 3's greedy answer off llama.cpp's at a near tie). Decode, and
+    /// fewer than six tokens, go four rows at a time, the activation loaded once for them.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn matmul_avx2(w: &Q8Matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
         const TILE: usize = 6;

@@ -45,19 +45,6 @@ struct Layer {
     v_cache: Vec<f16>,
 }
 
-/// Activation slots that the pool's threads fill, each its own.
-#[derive(Clone, Copy)]
-struct SyncActs(*mut QActs);
-// SAFETY: threads touch disjoint slots, and `Pool::run` joins before they are read.
-unsafe impl Send for SyncActs {}
-unsafe impl Sync for SyncActs {}
-
-impl SyncActs {
-    fn get(self) -> *mut QActs {
-        self.0
-    }
-}
-
 /// Quantised activations of a batch, in each form the matrices they meet need (indexed by
 /// [`ActKind`]).
 #[derive(Default)]
@@ -72,12 +59,12 @@ impl Acts {
             if users.iter().any(|m| m.act_kind() == kind) {
                 let acts = &mut self.0[kind as usize];
                 acts.resize_with(n.max(acts.len()), QActs::default);
-                let (width, base) = (x.len() / n, SyncActs(acts.as_mut_ptr()));
                 if n == 1 {
                     // Decode: not worth a hand-off.
                     acts[0].quantize_as(x, kind);
                     continue;
                 }
+                let (width, base) = (x.len() / n, SyncPtr(acts.as_mut_ptr()));
                 pool.run(&|i| {
                     for t in share(n, i, threads, 1) {
                         // SAFETY: each thread quantises only its own rows, and `run` joins.

@@ -14,7 +14,7 @@ use std::arch::aarch64::*;
 use std::ops::Range;
 
 use crate::kquant::{Q4KMatrix, Q6KMatrix};
-use crate::q8::{Q8Matrix, QActs, GROUP};
+use crate::q8::{scale, Q8Matrix, QActs, GROUP};
 
 /// `acc + Σ a·b` over each lane's four bytes, with the dot-product extension.
 #[inline]
@@ -97,8 +97,7 @@ macro_rules! kernels {
                     let wv = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p.add(16 * k)), flip));
                     s = $dot(s, wv, x[k]);
                 }
-                let pair16 = *ws.add(i);
-                let dw = pair(half::f16::from_bits(pair16 as u16).to_f32(), half::f16::from_bits((pair16 >> 16) as u16).to_f32());
+                let dw = pair(scale(*ws.add(i), 0), scale(*ws.add(i), 1));
                 *acc = vfmaq_f32(*acc, vmulq_f32(vcvtq_f32_s32(s), dx), dw);
             });
         }

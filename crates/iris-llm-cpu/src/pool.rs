@@ -152,15 +152,22 @@ pub fn share(n: usize, i: usize, threads: usize, align: usize) -> std::ops::Rang
 }
 
 /// A raw pointer that threads writing disjoint parts of one buffer may share.
-#[derive(Clone, Copy)]
-pub struct SyncPtr(pub *mut f32);
+pub struct SyncPtr<T = f32>(pub *mut T);
 // SAFETY: users write disjoint elements, and `Pool::run` joins before the buffer is read.
-unsafe impl Send for SyncPtr {}
-unsafe impl Sync for SyncPtr {}
+unsafe impl<T> Send for SyncPtr<T> {}
+unsafe impl<T> Sync for SyncPtr<T> {}
 
-impl SyncPtr {
+// Copy whatever `T` is (a derive would ask `T: Copy`).
+impl<T> Clone for SyncPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SyncPtr<T> {}
+
+impl<T> SyncPtr<T> {
     /// The pointer (a method, so closures capture the whole `SyncPtr`, not its field).
-    pub fn get(self) -> *mut f32 {
+    pub fn get(self) -> *mut T {
         self.0
     }
 }

@@ -26,13 +26,13 @@ pub fn machine_model() -> String {
         return m;
     }
     let tree = std::fs::read("/proc/device-tree/model").ok().map(|b| String::from_utf8_lossy(&b).trim_end_matches('\0').trim().to_owned());
-    tree.filter(|m| !m.is_empty())
-        .or_else(|| {
-            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-            let line = cpuinfo.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split_once(':')?.1.trim().to_owned())
-        })
-        .unwrap_or_default()
+    tree.filter(|m| !m.is_empty()).unwrap_or_else(cpu_model)
+}
+
+/// The CPU's model name from /proc/cpuinfo ("" where it has none, as on most ARM cores).
+pub fn cpu_model() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).and_then(|l| l.split(':').nth(1)).map_or("", str::trim).to_owned()
 }
 
 pub fn run(config: Option<&Path>, cmd: BoardCmd) -> Result<ExitCode> {

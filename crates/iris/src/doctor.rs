@@ -154,8 +154,7 @@ fn gib(bytes: u64) -> String {
 
 fn system(r: &mut Report, m: &Models) {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).and_then(|l| l.split(':').nth(1)).map_or("", str::trim);
+    let model = crate::board_cmd::cpu_model();
     r.ok(
         "cpu",
         format!(
