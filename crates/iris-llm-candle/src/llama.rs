@@ -155,8 +155,7 @@ impl LlamaChat {
     /// Next-token logits after running `tokens` at positions `pos..` on top of the cache (which
     /// `pos == 0` resets). For checks that chunked and whole prefills agree.
     pub fn logits_after(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, BackendError> {
-        self.cached.clear();
-        self.cached_text.clear();
+        self.forget();
         self.step(tokens, pos)?.to_vec1::<f32>().map_err(infer)
     }
 
@@ -164,6 +163,15 @@ impl LlamaChat {
     #[doc(hidden)]
     pub fn step_for_test(&mut self, tokens: &[u32], pos: usize) -> Vec<f32> {
         self.step(tokens, pos).and_then(|t| t.to_vec1::<f32>().map_err(infer)).unwrap_or_default()
+    }
+
+    fn forget(&mut self) {
+        self.cached.clear();
+        self.cached_text.clear();
+    }
+
+    fn tokenise(&self, text: &str) -> Result<Vec<u32>, BackendError> {
+        Ok(self.tokenizer.encode(text, false).map_err(infer)?.get_ids().to_vec())
     }
 
     fn step(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor, BackendError> {
@@ -204,13 +212,23 @@ impl Llm for LlamaChat {
         }
         // A growing conversation renders to the cached text plus a new suffix. Only the suffix is
         // tokenised: re-tokenising an earlier answer need not give back the tokens generated, and
-        // the cache must hold exactly what the model saw. Anything else starts afresh.
+        // the cache must hold exactly what the model saw.
         let reusable = !self.cached.is_empty() && prompt.len() > self.cached_text.len() && prompt.starts_with(&self.cached_text);
         let (prompt_tokens, reused) = if reusable {
-            let suffix = self.tokenizer.encode(&prompt[self.cached_text.len()..], false).map_err(infer)?;
-            ([self.cached.as_slice(), suffix.get_ids()].concat(), self.cached.len())
+            let suffix = self.tokenise(&prompt[self.cached_text.len()..])?;
+            ([self.cached.as_slice(), &suffix].concat(), self.cached.len())
         } else {
-            (self.tokenizer.encode(prompt.as_str(), false).map_err(infer)?.get_ids().to_vec(), 0)
+            // A prompt that leaves the cached conversation (a new conversation with the same
+            // system prompt, an answer cut to what was heard, a question grown from a partial
+            // transcript) keeps the tokens it shares with the cache, where the engine can cut
+            // its cache back; at least one token is run, for its logits.
+            let tokens = self.tokenise(&prompt)?;
+            let shared = if self.model.rewinds() {
+                tokens.iter().zip(&self.cached).take_while(|(a, b)| a == b).count().min(tokens.len().saturating_sub(1))
+            } else {
+                0
+            };
+            (tokens, shared)
         };
         if prompt_tokens.len() >= self.context_len {
             return Err(too_long(prompt_tokens.len().to_string()));
@@ -230,10 +248,10 @@ impl Llm for LlamaChat {
             (false, None, None) => Sampling::All { temperature },
         };
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
-        // candle's cache can only grow or restart (position 0 resets it). Until this call
-        // finishes the cache is in flux: a failure or a cancel leaves it unknown.
-        self.cached.clear();
-        self.cached_text.clear();
+        // candle's cache can only grow or restart (position 0 resets it); Iris's CPU engine cuts
+        // its cache back to the position given. Until this call finishes the cache is in flux: a
+        // failure or a cancel leaves it unknown.
+        self.forget();
         // Logits depend slightly on how the prompt is scheduled (whole, chunked on a cache, or
         // token by token: up to 0.7 of a 41-wide logit range in candle 0.11, as Q8_0 matmuls
         // quantise activations); see the conformance test `prefill_on_a_cache_agrees`.

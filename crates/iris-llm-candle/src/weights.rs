@@ -72,6 +72,12 @@ impl Weights {
         }
     }
 
+    /// Whether the KV cache can be cut back to an earlier position (Iris's CPU engine); candle's
+    /// can only grow or restart at position 0.
+    pub fn rewinds(&self) -> bool {
+        matches!(self, Self::Cpu(_))
+    }
+
     /// The engine and, for Iris's own, its kernel and threads (for benchmarks and the panel).
     pub fn engine(&self) -> String {
         match self {

