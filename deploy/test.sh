@@ -4,8 +4,9 @@
 source "$(dirname "$0")/common.sh"
 setup
 # The multilingual Whisper for the language tests, Qwen2.5 0.5B for the conversation-recall
-# test and Gemma 3 270M for the gemma3 family (none is in the default pack).
-"$IRIS" models pull whisper-base qwen2.5-coder-0.5b-instruct gemma3-270m
+# test, Gemma 3 270M for the gemma3 family and OpenVINO's execution provider (none is in the
+# default pack).
+"$IRIS" models pull whisper-base qwen2.5-coder-0.5b-instruct gemma3-270m openvino-ep
 # Real human speech with transcripts, real photos, and whisper.cpp to compare against (see README).
 if "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-en" &&
     "$ROOT/deploy/speech-corpus.sh" "$IRIS_DATA/speech-fr" fr &&

@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 
 mod atomic;
 mod board;
+mod onnx;
 mod profile;
 mod remote;
 mod web;
 mod wyoming;
 pub use atomic::{remove_leftovers, why_not_written, write_atomic, TEMP_PREFIX};
 pub use board::{Board, BoardError};
+pub use onnx::Onnx;
 pub use profile::{Profile, ProfileError};
 pub use remote::LlmServer;
 pub use web::Web;
@@ -38,6 +40,7 @@ pub struct Config {
     pub wyoming: Wyoming,
     pub camera: Camera,
     pub llm_server: LlmServer,
+    pub onnx: Onnx,
     pub web: Web,
     pub kiosk: Kiosk,
     /// Worker threads for inference; 0 means all cores.
@@ -375,6 +378,9 @@ impl Config {
         if let Err((field, problem)) = self.llm_server.check() {
             return bad(field, problem);
         }
+        if let Err((field, problem)) = self.onnx.check() {
+            return bad(field, problem);
+        }
         if let Err((field, problem)) = self.web.check() {
             return bad(field, problem);
         }
@@ -465,6 +471,8 @@ mod tests {
             ("[wyoming]\nallow = [\"nas.local\"]", "wyoming.allow"),
             ("[llm_server]\nurl = \"192.168.1.20:8080\"", "llm_server.url"),
             ("[llm_server]\nwait_ms = 0", "llm_server.wait_ms"),
+            ("[onnx]\nproviders = [\"npu\"]", "onnx.providers"),
+            ("[onnx]\nproviders = []", "onnx.providers"),
         ] {
             let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");

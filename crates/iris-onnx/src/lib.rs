@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+mod providers;
+pub use providers::{assignments, chosen, offered, use_providers, Assignment, Provider};
+
 pub use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 pub use ort::session::Session;
@@ -20,6 +23,9 @@ pub enum OnnxError {
     OtherRuntime { loaded: PathBuf, wanted: PathBuf },
     #[error("cannot open ONNX model {path}: {message}. Check it with `iris models verify`")]
     Model { path: PathBuf, message: String },
+    /// An execution provider asked for in `[onnx] providers` that cannot be used.
+    #[error("{0}")]
+    Provider(String),
 }
 
 static ENVIRONMENT: OnceLock<(PathBuf, Environment)> = OnceLock::new();
@@ -52,18 +58,22 @@ pub fn library_path(default: &Path) -> PathBuf {
     std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| default.to_owned())
 }
 
-/// Opens a model on the CPU with `threads` intra-op threads.
+/// Opens a model with `threads` intra-op threads, on the providers asked for (the CPU by default).
 pub fn open_session(env: &Environment, model: &Path, threads: usize) -> Result<Session, OnnxError> {
     let fail = |message: String| OnnxError::Model { path: model.into(), message };
     if !model.is_file() {
         return Err(fail("no such file".into()));
     }
-    Session::builder(env)
+    let builder = Session::builder(env)
         .map_err(|e| fail(e.to_string()))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| fail(e.to_string()))?
         .with_intra_threads(threads.max(1))
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let session = providers::builder_with_providers(env, builder)
+        .map_err(|e| fail(format!("the providers in [onnx] providers: {e}")))?
         .commit_from_file(model)
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(e.to_string()))?;
+    providers::record(model, &session);
+    Ok(session)
 }

@@ -17,6 +17,8 @@ pub const OCR: &str = "ppocr-v6-tiny";
 /// The classifier of the vision aid and its class names.
 pub const CLASSIFIER: &str = "mobilenet-v2";
 pub const LABELS: &str = "imagenet-labels";
+/// OpenVINO's execution provider for ONNX Runtime, for `[onnx] providers = ["openvino", …]`.
+pub const OPENVINO_EP: &str = "openvino-ep";
 
 pub const ASK_PIPELINE: &str = include_str!("../../../pipelines/ask.toml");
 
@@ -90,6 +92,25 @@ impl Models {
         Ok(m)
     }
 
+    /// ONNX Runtime, asking for the execution providers in `[onnx] providers`.
+    pub fn onnx(&self) -> Result<&'static iris_onnx::Environment> {
+        let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&self.config.models.runtime, "runtime")?))?;
+        let providers = self
+            .config
+            .onnx
+            .providers
+            .iter()
+            .map(|p| match p.as_str() {
+                "openvino" => Ok(iris_onnx::Provider::OpenVino(self.file(OPENVINO_EP, "runtime")?)),
+                _ => Ok(iris_onnx::Provider::Cpu),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if iris_onnx::chosen() != providers {
+            iris_onnx::use_providers(env, &providers)?;
+        }
+        Ok(env)
+    }
+
     /// The verified main file of a configured model.
     pub fn file(&self, id: &str, task: &str) -> Result<PathBuf> {
         Ok(self.store.main_file(self.entry(id, task)?)?)
@@ -101,7 +122,7 @@ impl Models {
         let cfg = &self.config;
         let entry = self.entry(id, "tts")?;
         anyhow::ensure!(entry.task == "tts", "`{id}` is a {} model, not a voice (see `iris models list`)", entry.task);
-        let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&cfg.models.runtime, "runtime")?))?;
+        let env = self.onnx()?;
         let settings =
             iris_piper::VoiceSettings { rate: cfg.speech.rate, volume: cfg.speech.volume, threads: cfg.threads(), ..Default::default() };
         let mut voices = vec![(id.to_owned(), iris_piper::PiperVoice::load(env, &self.file(id, "tts")?, settings)?)];
@@ -123,7 +144,7 @@ impl Models {
             Some(entry) => {
                 let det = self.store.verified_file(entry, "PP-OCRv6_det_tiny.onnx")?;
                 let rec = self.store.verified_file(entry, "PP-OCRv6_rec_tiny.onnx")?;
-                let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&self.config.models.runtime, "runtime")?))?;
+                let env = self.onnx()?;
                 Some(iris_ocr::Ocr::load(env, &det, &rec, self.config.threads())?)
             }
             None => None,
@@ -210,8 +231,7 @@ impl Models {
         let threads = cfg.threads();
         let needs = |name: &str| spec.stages.iter().any(|s| s.info.name == name);
         let onnx = if needs("vad") || needs("tts") {
-            let lib = iris_onnx::library_path(&self.file(&cfg.models.runtime, "runtime")?);
-            Some(iris_onnx::init(&lib)?)
+            Some(self.onnx()?)
         } else {
             None
         };

@@ -115,6 +115,7 @@ pub fn run(config_path: Option<&Path>, args: DoctorArgs) -> Result<ExitCode> {
     audio(&mut r, &models.config);
     camera(&mut r, &models.config);
     gpu(&mut r, &models.config);
+    onnx_providers(&mut r, &models);
     ports(&mut r, &args);
     web(&mut r, &models, &config_file);
     llm_server(&mut r, &models.config);
@@ -369,6 +370,25 @@ fn camera(r: &mut Report, c: &Config) {
 }
 
 /// The NVIDIA driver's version line, if one is loaded.
+/// The execution providers ONNX Runtime offers here (with the plugins `[onnx] providers` asks
+/// for registered), and whether those asked for can be had.
+fn onnx_providers(r: &mut Report, m: &Models) {
+    if m.file(&m.config.models.runtime, "runtime").is_err() {
+        return; // the models check names the missing runtime
+    }
+    match m.onnx() {
+        Ok(env) => {
+            let offered: Vec<String> = iris_onnx::offered(env).into_iter().map(|(ep, device)| format!("{ep} ({device})")).collect();
+            r.ok("onnx", format!("providers asked for: {}; offered here: {}", m.config.onnx.providers.join(", "), offered.join(", ")));
+        }
+        Err(e) => r.problem(
+            "onnx",
+            format!("{e:#}"),
+            "OpenVINO's provider offers Intel CPUs, GPUs and NPUs only, and needs `iris models pull openvino-ep`; elsewhere set [onnx] providers = [\"cpu\"]",
+        ),
+    }
+}
+
 fn nvidia_driver() -> Option<String> {
     std::fs::read_to_string("/proc/driver/nvidia/version").ok().and_then(|v| v.lines().next().map(str::to_owned))
 }

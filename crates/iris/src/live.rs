@@ -95,7 +95,7 @@ impl Assistant {
         let cfg = &models.config;
         let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
         let pipeline = Pipeline::start(&spec, stages, Turns::new());
-        let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&cfg.models.runtime, "runtime")?))?;
+        let env = models.onnx()?;
         let vad = iris_silero::SileroVad::load(env, &models.file(&cfg.models.vad, "vad")?)?;
         let wake: Option<Box<dyn iris_backend::WakeWord>> = if mode == Mode::WakeWord {
             Some(Box::new(crate::wake::load(models, &cfg.audio.wake_words, &cfg.audio.wake_runtime, env)?))

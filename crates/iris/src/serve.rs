@@ -85,7 +85,7 @@ impl RealLoader {
         }))?;
         let tts = models.voice(&config.models.tts)?;
         let vision = models.vision()?;
-        let env = iris_onnx::init(&iris_onnx::library_path(&models.file(&config.models.runtime, "runtime")?))?;
+        let env = models.onnx()?;
         let vad_file = models.file(&config.models.vad, "vad")?;
         let vad: iris_engine::VadFactory = Arc::new(move || {
             Ok(Box::new(iris_silero::SileroVad::load(env, &vad_file).map_err(|e| iris_backend::BackendError::Inference(e.to_string()))?)

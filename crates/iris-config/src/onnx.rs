@@ -1,0 +1,46 @@
+//! `[onnx]`: which of ONNX Runtime's execution providers run the ONNX models (voice activity,
+//! wake word, Piper, OCR, Smart Turn), in order of preference.
+
+use serde::{Deserialize, Serialize};
+
+/// The providers Iris knows: ONNX Runtime's own CPU provider, and OpenVINO's plugin (the
+/// `openvino-ep` catalog entry: Intel CPUs, and Intel GPUs and NPUs where present).
+pub const PROVIDERS: [&str; 2] = ["openvino", "cpu"];
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Onnx {
+    /// In order of preference; a node no provider before "cpu" takes runs on the CPU provider,
+    /// and a list without "cpu" is an error for a model one of its nodes would need it for.
+    pub providers: Vec<String>,
+}
+
+impl Default for Onnx {
+    fn default() -> Self {
+        Self { providers: vec!["cpu".into()] }
+    }
+}
+
+impl Onnx {
+    /// The field that is wrong and why.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let p = &self.providers;
+        if p.is_empty() || p.len() > PROVIDERS.len() {
+            return Err(("onnx.providers", format!("has {} entries; name 1 to {} of {:?}", p.len(), PROVIDERS.len(), PROVIDERS)));
+        }
+        for (i, name) in p.iter().enumerate() {
+            if !PROVIDERS.contains(&name.as_str()) {
+                return Err(("onnx.providers", format!("names {name:?}; use {:?}, e.g. [\"openvino\", \"cpu\"]", PROVIDERS)));
+            }
+            if p[..i].contains(name) {
+                return Err(("onnx.providers", format!("names {name:?} twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any provider but ONNX Runtime's built-in CPU one is asked for.
+    pub fn needs_plugins(&self) -> bool {
+        self.providers.iter().any(|p| p != "cpu")
+    }
+}

@@ -1,0 +1,175 @@
+//! Execution providers beyond ONNX Runtime's own CPU one. Plugin providers (ONNX Runtime's
+//! "plugin EP" route: a library registered with the environment, whose devices a session then
+//! asks for) are how OpenVINO's provider reaches a stock ONNX Runtime 1.31: the
+//! `onnxruntime-openvino` wheel is ONNX Runtime 1.24 itself, older than the API Iris uses.
+//!
+//! The choice is process-wide, like the environment: every session opened after
+//! [`use_providers`] asks for those providers, and records which provider took which nodes
+//! ([`assignments`]) from ONNX Runtime itself, so what is reported is what runs.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::AsPointer;
+
+use crate::{Environment, OnnxError};
+
+/// A provider Iris can ask ONNX Runtime for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// ONNX Runtime's own CPU provider.
+    Cpu,
+    /// OpenVINO's plugin, from its library (`libonnxruntime_providers_openvino_plugin.so`).
+    OpenVino(PathBuf),
+}
+
+impl Provider {
+    /// ONNX Runtime's name for the provider's devices.
+    pub fn ep_name(&self) -> &'static str {
+        match self {
+            Self::Cpu => "CPUExecutionProvider",
+            Self::OpenVino(_) => "OpenVINOExecutionProvider",
+        }
+    }
+}
+
+/// What the last session opened on each model ran on: the provider and how many nodes it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub model: PathBuf,
+    pub nodes: Vec<(String, usize)>,
+}
+
+static CHOSEN: Mutex<Vec<Provider>> = Mutex::new(Vec::new());
+static REGISTERED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static ASSIGNED: Mutex<Vec<Assignment>> = Mutex::new(Vec::new());
+/// Models whose assignment is remembered; a long-running server opens few distinct ones.
+const MAX_ASSIGNMENTS: usize = 64;
+
+fn provider_error(message: String) -> OnnxError {
+    OnnxError::Provider(message)
+}
+
+/// Asks for `providers`, in order of preference, in every session opened from now on. A plugin
+/// is registered once per process; a provider that offers no device here is an error naming it.
+pub fn use_providers(env: &Environment, providers: &[Provider]) -> Result<(), OnnxError> {
+    for p in providers {
+        if let Provider::OpenVino(library) = p {
+            let mut registered = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
+            if !registered.contains(library) {
+                if !library.is_file() {
+                    return Err(provider_error(format!(
+                        "OpenVINO's provider is not installed ({} is missing): run `iris models pull openvino-ep`",
+                        library.display()
+                    )));
+                }
+                env.register_ep_library("openvino", library).map_err(|e| {
+                    provider_error(format!("ONNX Runtime cannot load OpenVINO's provider from {}: {e}", library.display()))
+                })?;
+                registered.push(library.clone());
+            }
+        }
+        if !env.devices().any(|d| d.ep().is_ok_and(|ep| ep == p.ep_name())) {
+            let offered: Vec<String> = offered(env).into_iter().map(|(ep, device)| format!("{ep} ({device})")).collect();
+            return Err(provider_error(format!(
+                "{} offers no device on this machine (ONNX Runtime offers: {})",
+                p.ep_name(),
+                offered.join(", ")
+            )));
+        }
+    }
+    *CHOSEN.lock().unwrap_or_else(|e| e.into_inner()) = providers.to_vec();
+    Ok(())
+}
+
+/// The providers asked for (empty: ONNX Runtime's defaults, the CPU provider).
+pub fn chosen() -> Vec<Provider> {
+    CHOSEN.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Every provider the environment offers a device for, with the device's kind, e.g.
+/// ("OpenVINOExecutionProvider", "CPU").
+pub fn offered(env: &Environment) -> Vec<(String, String)> {
+    env.devices().filter_map(|d| Some((d.ep().ok()?.to_owned(), format!("{:?}", d.hardware_device().ty())))).collect()
+}
+
+/// What each model's last session ran on.
+pub fn assignments() -> Vec<Assignment> {
+    ASSIGNED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+pub(crate) fn builder_with_providers(
+    env: &Environment,
+    builder: ort::session::builder::SessionBuilder,
+) -> ort::Result<ort::session::builder::SessionBuilder> {
+    let chosen = chosen();
+    if chosen.is_empty() || chosen == [Provider::Cpu] {
+        return Ok(builder);
+    }
+    let mut devices = Vec::new();
+    for p in &chosen {
+        devices.extend(env.devices().filter(|d| d.ep().is_ok_and(|ep| ep == p.ep_name())));
+    }
+    let mut builder = builder.with_config_entry("session.record_ep_graph_assignment_info", "1")?.with_devices(devices, None)?;
+    if !chosen.contains(&Provider::Cpu) {
+        builder = builder.with_disable_cpu_fallback()?;
+    }
+    Ok(builder)
+}
+
+/// Records which provider took how many of `session`'s nodes (ONNX Runtime's own account,
+/// kept when the session was built with a provider list).
+pub(crate) fn record(model: &Path, session: &Session) {
+    let chosen = chosen();
+    if chosen.is_empty() || chosen == [Provider::Cpu] {
+        return;
+    }
+    let nodes = match graph_assignment(session) {
+        Ok(nodes) => nodes,
+        Err(e) => vec![(format!("unknown ({e})"), 0)],
+    };
+    let mut assigned = ASSIGNED.lock().unwrap_or_else(|e| e.into_inner());
+    assigned.retain(|a| a.model != model);
+    if assigned.len() >= MAX_ASSIGNMENTS {
+        assigned.remove(0);
+    }
+    assigned.push(Assignment { model: model.to_owned(), nodes });
+}
+
+/// Provider name → nodes, from `Session_GetEpGraphAssignmentInfo` (ONNX Runtime ≥ 1.24).
+fn graph_assignment(session: &Session) -> Result<Vec<(String, usize)>, String> {
+    let api = ort::api();
+    let check = |status: ort::sys::OrtStatusPtr| -> Result<(), String> {
+        if status.0.is_null() {
+            return Ok(());
+        }
+        // SAFETY: a non-null status from the API holds a message until it is released.
+        let message = unsafe { CStr::from_ptr((api.GetErrorMessage)(status.0)) }.to_string_lossy().into_owned();
+        unsafe { (api.ReleaseStatus)(status.0) };
+        Err(message)
+    };
+    let mut subgraphs: *const *const ort::sys::OrtEpAssignedSubgraph = std::ptr::null();
+    let mut count = 0usize;
+    // SAFETY: the session is alive for the call; ONNX Runtime owns the arrays it returns, which
+    // live as long as the session, and each string it hands out likewise.
+    unsafe {
+        check((api.Session_GetEpGraphAssignmentInfo)(session.ptr(), &mut subgraphs, &mut count))?;
+        let mut out: Vec<(String, usize)> = Vec::new();
+        for i in 0..count {
+            let subgraph = *subgraphs.add(i);
+            let mut name = std::ptr::null();
+            check((api.EpAssignedSubgraph_GetEpName)(subgraph, &mut name))?;
+            let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+            let mut nodes = std::ptr::null();
+            let mut n = 0usize;
+            check((api.EpAssignedSubgraph_GetNodes)(subgraph, &mut nodes, &mut n))?;
+            match out.iter_mut().find(|(ep, _)| *ep == name) {
+                Some((_, total)) => *total += n,
+                None => out.push((name, n)),
+            }
+        }
+        Ok(out)
+    }
+}
