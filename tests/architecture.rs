@@ -12,10 +12,7 @@ fn every_named_path_exists() {
         if i % 2 == 1 && looks_like_path && !piece.contains(' ') && !piece.starts_with('<') && !piece.starts_with('$') {
             let p = piece.trim_end_matches('/');
             // A clean clone (CI) has no build outputs: name those (target/…, .gpu/) without backticks.
-            assert!(
-                root().join(p).exists(),
-                "ARCHITECTURE.md names `{piece}`, which does not exist in a clean clone"
-            );
+            assert!(root().join(p).exists(), "ARCHITECTURE.md names `{piece}`, which does not exist in a clean clone");
             checked += 1;
         }
     }

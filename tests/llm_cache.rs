@@ -2,7 +2,9 @@
 //! conversation pre-fills only its new words (`conformance.rs`); here, a prompt that leaves the
 //! cached conversation (a new conversation with the same system prompt, the last answer cut to
 //! what was heard, a question grown from a partial transcript) keeps the tokens it shares with
-//! the cache, and answers exactly as a model with an empty cache does.
+//! the cache, and answers exactly as a model with an empty cache does. A question still being
+//! spoken can be pre-filled ahead (`Llm::prefill`), and the answer to the finished question is
+//! the same.
 
 use iris_backend::{ChatMessage, Flow, GenParams, GenStats, Llm, NeverStop, Role};
 use iris_llm_candle::{Engine, LlamaChat};
@@ -99,6 +101,43 @@ fn a_question_grown_from_its_partial_transcript_keeps_the_partial() {
     assert_eq!(stats.reused_tokens, expected, "{stats:?}");
     let (_, from_nothing) = ask(&mut fresh(Engine::Cpu), &whole);
     assert_eq!(resumed, from_nothing);
+}
+
+/// Partial transcripts pre-filled while the user speaks, each as if the question ended there:
+/// a partial computes only what it adds to the last (and the template's closing tokens again);
+/// a question that ends as the last partial heard it starts its answer at once; one that goes on
+/// computes only its last words. Either way the answer is an empty cache's.
+#[test]
+fn partial_transcripts_are_prefilled_ahead_of_the_question() {
+    let mut llm = fresh(Engine::Cpu);
+    let params = GenParams::default();
+    let user = |text: &str| [say(Role::System, SYSTEM), say(Role::User, text)];
+    let tokens =
+        |llm: &LlamaChat, text: &str| llm.tokenizer().encode(llm.render(&user(text)).unwrap().as_str(), false).unwrap().get_ids().to_vec();
+    let common = |a: &[u32], b: &[u32]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let first = llm.prefill(&user("What is"), &params).expect("pre-fills");
+    assert_eq!(first, tokens(&llm, "What is").len(), "the whole prompt, from nothing");
+    let (a, b) = (tokens(&llm, "What is"), tokens(&llm, "What is the capital of"));
+    let more = llm.prefill(&user("What is the capital of"), &params).expect("pre-fills");
+    assert_eq!(more, b.len() - common(&a, &b), "only what the words changed");
+    assert_eq!(llm.prefill(&user("What is the capital of"), &params).unwrap(), 0, "nothing twice");
+    // The question goes on past the last partial.
+    let whole = user("What is the capital of Italy?");
+    let (stats, ahead) = ask(&mut llm, &whole);
+    assert_eq!(stats.reused_tokens, common(&b, &tokens(&llm, "What is the capital of Italy?")), "{stats:?}");
+    assert!(stats.prefill_tokens <= 8, "the last words and the template's end: {stats:?}");
+    let (_, from_nothing) = ask(&mut fresh(Engine::Cpu), &whole);
+    assert_eq!(ahead, from_nothing);
+    // The question ends as the pause's partial heard it: nothing is left to compute.
+    let next = user("Is Rome the capital of Italy?");
+    let (_, cold) = ask(&mut fresh(Engine::Cpu), &next);
+    llm.prefill(&user("Is Rome the capitol"), &params).unwrap();
+    llm.prefill(&next, &params).unwrap();
+    let (stats, answer) = ask(&mut llm, &next);
+    assert_eq!((stats.reused_tokens, stats.prefill_tokens), (stats.prompt_tokens, 0), "{stats:?}");
+    assert_eq!(answer, cold, "a misheard partial (\"capitol\") left nothing behind");
+    // candle cannot cut its cache back: nothing is pre-filled there.
+    assert_eq!(fresh(Engine::Candle).prefill(&user("What is"), &params).unwrap(), 0);
 }
 
 #[test]

@@ -56,16 +56,23 @@ impl crate::Asr for FakeAsr {
 }
 
 /// Emits its scripted tokens one by one, calling `before_token` first (a test uses it to
-/// cancel mid-stream or to pace the tokens). Records the prompts it saw.
+/// cancel mid-stream or to pace the tokens). Records the prompts it saw, and those it was
+/// asked to pre-fill.
 pub struct FakeLlm {
     pub tokens: Vec<String>,
     pub prompts: Arc<Mutex<Vec<Vec<ChatMessage>>>>,
+    pub prefilled: Arc<Mutex<Vec<Vec<ChatMessage>>>>,
     pub before_token: Box<dyn FnMut(usize) + Send>,
 }
 
 impl FakeLlm {
     pub fn new(tokens: &[&str]) -> Self {
-        Self { tokens: tokens.iter().map(|t| t.to_string()).collect(), prompts: Arc::default(), before_token: Box::new(|_| {}) }
+        Self {
+            tokens: tokens.iter().map(|t| t.to_string()).collect(),
+            prompts: Arc::default(),
+            prefilled: Arc::default(),
+            before_token: Box::new(|_| {}),
+        }
     }
 }
 
@@ -90,6 +97,11 @@ impl crate::Llm for FakeLlm {
             }
         }
         Ok(GenStats { prompt_tokens: messages.len(), prefill_tokens: messages.len(), generated_tokens: generated, ..GenStats::default() })
+    }
+
+    fn prefill(&mut self, messages: &[ChatMessage], _params: &GenParams) -> Result<usize, BackendError> {
+        self.prefilled.lock().map_err(|_| BackendError::Inference("poisoned".into()))?.push(messages.to_vec());
+        Ok(messages.len())
     }
 }
 

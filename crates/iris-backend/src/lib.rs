@@ -243,6 +243,14 @@ pub trait Llm: Send {
         on_text: &mut dyn FnMut(&str) -> Flow,
     ) -> Result<GenStats, BackendError>;
 
+    /// Works ahead on a question still being spoken: `messages` end with the user's words so
+    /// far, and the model may compute their prompt now, so that `generate` on the finished
+    /// question later computes only what changed. Returns the prompt tokens computed (0 where
+    /// the model cannot keep them).
+    fn prefill(&mut self, _messages: &[ChatMessage], _params: &GenParams) -> Result<usize, BackendError> {
+        Ok(0)
+    }
+
     fn device(&self) -> Device {
         Device::Cpu { threads: 1 }
     }

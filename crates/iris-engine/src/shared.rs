@@ -27,6 +27,10 @@ impl Llm for SharedLlm {
         lock(&self.0).generate(messages, params, stop, on_text)
     }
 
+    fn prefill(&mut self, messages: &[ChatMessage], params: &GenParams) -> Result<usize, BackendError> {
+        lock(&self.0).prefill(messages, params)
+    }
+
     fn device(&self) -> iris_backend::Device {
         lock(&self.0).device()
     }

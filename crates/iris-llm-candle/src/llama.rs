@@ -19,6 +19,11 @@ pub struct LlamaChat {
     /// the text they stand for (the last prompt and the answer as decoded).
     cached: Vec<u32>,
     cached_text: String,
+    /// The cache holds a prompt pre-filled from a question still being spoken: its text is not
+    /// a prefix the next prompt's tokens can be appended to, only compared with token by token.
+    /// With it, the next-token logits at its end, for a question that ends as it was heard.
+    cached_ahead: bool,
+    ahead_logits: Option<Tensor>,
     tokenizer: Tokenizer,
     template: ChatTemplate,
     stop_tokens: Vec<u32>,
@@ -124,6 +129,8 @@ impl LlamaChat {
             model,
             cached: Vec::new(),
             cached_text: String::new(),
+            cached_ahead: false,
+            ahead_logits: None,
             tokenizer,
             template,
             stop_tokens,
@@ -168,6 +175,17 @@ impl LlamaChat {
     fn forget(&mut self) {
         self.cached.clear();
         self.cached_text.clear();
+        self.cached_ahead = false;
+        self.ahead_logits = None;
+    }
+
+    /// How many leading `tokens` the cache already holds, where the engine can cut its cache
+    /// back to keep just those (candle's restarts instead).
+    fn shared_with_cache(&self, tokens: &[u32]) -> usize {
+        if !self.model.rewinds() {
+            return 0;
+        }
+        tokens.iter().zip(&self.cached).take_while(|(a, b)| a == b).count()
     }
 
     fn tokenise(&self, text: &str) -> Result<Vec<u32>, BackendError> {
@@ -213,7 +231,8 @@ impl Llm for LlamaChat {
         // A growing conversation renders to the cached text plus a new suffix. Only the suffix is
         // tokenised: re-tokenising an earlier answer need not give back the tokens generated, and
         // the cache must hold exactly what the model saw.
-        let reusable = !self.cached.is_empty() && prompt.len() > self.cached_text.len() && prompt.starts_with(&self.cached_text);
+        let reusable =
+            !self.cached_ahead && !self.cached.is_empty() && prompt.len() > self.cached_text.len() && prompt.starts_with(&self.cached_text);
         let (prompt_tokens, reused) = if reusable {
             let suffix = self.tokenise(&prompt[self.cached_text.len()..])?;
             ([self.cached.as_slice(), &suffix].concat(), self.cached.len())
@@ -223,11 +242,11 @@ impl Llm for LlamaChat {
             // transcript) keeps the tokens it shares with the cache, where the engine can cut
             // its cache back; at least one token is run, for its logits.
             let tokens = self.tokenise(&prompt)?;
-            let shared = if self.model.rewinds() {
-                tokens.iter().zip(&self.cached).take_while(|(a, b)| a == b).count().min(tokens.len().saturating_sub(1))
-            } else {
-                0
-            };
+            let shared = self.shared_with_cache(&tokens);
+            // A prompt pre-filled whole ahead has its logits kept; otherwise at least one token
+            // is run, for its logits.
+            let shared =
+                if shared == tokens.len() && self.ahead_logits.is_some() { shared } else { shared.min(tokens.len().saturating_sub(1)) };
             (tokens, shared)
         };
         if prompt_tokens.len() >= self.context_len {
@@ -251,11 +270,15 @@ impl Llm for LlamaChat {
         // candle's cache can only grow or restart (position 0 resets it); Iris's CPU engine cuts
         // its cache back to the position given. Until this call finishes the cache is in flux: a
         // failure or a cancel leaves it unknown.
+        let ahead_logits = self.ahead_logits.take();
         self.forget();
         // Logits depend slightly on how the prompt is scheduled (whole, chunked on a cache, or
         // token by token: up to 0.7 of a 41-wide logit range in candle 0.11, as Q8_0 matmuls
         // quantise activations); see the conformance test `prefill_on_a_cache_agrees`.
-        let mut logits = self.step(&prompt_tokens[reused..], reused)?;
+        let mut logits = match ahead_logits {
+            Some(logits) if reused == prompt_tokens.len() => logits,
+            _ => self.step(&prompt_tokens[reused..], reused)?,
+        };
         let mut generated: Vec<u32> = Vec::new();
         let mut printed = 0usize;
         let mut all = prompt_tokens.clone();
@@ -305,5 +328,35 @@ impl Llm for LlamaChat {
             prefill_tokens: prompt_tokens.len() - reused,
             generated_tokens: generated.len(),
         })
+    }
+
+    fn prefill(&mut self, messages: &[ChatMessage], params: &GenParams) -> Result<usize, BackendError> {
+        // candle's cache restarts on any prompt that leaves it: work ahead would be thrown away.
+        if !self.model.rewinds() || messages.last().is_none_or(|m| m.content.trim().is_empty()) {
+            return Ok(0);
+        }
+        // The whole prompt, as if the question ended here: the pause's transcript is usually the
+        // final one, and then the answer starts on the logits kept. Words that follow cost the
+        // template's few closing tokens again.
+        let prompt = self.template.render_with_tools(messages, &params.tools).map_err(|e| BackendError::Inference(e.to_string()))?;
+        if prompt.len() > self.context_len * self.max_token_bytes {
+            return Ok(0);
+        }
+        let tokens = self.tokenise(&prompt)?;
+        if tokens.len() + 1 >= self.context_len {
+            return Ok(0);
+        }
+        let shared = self.shared_with_cache(&tokens);
+        if shared == tokens.len() && self.cached_ahead && self.ahead_logits.is_some() {
+            return Ok(0);
+        }
+        let shared = shared.min(tokens.len() - 1);
+        self.forget();
+        let logits = self.step(&tokens[shared..], shared)?;
+        self.cached = tokens;
+        self.cached_text = prompt;
+        self.cached_ahead = true;
+        self.ahead_logits = Some(logits);
+        Ok(self.cached.len() - shared)
     }
 }

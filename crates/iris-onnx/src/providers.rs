@@ -65,9 +65,8 @@ pub fn use_providers(env: &Environment, providers: &[Provider]) -> Result<(), On
                         library.display()
                     )));
                 }
-                env.register_ep_library("openvino", library).map_err(|e| {
-                    provider_error(format!("ONNX Runtime cannot load OpenVINO's provider from {}: {e}", library.display()))
-                })?;
+                env.register_ep_library("openvino", library)
+                    .map_err(|e| provider_error(format!("ONNX Runtime cannot load OpenVINO's provider from {}: {e}", library.display())))?;
                 registered.push(library.clone());
             }
         }

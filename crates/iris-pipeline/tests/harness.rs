@@ -226,6 +226,32 @@ fn llm_answers_the_turn_and_remembers_it() {
     assert_eq!(prompts.lock().unwrap()[1].len(), 4, "system, user, assistant, user");
 }
 
+/// While the question is spoken, each partial transcript is handed to the model to pre-fill, in
+/// the conversation it will be answered in; the answer's own prompt is the final transcript's.
+#[test]
+fn llm_works_ahead_on_partial_transcripts() {
+    let heard = |text: &str, is_final| env(Frame::Transcript(iris_frames::Transcript { text: text.into(), is_final, language: None }));
+    let llm = FakeLlm::new(&["Paris."]);
+    let (prompts, prefilled) = (llm.prompts.clone(), llm.prefilled.clone());
+    let mut stage = LlmStage::new(Box::new(llm), None, settings());
+    let question = [heard("What is", false), heard("What is the capital", false), heard("What is the capital of France?", true)];
+    let mut input: Vec<_> = question.to_vec();
+    input.push(env(Frame::EndOfTurn));
+    let out = run_stage(&mut stage, input.clone()).unwrap();
+    assert_eq!(kinds(&out)[..3], [FrameKind::Transcript; 3], "partials pass on for displays");
+    let users: Vec<_> = prefilled.lock().unwrap().iter().map(|m| (m.len(), m.last().unwrap().content.clone())).collect();
+    assert_eq!(users, [(2, "What is".to_owned()), (2, "What is the capital".to_owned())]);
+    assert_eq!(prompts.lock().unwrap()[0][1].content, "What is the capital of France?");
+    // The next turn's partials come with the conversation so far.
+    prefilled.lock().unwrap().clear();
+    run_stage(&mut stage, input.clone()).unwrap();
+    assert_eq!(prefilled.lock().unwrap()[0].len(), 4, "system, user, assistant, user");
+    // Input already waiting (a later partial, the end of the turn) is worked on instead.
+    prefilled.lock().unwrap().clear();
+    run_stage_queued(&mut stage, input).unwrap();
+    assert!(prefilled.lock().unwrap().is_empty());
+}
+
 #[test]
 fn answers_stop_after_the_configured_sentences() {
     let llm = FakeLlm::new(&["One", " two.", " Three", " four!", " Five", " six.", " Seven."]);

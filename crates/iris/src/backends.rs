@@ -230,11 +230,7 @@ impl Models {
         let cfg = &self.config;
         let threads = cfg.threads();
         let needs = |name: &str| spec.stages.iter().any(|s| s.info.name == name);
-        let onnx = if needs("vad") || needs("tts") {
-            Some(self.onnx()?)
-        } else {
-            None
-        };
+        let onnx = if needs("vad") || needs("tts") { Some(self.onnx()?) } else { None };
         // A VAD stage, or a live loop that marks speech itself, gates recognition.
         let gated = needs("vad") || spec.input.contains(iris_frames::FrameKind::SpeechStarted);
         let live = spec.input.contains(iris_frames::FrameKind::SpeechStarted);
@@ -275,7 +271,8 @@ impl Models {
                         token: (!cfg.tools.webhook_token.is_empty()).then(|| cfg.tools.webhook_token.clone()),
                     });
                     let tools = iris_tools::Tools::new(timers.clone(), hook);
-                    let stage = LlmStage::new(llm, Some(self.vision()?), settings).with_skills(Box::new(tools));
+                    let mut stage = LlmStage::new(llm, Some(self.vision()?), settings).with_skills(Box::new(tools));
+                    stage.warm();
                     Box::new(match camera.take() {
                         Some(c) => stage.with_camera(c),
                         None => stage,

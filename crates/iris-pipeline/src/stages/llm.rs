@@ -1,6 +1,10 @@
 //! The language model: gathers a turn's words (transcripts, typed text, what an image shows)
 //! and streams the answer as text deltas. Keeps the conversation across turns.
 //!
+//! While the user speaks, each partial transcript is pre-filled into the model's cache in the
+//! conversation it will be answered in, as if the question ended there, so the finished question
+//! computes only what its last words change.
+//!
 //! Images are described at the end of the turn, when the whole question is known ("read this"
 //! may be heard after the photo arrived). When the vision backend's description already
 //! answers the question (text read aloud, a colour), it is spoken as it is, not rephrased.
@@ -81,6 +85,62 @@ impl LlmStage {
     }
 }
 impl LlmStage {
+    /// The conversation to answer `user` in: the system prompt, the latest turns the user
+    /// heard (an answer cut short as far as it was heard), and the question.
+    fn prompt(&self, out: &dyn Output, user: &str) -> Vec<ChatMessage> {
+        let mut messages = vec![ChatMessage::new(Role::System, self.settings.system_prompt.clone())];
+        let heard: Vec<_> = self.history.iter().filter(|(t, _, _)| !out.is_withdrawn(*t)).collect();
+        let skip = heard.len().saturating_sub(self.settings.history_turns);
+        for (t, q, a) in &heard[skip..] {
+            messages.push(q.clone());
+            match out.heard_of(*t) {
+                Some(heard) => messages.push(ChatMessage::new(Role::Assistant, heard)),
+                None => messages.push(a.clone()),
+            }
+        }
+        messages.push(ChatMessage::new(Role::User, user.to_owned()));
+        messages
+    }
+
+    fn params(&self) -> GenParams {
+        let mut params = self.settings.params.clone();
+        if self.settings.model_tools {
+            params.tools = self.skills.as_ref().map(|s| s.tools()).unwrap_or_default();
+        }
+        params
+    }
+
+    /// A partial transcript: the model computes the prompt of the words heard so far while the
+    /// user is still speaking, so the answer needs only what the rest of the question changes.
+    /// Skipped when newer input already waits (it will be worked on instead), and for a turn
+    /// with pictures (their descriptions join the question at its end). A failure here costs
+    /// only the head start: the answer reports the model's own errors.
+    fn work_ahead(&mut self, turn: TurnId, partial: &str, out: &dyn Output) {
+        if out.backlog() > 0 || out.is_cancelled(turn) {
+            return;
+        }
+        let state = self.state.get(turn);
+        if !state.images.is_empty() {
+            return;
+        }
+        let said = state.words.iter().map(String::as_str).chain([partial.trim()]).collect::<Vec<_>>().join(" ");
+        if super::asks_to_stop(&said) {
+            return;
+        }
+        let messages = self.prompt(out, &said);
+        let params = self.params();
+        let _ = self.llm.prefill(&messages, &params);
+    }
+
+    /// Computes the system prompt ahead, so the first question, and the first partial
+    /// transcript worked on while it is spoken, compute only their own words. Call it where
+    /// the wait does not matter (at start-up, off any async runtime).
+    pub fn warm(&mut self) {
+        let system = [ChatMessage::new(Role::System, self.settings.system_prompt.clone())];
+        let params = self.params();
+        let _ = self.llm.prefill(&system, &params);
+    }
+
     /// Keeps a question and its answer; only the latest few are ever needed.
     fn remember(&mut self, turn: TurnId, user: String, answer: String) {
         self.history.push((turn, ChatMessage::new(Role::User, user), ChatMessage::new(Role::Assistant, answer)));
@@ -173,11 +233,16 @@ impl Stage for LlmStage {
         let turn = env.turn;
         match env.frame {
             Frame::Transcript(ref t) => {
+                let partial = (!t.is_final && !t.text.trim().is_empty()).then(|| t.text.clone());
                 if t.is_final && !t.text.is_empty() {
                     self.state.get(turn).words.push(t.text.clone());
                 }
-                // Displays downstream show what was heard.
-                return out.send(env);
+                // Displays downstream show what was heard, before any work ahead.
+                out.send(env)?;
+                if let Some(partial) = partial {
+                    self.work_ahead(turn, &partial, &*out);
+                }
+                return Ok(());
             }
             Frame::UserText(text) if !text.trim().is_empty() => self.state.get(turn).words.push(text.trim().to_owned()),
             Frame::Image(image) => self.state.get(turn).images.push(image),
@@ -226,23 +291,8 @@ impl Stage for LlmStage {
                 return Ok(());
             }
         }
-        let mut messages = vec![ChatMessage::new(Role::System, self.settings.system_prompt.clone())];
-        let heard: Vec<_> = self.history.iter().filter(|(t, _, _)| !out.is_withdrawn(*t)).collect();
-        let skip = heard.len().saturating_sub(self.settings.history_turns);
-        for (t, q, a) in &heard[skip..] {
-            messages.push(q.clone());
-            // An answer the user cut short is remembered as far as they heard it.
-            match out.heard_of(*t) {
-                Some(heard) => messages.push(ChatMessage::new(Role::Assistant, heard)),
-                None => messages.push(a.clone()),
-            }
-        }
-        messages.push(ChatMessage::new(Role::User, user.clone()));
-
-        let mut params = self.settings.params.clone();
-        if self.settings.model_tools {
-            params.tools = self.skills.as_ref().map(|s| s.tools()).unwrap_or_default();
-        }
+        let messages = self.prompt(out, &user);
+        let mut params = self.params();
         let (mut answer, calls, cut) = self.answer(turn, pts, out, &messages, &params)?;
         if cut {
             // Cancelled (interrupted): what was written is kept; the prompt cuts it to what was heard.

@@ -3,6 +3,12 @@
 //! what would be heard: right (every fact it must contain, none it must not), invented (a fact
 //! it must not contain, or no "I don't know" where nobody could know), spoken badly (markdown,
 //! a list marker or a closing colon left in), and the time to the first sentence.
+//!
+//! A question is spoken, as to the live loop: its words arrive at a talker's pace, with a
+//! partial transcript every `[speech] partial_ms` (the model works ahead on them), the whole
+//! question heard at the pause, and the final transcript `[speech] endpoint_ms` later; the
+//! clock starts at the final transcript. `--typed` sends the question in one piece instead,
+//! as the API does.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use iris_frames::{Envelope, Frame};
+use iris_frames::{Envelope, Frame, TurnId};
 use iris_pipeline::stages::BUILTIN;
 use iris_pipeline::{Pipeline, PipelineEvent, PipelineSpec, Turns};
 use serde::Deserialize;
@@ -23,7 +29,7 @@ const QUESTIONS: &str = include_str!("../../../../tests/data/answers.jsonl");
 /// The answering half of a spoken turn: text in, sentences for the voice out.
 const ANSWERS_PIPELINE: &str = r#"
 name = "answers"
-input = ["user_text"]
+input = ["user_text", "transcript"]
 output = ["text_delta", "sentence"]
 
 [[stage]]
@@ -40,6 +46,9 @@ policy = "block"
 /// A question set larger than this is not a question set.
 const MAX_FILE_BYTES: u64 = 4 << 20;
 
+/// A talker's pace in conversation (150 words a minute).
+const WORDS_PER_SECOND: f64 = 2.5;
+
 #[derive(Args)]
 pub struct AnswersArgs {
     /// JSON lines: {"kind", "question", "must": ["a|b", …], "must_not": […], "follow_up": bool}
@@ -48,6 +57,9 @@ pub struct AnswersArgs {
     /// One language model from the catalog (default: every installed one).
     #[arg(long)]
     model: Option<String>,
+    /// Send each question as typed text in one piece, not spoken with partial transcripts.
+    #[arg(long)]
+    typed: bool,
     /// Print each question and answer as it comes.
     #[arg(long)]
     verbose: bool,
@@ -129,8 +141,46 @@ fn read(file: Option<&Path>) -> Result<Vec<Question>> {
     Ok(questions)
 }
 
+/// How a question reaches the model.
+#[derive(Clone, Copy)]
+enum Asking {
+    Typed,
+    /// Partial transcripts this often while the words come, and the final this long after the last.
+    Spoken {
+        partial_every: Duration,
+        endpoint: Duration,
+    },
+}
+
+fn transcript(text: &str, is_final: bool) -> Frame {
+    Frame::Transcript(iris_frames::Transcript { text: text.to_owned(), is_final, language: None })
+}
+
+/// Sends `question` as a live turn hears it, in real time: the words so far at each partial,
+/// the whole question at the pause, then the wait for the end of the turn (the caller sends the
+/// final).
+fn speak(pipeline: &Pipeline, turn: TurnId, question: &str, partial_every: Duration, endpoint: Duration) -> Result<()> {
+    let words: Vec<&str> = question.split_whitespace().collect();
+    let spoken = Duration::from_secs_f64(words.len() as f64 / WORDS_PER_SECOND);
+    let start = Instant::now();
+    let send = |frame| pipeline.send(Envelope::new(turn, Duration::ZERO, frame)).map_err(|_| anyhow::anyhow!("the pipeline stopped"));
+    let mut at = partial_every;
+    while at < spoken {
+        std::thread::sleep((start + at).saturating_duration_since(Instant::now()));
+        let heard = ((at.as_secs_f64() * WORDS_PER_SECOND) as usize).min(words.len());
+        if heard > 0 {
+            send(transcript(&words[..heard].join(" "), false))?;
+        }
+        at += partial_every.max(Duration::from_millis(50));
+    }
+    std::thread::sleep((start + spoken).saturating_duration_since(Instant::now()));
+    send(transcript(question, false))?;
+    std::thread::sleep(endpoint);
+    Ok(())
+}
+
 /// One model through the whole set.
-fn score(models: &Models, questions: &[Question], verbose: bool) -> Result<Score> {
+fn score(models: &Models, questions: &[Question], asking: Asking, verbose: bool) -> Result<Score> {
     let spec = PipelineSpec::parse(ANSWERS_PIPELINE, BUILTIN)?;
     let timers = iris_tools::Timers::new(std::sync::Arc::new(|_: &str| {}));
     let stages = models.stages(&spec, &timers, None)?;
@@ -147,8 +197,15 @@ fn score(models: &Models, questions: &[Question], verbose: bool) -> Result<Score
         }
         let turn = turns.begin();
         conversation.push(turn.id);
+        let question = match asking {
+            Asking::Typed => Frame::UserText(q.question.clone()),
+            Asking::Spoken { partial_every, endpoint } => {
+                speak(&pipeline, turn.id, &q.question, partial_every, endpoint)?;
+                transcript(&q.question, true)
+            }
+        };
         let asked = Instant::now();
-        for frame in [Frame::UserText(q.question.clone()), Frame::EndOfTurn] {
+        for frame in [question, Frame::EndOfTurn] {
             pipeline.send(Envelope::new(turn.id, Duration::ZERO, frame)).map_err(|_| anyhow::anyhow!("the pipeline stopped"))?;
         }
         let mut sentences = Vec::new();
@@ -229,7 +286,15 @@ pub fn run(config_path: Option<&Path>, args: AnswersArgs) -> Result<ExitCode> {
     for id in &ids {
         let mut config = models.config.clone();
         config.models.llm = id.clone();
-        let s = score(&models.with_config(config), &questions, args.verbose)?;
+        let asking = if args.typed || config.speech.partial_ms == 0 {
+            Asking::Typed
+        } else {
+            Asking::Spoken {
+                partial_every: Duration::from_millis(config.speech.partial_ms),
+                endpoint: Duration::from_millis(config.speech.endpoint_ms),
+            }
+        };
+        let s = score(&models.with_config(config), &questions, asking, args.verbose)?;
         rows.push((id.clone(), s));
     }
     if args.json {
