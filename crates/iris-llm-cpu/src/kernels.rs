@@ -218,44 +218,75 @@ pub(crate) mod x86 {
     }
 
     /// A group of rows times `T` tokens: each chunk's nibbles unpacked once for all of them
-    /// (a prompt's pre-fill), each token's sums made as for one token alone.
+    /// (a prompt's pre-fill), each token's sums made as for one token alone. The arithmetic is
+    /// that of llama.cpp's AVX2 kernel for Q4_K (its rows repacked eight at a time): per
+    /// super-block of 256 values and per row, the products weighted by the 6-bit scales and
+    /// the minimums times the activation's block sums are exact integers; each is converted
+    /// once and added in with d (or dmin) times the activation's scale, and the minimums' total
+    /// is taken off at the end. So a row's result is bit for bit llama.cpp's.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows_q4k_avx2_tokens<const T: usize>(w: &Q4KMatrix, g: usize, a: [&QActs; T]) -> [[f32; GROUP]; T] {
         let n = w.chunks;
-        let (wq, ws, wm) = (w.quants.as_ptr(), w.scales.as_ptr(), w.mins.as_ptr());
-        let (nibble, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
-        let mut acc = [[_mm256_setzero_ps(); GROUP]; T];
-        for c in 0..n {
-            let mut sums = [_mm256_setzero_ps(); T];
-            for t in 0..T {
-                let s = a[t].sums.as_ptr().add(c) as *const f32;
-                sums[t] = _mm256_add_ps(_mm256_load_ps(s), _mm256_load_ps(s.add(8)));
-            }
+        let supers = n / 4;
+        let (wq, wi) = (w.quants.as_ptr(), w.int_scales.as_ptr());
+        let nibble = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm_setzero_ps(); T];
+        let mut acc_min = [_mm_setzero_ps(); T];
+        for s in 0..supers {
+            let k = (g * supers + s) * GROUP;
+            let mut sums = [[_mm_setzero_si128(); GROUP]; T];
+            let mut mins = [[_mm_setzero_si128(); GROUP]; T];
             for r in 0..GROUP {
-                let i = (g * n + c) * GROUP + r;
-                _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH / 2));
-                let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
-                let lo = _mm256_and_si256(packed, nibble);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-                let scale = _mm256_castpd_ps(_mm256_set1_pd(f64::from_bits((ws.add(i) as *const u64).read())));
-                let min = _mm256_castpd_ps(_mm256_set1_pd(f64::from_bits((wm.add(i) as *const u64).read())));
+                let row_mins = _mm_loadu_si128(w.super_mins.as_ptr().add(k + r) as *const __m128i);
+                let mut row = [_mm256_setzero_si256(); T];
+                for j in 0..4 {
+                    let c = 4 * s + j;
+                    let i = (g * n + c) * GROUP + r;
+                    _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH / 2));
+                    let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
+                    let lo = _mm256_and_si256(packed, nibble);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
+                    let scale = _mm256_set1_epi64x(*wi.add(i) as i64);
+                    for t in 0..T {
+                        let xq = a[t].quants.as_ptr().add(c) as *const __m256i;
+                        // Both halves' lanes share a block, so their pair sums add as 16-bit
+                        // integers (at most 2·2·15·127 < 2^15); times a scale of at most 63,
+                        // four chunks stay far inside 32 bits.
+                        let pairs = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(lo, _mm256_load_si256(xq)),
+                            _mm256_maddubs_epi16(hi, _mm256_load_si256(xq.add(1))),
+                        );
+                        row[t] = _mm256_add_epi32(row[t], _mm256_madd_epi16(pairs, scale));
+                    }
+                }
                 for t in 0..T {
-                    let xq = a[t].quants.as_ptr().add(c) as *const __m256i;
-                    // One scale for the whole chunk: it lies in one Q8_K block.
-                    let dx = _mm256_load_ps(a[t].scales.as_ptr().add(c) as *const f32);
-                    // Both halves' lanes share a block of the weights and of the activation, so
-                    // their pair sums add as 16-bit integers (at most 2·2·15·127 < 2^15).
-                    let pairs = _mm256_add_epi16(
-                        _mm256_maddubs_epi16(lo, _mm256_load_si256(xq)),
-                        _mm256_maddubs_epi16(hi, _mm256_load_si256(xq.add(1))),
-                    );
-                    let dot = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones)), dx);
-                    acc[t][r] = _mm256_fmadd_ps(dot, scale, acc[t][r]);
-                    acc[t][r] = _mm256_fnmadd_ps(min, sums[t], acc[t][r]);
+                    sums[t][r] = _mm_add_epi32(_mm256_castsi256_si128(row[t]), _mm256_extracti128_si256::<1>(row[t]));
+                    let block_sums = _mm_loadu_si128(a[t].block_quant_sums.as_ptr().add(s) as *const __m128i);
+                    mins[t][r] = _mm_madd_epi16(row_mins, block_sums);
                 }
             }
+            // The four rows' d and dmin, as lanes.
+            let dd = w.super_d.as_ptr().add(k) as *const f32;
+            let (v0, v1) = (_mm_loadu_ps(dd), _mm_loadu_ps(dd.add(4)));
+            let (d, dmin) = (_mm_shuffle_ps::<0b10_00_10_00>(v0, v1), _mm_shuffle_ps::<0b11_01_11_01>(v0, v1));
+            for t in 0..T {
+                // Q8_K: one scale for the whole super-block.
+                let dx = _mm_set1_ps(a[t].scales.get_unchecked(4 * s).0[0]);
+                acc[t] = _mm_fmadd_ps(row_totals(sums[t]), _mm_mul_ps(d, dx), acc[t]);
+                acc_min[t] = _mm_fmadd_ps(row_totals(mins[t]), _mm_mul_ps(dmin, dx), acc_min[t]);
+            }
         }
-        acc.map(|a| a.map(|v| sum8(v)))
+        std::array::from_fn(|t| {
+            let mut out = [0f32; GROUP];
+            _mm_storeu_ps(out.as_mut_ptr(), _mm_sub_ps(acc[t], acc_min[t]));
+            out
+        })
+    }
+
+    /// Four rows' integer lanes to their four totals (exact), as floats.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn row_totals(v: [__m128i; GROUP]) -> __m128 {
+        _mm_cvtepi32_ps(_mm_hadd_epi32(_mm_hadd_epi32(v[0], v[1]), _mm_hadd_epi32(v[2], v[3])))
     }
 
     /// Q6_K on AVX2: the stored bytes (q + 96) back to the unsigned 6-bit q, so `vpmaddubsw`

@@ -24,6 +24,13 @@ pub struct Q4KMatrix {
     /// Per chunk: d·sc of its two blocks, and dmin·m.
     pub(crate) scales: Vec<[f32; 2]>,
     pub(crate) mins: Vec<[f32; 2]>,
+    /// Per chunk, for the AVX2 kernel's integer sums (llama.cpp's): the two 6-bit scales as
+    /// 16-bit lanes `sa, sa, sb, sb`, the pattern of a chunk's four-byte lanes.
+    pub(crate) int_scales: Vec<u64>,
+    /// Per 256 values of a row (in the order of `at` over super-blocks): d and dmin, and the
+    /// eight 6-bit minimums.
+    pub(crate) super_d: Vec<[f32; 2]>,
+    pub(crate) super_mins: Vec<[i16; 8]>,
 }
 
 pub struct Q6KMatrix {
@@ -63,12 +70,18 @@ impl Q4KMatrix {
             quants: vec![Packed([0; 32]); stored],
             scales: vec![[0.0; 2]; stored],
             mins: vec![[0.0; 2]; stored],
+            int_scales: vec![0; stored],
+            super_d: vec![[0.0; 2]; stored / 4],
+            super_mins: vec![[0; 8]; stored / 4],
         };
         for r in 0..rows {
             for s in 0..cols / QK_K {
                 let b = &raw[(r * cols / QK_K + s) * 144..][..144];
                 let (d, dmin) = (f16::from_le_bytes([b[0], b[1]]).to_f32(), f16::from_le_bytes([b[2], b[3]]).to_f32());
                 let (sc, qs) = (&b[4..16], &b[16..]);
+                let k = at(chunks / 4, r, s);
+                m.super_d[k] = [d, dmin];
+                m.super_mins[k] = std::array::from_fn(|j| i16::from(scale_min_k4(j, sc).1));
                 for p in 0..4 {
                     let i = at(chunks, r, s * 4 + p);
                     let mut unpacked = [0u8; 64];
@@ -80,6 +93,7 @@ impl Q4KMatrix {
                         m.quants[i].0[k] = unpacked[k] | (unpacked[k + 32] << 4);
                     }
                     let ((sa, ma), (sb, mb)) = (scale_min_k4(2 * p, sc), scale_min_k4(2 * p + 1, sc));
+                    m.int_scales[i] = u64::from(sa) * 0x1_0001 | u64::from(sb) * 0x1_0001 << 32;
                     m.scales[i] = [d * f32::from(sa), d * f32::from(sb)];
                     m.mins[i] = [dmin * f32::from(ma), dmin * f32::from(mb)];
                 }

@@ -208,6 +208,9 @@ pub struct QActs {
     pub(crate) block_sums: Vec<f32>,
     /// The values as f16 (F16 only).
     pub(crate) halves: Vec<half::f16>,
+    /// Per 256 values (Q8_K only): each block of 32's sum of quants, as llama.cpp's `bsums`
+    /// give them, for the minimums of Q4_K.
+    pub(crate) block_quant_sums: Vec<[i16; 8]>,
 }
 
 impl QActs {
@@ -236,6 +239,18 @@ impl QActs {
 
     /// As llama.cpp's Q8_K (blocks of 256; the length must be a multiple of 256).
     pub fn quantize_k(&mut self, x: &[f32]) {
+        self.quantize_k_blocks(x);
+        // A lane holds four values of one block: lanes of even index the chunk's first block.
+        self.block_quant_sums.clear();
+        self.block_quant_sums.extend(self.init.chunks(4).map(|chunks| {
+            std::array::from_fn(|j| {
+                let lanes = &chunks.get(j / 2).map_or([0; 16], |c| c.0);
+                (lanes.iter().skip(j % 2).step_by(2).sum::<i32>() / -128) as i16
+            })
+        }));
+    }
+
+    fn quantize_k_blocks(&mut self, x: &[f32]) {
         self.fill(x, ActKind::Q8K, 256, |block, out| {
             let (mut max, mut amax) = (0f32, 0f32);
             for v in block {
