@@ -223,7 +223,7 @@ pub(crate) mod x86 {
     /// super-block of 256 values and per row, the products weighted by the 6-bit scales and
     /// the minimums times the activation's block sums are exact integers; each is converted
     /// once and added in with d (or dmin) times the activation's scale, and the minimums' total
-    /// is taken off at the end. So a row's result is bit for bit llama.cpp's.
+    /// is taken off at the end, in llama.cpp's order.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows_q4k_avx2_tokens<const T: usize>(w: &Q4KMatrix, g: usize, a: [&QActs; T]) -> [[f32; GROUP]; T] {
         let n = w.chunks;
