@@ -19,10 +19,9 @@ pub struct LlamaChat {
     /// the text they stand for (the last prompt and the answer as decoded).
     cached: Vec<u32>,
     cached_text: String,
-    /// The cache holds a prompt pre-filled from a question still being spoken: its text is not
+    /// Set when the cache holds a prompt pre-filled from a question still being spoken: the
+    /// next-token logits at its end, for a question that ends as it was heard. Its text is not
     /// a prefix the next prompt's tokens can be appended to, only compared with token by token.
-    /// With it, the next-token logits at its end, for a question that ends as it was heard.
-    cached_ahead: bool,
     ahead_logits: Option<Tensor>,
     tokenizer: Tokenizer,
     template: ChatTemplate,
@@ -129,7 +128,6 @@ impl LlamaChat {
             model,
             cached: Vec::new(),
             cached_text: String::new(),
-            cached_ahead: false,
             ahead_logits: None,
             tokenizer,
             template,
@@ -175,7 +173,6 @@ impl LlamaChat {
     fn forget(&mut self) {
         self.cached.clear();
         self.cached_text.clear();
-        self.cached_ahead = false;
         self.ahead_logits = None;
     }
 
@@ -231,8 +228,10 @@ impl Llm for LlamaChat {
         // A growing conversation renders to the cached text plus a new suffix. Only the suffix is
         // tokenised: re-tokenising an earlier answer need not give back the tokens generated, and
         // the cache must hold exactly what the model saw.
-        let reusable =
-            !self.cached_ahead && !self.cached.is_empty() && prompt.len() > self.cached_text.len() && prompt.starts_with(&self.cached_text);
+        let reusable = self.ahead_logits.is_none()
+            && !self.cached.is_empty()
+            && prompt.len() > self.cached_text.len()
+            && prompt.starts_with(&self.cached_text);
         let (prompt_tokens, reused) = if reusable {
             let suffix = self.tokenise(&prompt[self.cached_text.len()..])?;
             ([self.cached.as_slice(), &suffix].concat(), self.cached.len())
@@ -347,7 +346,7 @@ impl Llm for LlamaChat {
             return Ok(0);
         }
         let shared = self.shared_with_cache(&tokens);
-        if shared == tokens.len() && self.cached_ahead && self.ahead_logits.is_some() {
+        if shared == tokens.len() && self.ahead_logits.is_some() {
             return Ok(0);
         }
         let shared = shared.min(tokens.len() - 1);
@@ -355,7 +354,6 @@ impl Llm for LlamaChat {
         let logits = self.step(&tokens[shared..], shared)?;
         self.cached = tokens;
         self.cached_text = prompt;
-        self.cached_ahead = true;
         self.ahead_logits = Some(logits);
         Ok(self.cached.len() - shared)
     }

@@ -237,7 +237,7 @@ pub(crate) mod x86 {
             let mut sums = [[_mm_setzero_si128(); GROUP]; T];
             let mut mins = [[_mm_setzero_si128(); GROUP]; T];
             for r in 0..GROUP {
-                let row_mins = _mm_loadu_si128(w.super_mins.as_ptr().add(k + r) as *const __m128i);
+                let row_mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(w.super_mins.as_ptr().add(k + r) as *const __m128i));
                 let mut row = [_mm256_setzero_si256(); T];
                 for j in 0..4 {
                     let c = 4 * s + j;
@@ -246,7 +246,8 @@ pub(crate) mod x86 {
                     let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
                     let lo = _mm256_and_si256(packed, nibble);
                     let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-                    let scale = _mm256_set1_epi64x(*wi.add(i) as i64);
+                    // Widened to 16-bit lanes `sa, sa, sb, sb`, four times.
+                    let scale = _mm256_cvtepu8_epi16(_mm_set1_epi32(i32::from_le_bytes(*wi.add(i))));
                     for t in 0..T {
                         let xq = a[t].quants.as_ptr().add(c) as *const __m256i;
                         // Both halves' lanes share a block, so their pair sums add as 16-bit

@@ -1,7 +1,9 @@
 //! GGUF's K-quants in the kernels' layout: Q4_K (`d·sc·q − dmin·m` per 32 values, q of 4 bits)
 //! and Q6_K (`d·sc·(q − 32)` per 16 values, q of 6 bits). As in `q8`, a chunk holds two blocks
 //! of 32 interleaved four bytes at a time and rows come in groups of four; the sub-block scales
-//! (and Q4_K's minimums) are multiplied out to f32 at load, exactly as llama.cpp computes them.
+//! (and Q4_K's minimums) are multiplied out to f32 at load, exactly as llama.cpp computes them;
+//! Q4_K also keeps them as integers, with d and dmin per 256 values, for the AVX2 kernel,
+//! which sums as llama.cpp's does.
 //! Q4_K keeps its nibbles packed (32 bytes per 64 values, unpacked in registers); Q6_K is
 //! widened to a byte per value.
 
@@ -25,12 +27,12 @@ pub struct Q4KMatrix {
     pub(crate) scales: Vec<[f32; 2]>,
     pub(crate) mins: Vec<[f32; 2]>,
     /// Per chunk, for the AVX2 kernel's integer sums (llama.cpp's): the two 6-bit scales as
-    /// 16-bit lanes `sa, sa, sb, sb`, the pattern of a chunk's four-byte lanes.
-    pub(crate) int_scales: Vec<u64>,
+    /// bytes `sa, sa, sb, sb`, the pattern of a chunk's four-byte lanes.
+    pub(crate) int_scales: Vec<[u8; 4]>,
     /// Per 256 values of a row (in the order of `at` over super-blocks): d and dmin, and the
     /// eight 6-bit minimums.
     pub(crate) super_d: Vec<[f32; 2]>,
-    pub(crate) super_mins: Vec<[i16; 8]>,
+    pub(crate) super_mins: Vec<[u8; 8]>,
 }
 
 pub struct Q6KMatrix {
@@ -70,7 +72,7 @@ impl Q4KMatrix {
             quants: vec![Packed([0; 32]); stored],
             scales: vec![[0.0; 2]; stored],
             mins: vec![[0.0; 2]; stored],
-            int_scales: vec![0; stored],
+            int_scales: vec![[0; 4]; stored],
             super_d: vec![[0.0; 2]; stored / 4],
             super_mins: vec![[0; 8]; stored / 4],
         };
@@ -81,7 +83,7 @@ impl Q4KMatrix {
                 let (sc, qs) = (&b[4..16], &b[16..]);
                 let k = at(chunks / 4, r, s);
                 m.super_d[k] = [d, dmin];
-                m.super_mins[k] = std::array::from_fn(|j| i16::from(scale_min_k4(j, sc).1));
+                m.super_mins[k] = std::array::from_fn(|j| scale_min_k4(j, sc).1);
                 for p in 0..4 {
                     let i = at(chunks, r, s * 4 + p);
                     let mut unpacked = [0u8; 64];
@@ -93,7 +95,7 @@ impl Q4KMatrix {
                         m.quants[i].0[k] = unpacked[k] | (unpacked[k + 32] << 4);
                     }
                     let ((sa, ma), (sb, mb)) = (scale_min_k4(2 * p, sc), scale_min_k4(2 * p + 1, sc));
-                    m.int_scales[i] = u64::from(sa) * 0x1_0001 | u64::from(sb) * 0x1_0001 << 32;
+                    m.int_scales[i] = [sa, sa, sb, sb];
                     m.scales[i] = [d * f32::from(sa), d * f32::from(sb)];
                     m.mins[i] = [dmin * f32::from(ma), dmin * f32::from(mb)];
                 }

@@ -45,7 +45,9 @@ impl Matrix {
         let per_64 = match dtype {
             GgmlDType::Q8_0 | GgmlDType::Q5_0 | GgmlDType::Q4_0 => 68,
             GgmlDType::Q4_1 | GgmlDType::Q5_1 => 76,
-            GgmlDType::Q4K => 48,
+            // 32 bytes of nibbles, f32 scales and minimums, the integer scales, and (per 256
+            // values) d, dmin and the integer minimums for the AVX2 kernel.
+            GgmlDType::Q4K => 48 + 4 + 4,
             GgmlDType::Q6K => 80,
             GgmlDType::F16 => 128,
             _ => return None,
