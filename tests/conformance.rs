@@ -430,9 +430,12 @@ fn the_cpu_engine_runs_qwen_mixed_quantisations() {
 /// gap of a few hundredths). SmolLM2 has none: 16 of 16 exactly.
 #[test]
 fn greedy_decoding_matches_llama_cpp_token_for_token() {
-    let cases: [(&str, [u32; 16], usize); 2] = [
+    let cases: [(&str, [u32; 16], usize); 3] = [
         ("smollm2-135m-instruct", [504, 6376, 314, 4461, 975, 282, 253, 980, 1217, 13739, 43464, 24484, 28, 837, 1420, 13242], 0),
         ("qwen2.5-coder-0.5b-instruct", [785, 12884, 374, 6303, 1576, 432, 374, 23415, 315, 6303, 3100, 11, 892, 374, 279, 6028], 2),
+        // The default pack's model (Q4_K_M), from llama.cpp's AVX2 build on 2 threads: its own
+        // top two are at least 0.23 apart at every step here.
+        ("qwen2.5-coder-1.5b-instruct", [785, 12884, 374, 6303, 1576, 315, 279, 71816, 315, 3100, 553, 13673, 18730, 304, 279, 16566], 1),
     ];
     for (id, expected, near_ties_allowed) in cases {
         let mut llm = iris_llm_candle::LlamaChat::load(&model(id)).unwrap();

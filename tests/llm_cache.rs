@@ -1,4 +1,4 @@
-//! The language model's KV cache between calls, on the default pack's SmolLM2: a growing
+//! The language model's KV cache between calls, on SmolLM2-135M (the smallest; fast): a growing
 //! conversation pre-fills only its new words (`conformance.rs`); here, a prompt that leaves the
 //! cached conversation (a new conversation with the same system prompt, the last answer cut to
 //! what was heard, a question grown from a partial transcript) keeps the tokens it shares with

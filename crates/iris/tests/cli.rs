@@ -205,7 +205,9 @@ fn a_missing_model_says_how_to_get_it() {
 fn a_damaged_model_is_refused_by_its_sha256() {
     let home = tempfile::tempdir().unwrap();
     let models = home.path().join("models");
-    for id in ["whisper-tiny.en", "smollm2-135m-instruct", "piper-en_US-joe-medium", "silero-vad", "onnxruntime"] {
+    // The language model the settings default to (the suite pins SmolLM2 by IRIS_DEFAULT_LLM).
+    let llm = iris_config::Models::default().llm;
+    for id in ["whisper-tiny.en", llm.as_str(), "piper-en_US-joe-medium", "silero-vad", "onnxruntime"] {
         let src = iris_models::Store::from_env().unwrap().home().to_owned().join("models").join(id);
         let dst = models.join(id);
         std::fs::create_dir_all(&dst).unwrap();
@@ -256,7 +258,7 @@ fn models_list_shows_the_default_pack() {
     let out = iris(&["models", "list", "--json"], &[]);
     let v = json(&out);
     let rows = v.as_array().unwrap();
-    for id in ["whisper-tiny.en", "smollm2-135m-instruct", "piper-en_US-joe-medium", "silero-vad", "onnxruntime"] {
+    for id in ["whisper-tiny.en", iris_config::DEFAULT_LLM, "piper-en_US-joe-medium", "silero-vad", "onnxruntime"] {
         let row = rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{id} not listed"));
         assert_eq!(row["installed"], true, "{id}");
         assert!(row["licence"].as_str().is_some_and(|l| !l.is_empty()));

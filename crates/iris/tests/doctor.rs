@@ -11,7 +11,15 @@ use serde_json::Value;
 const IRIS: &str = env!("CARGO_BIN_EXE_iris");
 
 fn doctor(home: &Path, args: &[&str]) -> (Output, Value) {
-    let out = Command::new(IRIS).arg("doctor").arg("--json").args(args).env("IRIS_HOME", home).output().expect("run iris");
+    // The settings' own default language model, not the one the suite pins (IRIS_DEFAULT_LLM).
+    let out = Command::new(IRIS)
+        .arg("doctor")
+        .arg("--json")
+        .args(args)
+        .env("IRIS_HOME", home)
+        .env("IRIS_DEFAULT_LLM", "")
+        .output()
+        .expect("run iris");
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     let problems = v["findings"].as_array().unwrap().iter().filter(|f| f["level"] == "problem").count();

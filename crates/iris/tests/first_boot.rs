@@ -29,7 +29,8 @@ fn chat(url: &str, session: &(String, String)) -> (u16, String) {
 #[test]
 fn a_box_with_nothing_installed_starts_and_takes_its_models_later() {
     let home = tempfile::tempdir().unwrap();
-    let env = [("IRIS_HOME", home.path().to_str().unwrap())];
+    // The settings' own default language model, not the one the suite pins (IRIS_DEFAULT_LLM).
+    let env = [("IRIS_HOME", home.path().to_str().unwrap()), ("IRIS_DEFAULT_LLM", "")];
     let server = serve_with(home.path(), &env);
     assert!(!server.setup_code.is_empty(), "no setup code printed");
     let session = set_up(&server);
@@ -48,7 +49,7 @@ fn a_box_with_nothing_installed_starts_and_takes_its_models_later() {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.path().join("iris-bundle.json")).unwrap()).unwrap();
     let ids: Vec<&str> = manifest["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"smollm2-135m-instruct") && ids.contains(&"ppocr-v6-tiny"), "{manifest}");
+    assert!(ids.contains(&iris_config::DEFAULT_LLM) && ids.contains(&"ppocr-v6-tiny"), "{manifest}");
     let (status, r) = server.call(&session, "POST", "/api/models/import", Some(json!({ "path": bundle.path() })));
     assert_eq!(status, 200, "{r}");
     for id in &ids {
@@ -92,7 +93,7 @@ fn the_default_pack_is_fetched_from_the_models_page() {
     let home = tempfile::tempdir().unwrap();
     let catalog_file = home.path().join("mirror-catalog.toml");
     let pack = common::mirror_catalog(&catalog_file);
-    let env = [("IRIS_HOME", home.path().to_str().unwrap()), ("IRIS_CATALOG", catalog_file.to_str().unwrap())];
+    let env = [("IRIS_HOME", home.path().to_str().unwrap()), ("IRIS_CATALOG", catalog_file.to_str().unwrap()), ("IRIS_DEFAULT_LLM", "")];
     let server = serve_with(home.path(), &env);
     let session = set_up(&server);
     let (status, r) = server.call(&session, "POST", "/api/models/pack/default/pull", None);

@@ -1,4 +1,5 @@
-//! The live loop end to end on the default pack: in the simulated room (spoken sessions in
+//! The live loop end to end on the default pack (its language model SmolLM2, the suite's
+//! `IRIS_DEFAULT_LLM`): in the simulated room (spoken sessions in
 //! voices that are not Iris's, over light noise), and on real ALSA devices through a user-space
 //! PulseAudio server. The tests take turns (a lock), so nothing else in this binary competes for
 //! the cores while the media clock runs.

@@ -1,6 +1,6 @@
 //! `[llm_server]` against a real server: llama.cpp's OpenAI-compatible server from pip
 //! `llama-cpp-python[server]` (IRIS_LLAMA_PYTHON, a Python that has it; `deploy/test.sh` builds
-//! it), serving Qwen2.5-Coder-0.5B while the local model is the default pack's SmolLM2. The
+//! it), serving Qwen2.5-Coder-0.5B while the local model is SmolLM2 (the suite's `IRIS_DEFAULT_LLM`). The
 //! server answers; when it is too slow, or gone, the local model answers and the log says so once.
 
 use std::io::{BufRead, BufReader};

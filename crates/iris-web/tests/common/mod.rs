@@ -93,7 +93,10 @@ fn panel_with(token_delay: std::time::Duration, tokens: Vec<&'static str>) -> Te
     let known = catalog.models.iter().map(|m| m.id.clone()).collect();
     let loads = Arc::new(AtomicUsize::new(0));
     let loader = FakeLoader { loads: loads.clone(), known, token_delay, tokens };
-    let engine = Arc::new(Engine::start(Box::new(loader), Config::default()).unwrap());
+    // The language model named as the tests of the Ollama API expect, whatever the default is.
+    let mut config = Config::default();
+    config.models.llm = "smollm2-135m-instruct".into();
+    let engine = Arc::new(Engine::start(Box::new(loader), config).unwrap());
     let shelf = ModelShelf::new(Store::new(dir.path()), catalog, Arc::new(iris_models::convert::NoExternal));
     let state = Arc::new(Panel::new(engine.clone(), config_path.clone(), shelf).unwrap());
     TestPanel { app: iris_web::router(state.clone()), state, dir, config_path, loads, engine }
