@@ -164,6 +164,30 @@ pub fn matrix<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Re
         .ok_or_else(|| CpuLlmError::Format(format!("{name}: not a {dtype:?} matrix of {dims:?}")))
 }
 
+/// Several matrices: their bytes read in order, then repacked on `threads` threads at once
+/// (repacking a 1.5B model's 1.1 GB is most of its loading time).
+pub fn matrices<R: Read + Seek>(content: &Content, file: &mut R, names: &[String], threads: usize) -> Result<Vec<Matrix>, CpuLlmError> {
+    let mut raws = Vec::with_capacity(names.len());
+    for name in names {
+        let dtype = content.tensor_infos.get(name).map(|i| i.ggml_dtype).ok_or_else(|| CpuLlmError::Format(format!("no tensor {name}")))?;
+        let (dims, raw) = read_tensor(content, file, name)?;
+        raws.push((name, dtype, dims, raw));
+    }
+    let repack = |(name, dtype, dims, raw): &(&String, GgmlDType, Vec<usize>, Vec<u8>)| {
+        Matrix::from_gguf(*dtype, raw, dims[0], dims[1])
+            .ok_or_else(|| CpuLlmError::Format(format!("{name}: not a {dtype:?} matrix of {dims:?}")))
+    };
+    let per_thread = raws.len().div_ceil(threads.max(1)).max(1);
+    let mut out = Vec::with_capacity(raws.len());
+    std::thread::scope(|s| {
+        let workers: Vec<_> = raws.chunks(per_thread).map(|part| s.spawn(move || part.iter().map(repack).collect::<Vec<_>>())).collect();
+        for w in workers {
+            out.extend(w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+    });
+    out.into_iter().collect()
+}
+
 /// A vector (norm weights, biases) as f32.
 pub fn vector<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<Vec<f32>, CpuLlmError> {
     let dtype = content.tensor_infos.get(name).map(|i| i.ggml_dtype);

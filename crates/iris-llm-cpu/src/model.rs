@@ -10,7 +10,7 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::GgmlDType;
 use half::f16;
 
-use crate::config::{arch, config, matrix, optional_vector, vector, Config, Family};
+use crate::config::{arch, config, matrices, matrix, optional_vector, vector, Config, Family};
 use crate::kernels::Kernel;
 use crate::matrix::Matrix;
 use crate::ops::{attention, gelu, rmsnorm_in_place, rmsnorm_rows, rope, silu};
@@ -154,17 +154,21 @@ impl Model {
                 None
             };
             let gemma_norm = |name: &str, file: &mut R| if gemma { vector(content, file, &p(name)).map(Some) } else { Ok(None) };
+            let names = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map(|m| p(&format!("{m}.weight")));
+            let [q, k, v, wo, gate, up, down]: [Matrix; 7] = matrices(content, file, &names, threads)?
+                .try_into()
+                .map_err(|_| CpuLlmError::Format(format!("blk.{l}: matrices missing")))?;
             let layer = Layer {
                 attn_norm: vector(content, file, &p("attn_norm.weight"))?,
-                q: matrix(content, file, &p("attn_q.weight"))?,
-                k: matrix(content, file, &p("attn_k.weight"))?,
-                v: matrix(content, file, &p("attn_v.weight"))?,
+                q,
+                k,
+                v,
                 qkv_bias,
-                wo: matrix(content, file, &p("attn_output.weight"))?,
+                wo,
                 ffn_norm: vector(content, file, &p("ffn_norm.weight"))?,
-                gate: matrix(content, file, &p("ffn_gate.weight"))?,
-                up: matrix(content, file, &p("ffn_up.weight"))?,
-                down: matrix(content, file, &p("ffn_down.weight"))?,
+                gate,
+                up,
+                down,
                 q_norm: optional_vector(content, file, &p("attn_q_norm.weight"))?,
                 k_norm: optional_vector(content, file, &p("attn_k_norm.weight"))?,
                 post_attn_norm: gemma_norm("post_attention_norm.weight", file)?,
