@@ -206,8 +206,10 @@ pub struct QActs {
     /// Per block of 32 (Q8_1 only): the scale times the sum of the quants, rounded to f16, as
     /// llama.cpp's Q8_1 keeps it for weights with a minimum (Q4_1, Q5_1).
     pub(crate) block_sums: Vec<f32>,
-    /// The values as f16 (F16 only).
+    /// The values as f16 (F16 only), and the same values widened back to f32 for the AVX2
+    /// kernel (exact), so a tile of tokens is not converted once per row.
     pub(crate) halves: Vec<half::f16>,
+    pub(crate) halves_f32: Vec<f32>,
     /// Per 256 values (Q8_K only): each block of 32's sum of quants, as llama.cpp's `bsums`
     /// give them, for the minimums of Q4_K.
     pub(crate) block_quant_sums: Vec<[i16; 8]>,
@@ -279,6 +281,8 @@ impl QActs {
                 (self.len, self.kind) = (x.len(), kind);
                 self.halves.clear();
                 self.halves.extend(x.iter().map(|v| f16::from_f32(*v)));
+                self.halves_f32.clear();
+                self.halves_f32.extend(self.halves.iter().map(|v| v.to_f32()));
             }
         }
     }
