@@ -29,6 +29,8 @@ fn openvino_runs_the_onnx_models_as_the_cpu_provider_does() {
     let pcm = iris_audio::load_speech(&root().join("tests/data/question.wav")).expect("the sample question");
     iris_onnx::use_providers(env, &[Provider::Cpu]).expect("the CPU provider");
     let (vad_cpu, turn_cpu) = (vad_probabilities(env, &pcm), turn_probabilities(env, &pcm));
+    // The status line of a model on the CPU provider (the panel's Status page shows it).
+    assert_eq!(iris_onnx::placement(&model("silero-vad")), "cpu (ONNX Runtime)");
 
     // A plugin that is not there is an error naming it and the fix, not a quiet fallback.
     let missing = iris_onnx::use_providers(env, &[Provider::OpenVino("/nonexistent/libopenvino_plugin.so".into()), Provider::Cpu]);
@@ -66,5 +68,7 @@ fn openvino_runs_the_onnx_models_as_the_cpu_provider_does() {
         let a = assigned.iter().find(|a| a.model == model(id)).unwrap_or_else(|| panic!("no assignment for {id}: {assigned:?}"));
         let ov = a.nodes.iter().find(|(ep, _)| ep == "OpenVINOExecutionProvider").map_or(0, |(_, n)| *n);
         assert!(ov > 0, "{id}: {:?}", a.nodes);
+        let line = iris_onnx::placement(&model(id));
+        assert!(line.starts_with("OpenVINO ") && line.contains(" nodes"), "{id}: {line}");
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 mod providers;
-pub use providers::{assignments, chosen, offered, use_providers, Assignment, Provider};
+pub use providers::{assignments, chosen, offered, placement, use_providers, Assignment, Provider};
 
 pub use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;

@@ -99,6 +99,26 @@ pub fn assignments() -> Vec<Assignment> {
     ASSIGNED.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// Where `model`'s sessions run, for a status line: the nodes each provider took in the last
+/// session opened on it, when ONNX Runtime reported them; else the providers asked for.
+pub fn placement(model: &Path) -> String {
+    let recorded = assignments().into_iter().find(|a| a.model == model);
+    describe(&chosen(), recorded.as_ref())
+}
+
+fn describe(chosen: &[Provider], recorded: Option<&Assignment>) -> String {
+    let short = |ep: &str| ep.trim_end_matches("ExecutionProvider").to_owned();
+    if let Some(a) = recorded.filter(|a| !a.nodes.is_empty()) {
+        let parts: Vec<String> = a.nodes.iter().map(|(ep, n)| format!("{} {n} nodes", short(ep))).collect();
+        return format!("{} (ONNX Runtime)", parts.join(", "));
+    }
+    if chosen.is_empty() || chosen == [Provider::Cpu] {
+        return "cpu (ONNX Runtime)".into();
+    }
+    let asked: Vec<String> = chosen.iter().map(|p| short(p.ep_name())).collect();
+    format!("{} (ONNX Runtime, asked for; not opened yet)", asked.join(", then "))
+}
+
 pub(crate) fn builder_with_providers(
     env: &Environment,
     builder: ort::session::builder::SessionBuilder,
@@ -170,5 +190,23 @@ fn graph_assignment(session: &Session) -> Result<Vec<(String, usize)>, String> {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_line_says_what_ran_or_else_what_was_asked_for() {
+        assert_eq!(describe(&[], None), "cpu (ONNX Runtime)");
+        let openvino = Provider::OpenVino(PathBuf::from("libplugin.so"));
+        let asked = describe(&[openvino.clone(), Provider::Cpu], None);
+        assert_eq!(asked, "OpenVINO, then CPU (ONNX Runtime, asked for; not opened yet)");
+        let ran = Assignment {
+            model: PathBuf::from("voice.onnx"),
+            nodes: vec![("OpenVINOExecutionProvider".into(), 112), ("CPUExecutionProvider".into(), 4)],
+        };
+        assert_eq!(describe(&[openvino, Provider::Cpu], Some(&ran)), "OpenVINO 112 nodes, CPU 4 nodes (ONNX Runtime)");
     }
 }
