@@ -146,22 +146,27 @@ pub fn config(content: &Content, arch: &str, max_context: usize) -> Result<Confi
     })
 }
 
-/// A tensor's dimensions (outermost first) and its bytes as stored.
-fn read_tensor<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<(Vec<usize>, Vec<u8>), CpuLlmError> {
+/// A tensor as stored: its type, its dimensions (outermost first) and its bytes.
+type Stored = (GgmlDType, Vec<usize>, Vec<u8>);
+
+fn read_tensor<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<Stored, CpuLlmError> {
     let info = content.tensor_infos.get(name).ok_or_else(|| CpuLlmError::Format(format!("no tensor {name}")))?;
     let (dtype, dims) = (info.ggml_dtype, info.shape.dims().to_vec());
     let bytes = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
     let mut raw = vec![0u8; bytes];
     file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))?;
     file.read_exact(&mut raw)?;
-    Ok((dims, raw))
+    Ok((dtype, dims, raw))
+}
+
+/// A stored tensor in the kernels' layout.
+fn repack(name: &str, (dtype, dims, raw): &Stored) -> Result<Matrix, CpuLlmError> {
+    Matrix::from_gguf(*dtype, raw, dims[0], dims[1])
+        .ok_or_else(|| CpuLlmError::Format(format!("{name}: not a {dtype:?} matrix of {dims:?}")))
 }
 
 pub fn matrix<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<Matrix, CpuLlmError> {
-    let dtype = content.tensor_infos.get(name).map(|i| i.ggml_dtype).ok_or_else(|| CpuLlmError::Format(format!("no tensor {name}")))?;
-    let (dims, raw) = read_tensor(content, file, name)?;
-    Matrix::from_gguf(dtype, &raw, dims[0], dims[1])
-        .ok_or_else(|| CpuLlmError::Format(format!("{name}: not a {dtype:?} matrix of {dims:?}")))
+    repack(name, &read_tensor(content, file, name)?)
 }
 
 /// Several matrices: their bytes read in order, then repacked on `threads` threads at once
@@ -169,18 +174,13 @@ pub fn matrix<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Re
 pub fn matrices<R: Read + Seek>(content: &Content, file: &mut R, names: &[String], threads: usize) -> Result<Vec<Matrix>, CpuLlmError> {
     let mut raws = Vec::with_capacity(names.len());
     for name in names {
-        let dtype = content.tensor_infos.get(name).map(|i| i.ggml_dtype).ok_or_else(|| CpuLlmError::Format(format!("no tensor {name}")))?;
-        let (dims, raw) = read_tensor(content, file, name)?;
-        raws.push((name, dtype, dims, raw));
+        raws.push((name, read_tensor(content, file, name)?));
     }
-    let repack = |(name, dtype, dims, raw): &(&String, GgmlDType, Vec<usize>, Vec<u8>)| {
-        Matrix::from_gguf(*dtype, raw, dims[0], dims[1])
-            .ok_or_else(|| CpuLlmError::Format(format!("{name}: not a {dtype:?} matrix of {dims:?}")))
-    };
     let per_thread = raws.len().div_ceil(threads.max(1)).max(1);
     let mut out = Vec::with_capacity(raws.len());
     std::thread::scope(|s| {
-        let workers: Vec<_> = raws.chunks(per_thread).map(|part| s.spawn(move || part.iter().map(repack).collect::<Vec<_>>())).collect();
+        let workers: Vec<_> =
+            raws.chunks(per_thread).map(|part| s.spawn(move || part.iter().map(|(name, t)| repack(name, t)).collect::<Vec<_>>())).collect();
         for w in workers {
             out.extend(w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         }
@@ -190,11 +190,10 @@ pub fn matrices<R: Read + Seek>(content: &Content, file: &mut R, names: &[String
 
 /// A vector (norm weights, biases) as f32.
 pub fn vector<R: Read + Seek>(content: &Content, file: &mut R, name: &str) -> Result<Vec<f32>, CpuLlmError> {
-    let dtype = content.tensor_infos.get(name).map(|i| i.ggml_dtype);
-    let (_, raw) = read_tensor(content, file, name)?;
+    let (dtype, _, raw) = read_tensor(content, file, name)?;
     match dtype {
-        Some(GgmlDType::F32) => Ok(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
-        Some(GgmlDType::F16) => Ok(raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
+        GgmlDType::F32 => Ok(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
+        GgmlDType::F16 => Ok(raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
         other => Err(CpuLlmError::Format(format!("{name}: a vector stored as {other:?}"))),
     }
 }

@@ -29,7 +29,7 @@ impl F16Matrix {
         let mut acc = [0f32; 8];
         for (w, x) in row.chunks_exact(8).zip(a.halves.chunks_exact(8)) {
             for i in 0..8 {
-                acc[i] += w[i].to_f32() * x[i].to_f32();
+                acc[i] += w[i].to_f32() * x[i];
             }
         }
         acc.iter().sum()
@@ -84,7 +84,7 @@ unsafe fn tile<const M: usize, const N: usize>(w: &F16Matrix, r0: usize, acts: &
     use std::arch::x86_64::*;
     let cols = w.cols;
     let rows: [*const __m128i; M] = std::array::from_fn(|i| w.values.as_ptr().add((r0 + i) * cols) as *const __m128i);
-    let xs: [*const f32; N] = std::array::from_fn(|j| acts[j].halves_f32.as_ptr());
+    let xs: [*const f32; N] = std::array::from_fn(|j| acts[j].halves.as_ptr());
     let mut acc = [[_mm256_setzero_ps(); N]; M];
     for k in 0..cols / 8 {
         let x: [__m256; N] = std::array::from_fn(|j| _mm256_loadu_ps(xs[j].add(8 * k)));
@@ -113,7 +113,7 @@ unsafe fn tile<const M: usize, const N: usize>(w: &F16Matrix, r0: usize, acts: &
 unsafe fn matvec_avx2(w: &F16Matrix, rows: std::ops::Range<usize>, a: &QActs, out: *mut f32) {
     use std::arch::x86_64::*;
     let cols = w.cols;
-    let x = a.halves_f32.as_ptr();
+    let x = a.halves.as_ptr();
     for r in rows {
         let row = w.values.as_ptr().add(r * cols) as *const __m128i;
         let mut acc = [_mm256_setzero_ps(); 4];

@@ -206,10 +206,9 @@ pub struct QActs {
     /// Per block of 32 (Q8_1 only): the scale times the sum of the quants, rounded to f16, as
     /// llama.cpp's Q8_1 keeps it for weights with a minimum (Q4_1, Q5_1).
     pub(crate) block_sums: Vec<f32>,
-    /// The values as f16 (F16 only), and the same values widened back to f32 for the AVX2
-    /// kernel (exact), so a tile of tokens is not converted once per row.
-    pub(crate) halves: Vec<half::f16>,
-    pub(crate) halves_f32: Vec<f32>,
+    /// The values rounded to f16 (F16 only), kept widened back to f32 (exactly), so the AVX2
+    /// kernel's tiles of tokens are not converted once per row.
+    pub(crate) halves: Vec<f32>,
     /// Per 256 values (Q8_K only): each block of 32's sum of quants, as llama.cpp's `bsums`
     /// give them, for the minimums of Q4_K.
     pub(crate) block_quant_sums: Vec<[i16; 8]>,
@@ -280,9 +279,7 @@ impl QActs {
             ActKind::F16 => {
                 (self.len, self.kind) = (x.len(), kind);
                 self.halves.clear();
-                self.halves.extend(x.iter().map(|v| f16::from_f32(*v)));
-                self.halves_f32.clear();
-                self.halves_f32.extend(self.halves.iter().map(|v| v.to_f32()));
+                self.halves.extend(x.iter().map(|v| f16::from_f32(*v).to_f32()));
             }
         }
     }
@@ -336,7 +333,7 @@ impl QActs {
     /// The values the quants stand for (for tests).
     pub fn dequantize(&self) -> Vec<f32> {
         if self.kind == ActKind::F16 {
-            return self.halves.iter().map(|v| v.to_f32()).collect();
+            return self.halves.clone();
         }
         (0..self.len)
             .map(|e| {

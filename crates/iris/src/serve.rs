@@ -84,11 +84,12 @@ impl RealLoader {
             }
         }))?;
         let tts = models.voice(&config.models.tts)?;
-        let voice_file = models.file(&config.models.tts, "tts")?;
+        // What ONNX Runtime reported the voice ran on ([onnx] providers); the VAD opens later.
+        let tts_device = iris_onnx::placement(&models.file(&config.models.tts, "tts")?);
         let vision = models.vision()?;
         let env = models.onnx()?;
         let vad_file = models.file(&config.models.vad, "vad")?;
-        let vad_path = vad_file.clone();
+        let vad_device = iris_onnx::placement(&vad_file);
         let vad: iris_engine::VadFactory = Arc::new(move || {
             Ok(Box::new(iris_silero::SileroVad::load(env, &vad_file).map_err(|e| iris_backend::BackendError::Inference(e.to_string()))?)
                 as Box<dyn iris_backend::Vad>)
@@ -102,9 +103,8 @@ impl RealLoader {
         let mut loaded = vec![
             LoadedModel { task: "asr".into(), id: config.models.asr.clone(), device: asr.device().to_string() },
             LoadedModel { task: "llm".into(), id: config.models.llm.clone(), device: llm.device().to_string() },
-            // What ONNX Runtime reported the voice ran on ([onnx] providers); the VAD opens later.
-            LoadedModel { task: "tts".into(), id: config.models.tts.clone(), device: iris_onnx::placement(&voice_file) },
-            LoadedModel { task: "vad".into(), id: config.models.vad.clone(), device: iris_onnx::placement(&vad_path) },
+            LoadedModel { task: "tts".into(), id: config.models.tts.clone(), device: tts_device },
+            LoadedModel { task: "vad".into(), id: config.models.vad.clone(), device: vad_device },
         ];
         if config.models.vlm.is_empty() {
             // The vision aid's parts by their catalog ids, as loaded: the Models page must not
