@@ -14,10 +14,13 @@ sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) s += ARGV[i]; printf "%.6
 trap 'rm -rf "$tmp"' EXIT
 # voice|speed|question|answer words (any of them, |-separated). " ... " in a question is a
 # 0.4 s pause in the middle of the sentence (shorter than the end-of-turn silence: the question
-# must come out whole, not cut at the pause).
+# must come out whole, not cut at the pause). The questions are ones the suite's small model
+# (SmolLM2) answers right whatever the kernels' rounding: these tests are of the loop, and
+# `iris eval answers` is of the model. ("The capital of Italy" was one it got right by luck: a
+# change of rounding turned its answer into London.)
 sessions=(
     "en-us+m3|150|What is the capital of France?|paris"
-    "en-us+f2|140|What is the capital of Italy?|rome"
+    "en-us+f2|140|What is the capital of England?|london"
     "en-us+f4|160|What is seven times six?|42|forty-two|forty two"
     "en-gb-scotland|145|What is the capital of France?|paris"
     "en-gb+m4|150|What is twelve plus thirty?|42|forty-two|forty two"
@@ -89,7 +92,7 @@ mv "$dir/look.jsonl.tmp" "$dir/look.jsonl"
 others=(
     "en-us+m3|150|Okay Nabu|okay_nabu|What is the capital of Germany?|berlin"
     "en-us+f2|150|Hey Raspy|hey_rhasspy|What is the capital of France?|paris"
-    "en-gb-x-rp+f3|135|Okay Nabu|okay_nabu|What is the capital of Italy?|rome"
+    "en-gb-x-rp+f3|135|Okay Nabu|okay_nabu|What is the capital of England?|london"
     "en-gb+m4|145|Hey Raspy|hey_rhasspy|What is the capital of Japan?|tokyo"
 )
 : > "$dir/words.jsonl.tmp"

@@ -132,10 +132,10 @@ pub(crate) mod x86 {
     driver!(matmul_avx2_each, Q8Matrix, rows_avx2, "avx2,fma,f16c");
 
     /// Q8 on AVX2. A prompt's pre-fill goes row by row, six tokens at a time (the rest as one
-    /// smaller tile), so each weight vector is prepared once per six tokens (1.15× the MAC/s of
-    /// one token at a time on a Zen 3 core; summing a chunk's two halves as integers first made
-    /// it 1.35×, but moved Gemma 3's greedy answer off llama.cpp's at a near tie). Decode, and
-    /// fewer than six tokens, go four rows at a time, the activation loaded once for them.
+    /// smaller tile), so each weight vector is prepared once per six tokens. Decode, and fewer
+    /// than six tokens, go four rows at a time, the activation loaded once for them. Both sum a
+    /// chunk's two halves as integers before one conversion, scaling and add (the lanes of both
+    /// halves hold the same blocks): three operations fewer per 64 values and token.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn matmul_avx2(w: &Q8Matrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
         const TILE: usize = 6;
@@ -411,15 +411,20 @@ pub(crate) mod x86 {
             let i = ((r / GROUP) * n + c) * GROUP + r % GROUP;
             _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
             let dw = _mm256_cvtph_ps(_mm_set1_epi32(*ws.add(i) as i32));
-            for h in 0..2 {
-                let wv = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), flip);
-                let wabs = _mm256_sign_epi8(wv, wv);
-                for t in 0..T {
-                    let x = _mm256_load_si256(xs[t].add(c * 64 + 32 * h) as *const __m256i);
-                    let dx = _mm256_load_ps(ds[t].add(c * 16 + 8 * h));
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, wv)), ones);
-                    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx), dw, acc[t]);
-                }
+            let w0 = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64) as *const __m256i), flip);
+            let w1 = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32) as *const __m256i), flip);
+            let (abs0, abs1) = (_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(w1, w1));
+            for t in 0..T {
+                let x = xs[t].add(c * 64);
+                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(abs0, _mm256_sign_epi8(_mm256_load_si256(x as *const __m256i), w0)), ones);
+                let p1 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(abs1, _mm256_sign_epi8(_mm256_load_si256(x.add(32) as *const __m256i), w1)),
+                    ones,
+                );
+                // Lane l of both halves holds the same block: its eight products add exactly.
+                let p = _mm256_add_epi32(p0, p1);
+                let dx = _mm256_load_ps(ds[t].add(c * 16));
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx), dw, acc[t]);
             }
         }
         acc.map(|v| sum8(v))
@@ -432,19 +437,19 @@ pub(crate) mod x86 {
         let (ones, flip) = (_mm256_set1_epi16(1), _mm256_set1_epi8(-128));
         let mut acc = [_mm256_setzero_ps(); GROUP];
         for c in 0..n {
-            for h in 0..2 {
-                let x = _mm256_load_si256((a.quants.as_ptr().add(c) as *const u8).add(32 * h) as *const __m256i);
-                let dx = _mm256_load_ps((a.scales.as_ptr().add(c) as *const f32).add(8 * h));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let i = (g * n + c) * GROUP + r;
-                    if h == 0 {
-                        _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
-                    }
-                    let wv = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), flip);
-                    let p = signed_dot(wv, x, ones);
-                    let dw = _mm256_cvtph_ps(_mm_set1_epi32(*ws.add(i) as i32));
-                    *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx), dw, *acc);
-                }
+            let x = a.quants.as_ptr().add(c) as *const u8;
+            let (x0, x1) = (_mm256_load_si256(x as *const __m256i), _mm256_load_si256(x.add(32) as *const __m256i));
+            // The chunk's scales repeat in its second half (lane l is block l % 2 in both).
+            let dx = _mm256_load_ps(a.scales.as_ptr().add(c) as *const f32);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let i = (g * n + c) * GROUP + r;
+                _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
+                let w0 = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64) as *const __m256i), flip);
+                let w1 = _mm256_xor_si256(_mm256_load_si256(wq.add(i * 64 + 32) as *const __m256i), flip);
+                // Lane l of both halves holds the same block: its eight products add exactly.
+                let p = _mm256_add_epi32(signed_dot(w0, x0, ones), signed_dot(w1, x1, ones));
+                let dw = _mm256_cvtph_ps(_mm_set1_epi32(*ws.add(i) as i32));
+                *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx), dw, *acc);
             }
         }
         acc.map(|v| sum8(v))

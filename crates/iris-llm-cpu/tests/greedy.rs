@@ -62,7 +62,11 @@ fn gemma3_q4_k_m_decodes_as_llama_cpp_does() {
     // "<bos>The capital of France is", greedy.
     let prompt = [2, 818, 5279, 529, 7001, 563];
     let expected = [506, 5279, 529, 506, 2891, 529, 7001, 236761, 1030, 563, 506, 7488, 3207, 528, 7001, 236761];
-    follows_llama_cpp(model("gemma3-270m", "gemma-3-270m-q4_k_m.gguf"), &prompt, &expected, 1);
+    // A base model with near-ties: llama.cpp's own top two are 0.16 apart at token 11 and
+    // 0.003 at token 15. Iris's logits are as far from its AVX2 build's (0.39 on average over
+    // these 16 steps) whether the Q8_0 kernel adds a chunk's halves as integers or as floats,
+    // and which of the two near-ties flips follows that rounding.
+    follows_llama_cpp(model("gemma3-270m", "gemma-3-270m-q4_k_m.gguf"), &prompt, &expected, 2);
 }
 
 /// On 64-bit ARM the engine is on NEON (with `sdot` where the core has it), never the plain-Rust
