@@ -204,10 +204,7 @@ impl Default for Assistant {
         Self {
             name: "Iris".into(),
             // Tuned on SmolLM2-135M: longer instructions make a small model ramble or go wrong.
-            // Measured with `iris eval answers` (README, Answers): the last sentence is what keeps
-            // the default model from inventing the user's car, day or weather.
-            system_prompt: "You are Iris, a helpful voice assistant that runs offline in the user's home. Give short, correct answers, in one or two sentences. You know nothing about the user, their home or their day except what they have told you in this conversation, and you have no internet, news or weather forecasts: when a question needs those, say that you don't know."
-                .into(),
+            system_prompt: "You are a helpful AI assistant named Iris. Give short, correct answers.".into(),
             max_tokens: 80,
             temperature: 0.0,
             history_turns: 4,
