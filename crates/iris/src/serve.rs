@@ -111,13 +111,21 @@ impl RealLoader {
             // offer to remove what it reads with.
             let store = Store::new(&self.home);
             let installed = |id: &str| self.catalog.get(id).is_some_and(|e| matches!(store.state(e), InstallState::Installed { .. }));
+            // What ONNX Runtime reported the OCR's two networks ran on (opened with the vision aid).
+            let ocr_device = match models.ocr_files()? {
+                Some((det, rec)) => match (iris_onnx::placement(&det), iris_onnx::placement(&rec)) {
+                    (d, r) if d == r => d,
+                    (d, r) => format!("detector: {d}; recogniser: {r}"),
+                },
+                None => String::new(),
+            };
             for (task, id, device) in [
-                ("ocr", crate::backends::OCR, "cpu (ONNX Runtime)"),
-                ("classify", crate::backends::CLASSIFIER, "cpu (candle)"),
-                ("labels", crate::backends::LABELS, "cpu"),
+                ("ocr", crate::backends::OCR, ocr_device),
+                ("classify", crate::backends::CLASSIFIER, "cpu (candle)".into()),
+                ("labels", crate::backends::LABELS, "cpu".into()),
             ] {
                 if installed(id) {
-                    loaded.push(LoadedModel { task: task.into(), id: id.into(), device: device.into() });
+                    loaded.push(LoadedModel { task: task.into(), id: id.into(), device });
                 }
             }
         } else {

@@ -309,6 +309,13 @@ fn the_voice_loop_follows_the_settings() {
         panic!("{what} within {secs} s: {}", status());
     };
     assert_eq!(status()["voice_loop"], false, "off by default");
+    // Where each ONNX model ran, as ONNX Runtime reported it: here the CPU provider, the OCR's
+    // two networks included.
+    let models = status()["models"].clone();
+    for task in ["tts", "vad", "ocr"] {
+        let m = models.as_array().unwrap().iter().find(|m| m["task"] == task).unwrap_or_else(|| panic!("no {task} in {models}"));
+        assert_eq!(m["device"], "cpu (ONNX Runtime)", "{models}");
+    }
     put(serde_json::json!({ "audio": { "enabled": true } }));
     wait("the voice loop started", 20, &|s| s["voice_loop"] == true);
     std::thread::sleep(std::time::Duration::from_secs(1));
