@@ -102,9 +102,10 @@ pub struct AsrOptions {
     /// A provisional decode for a partial transcript while the person is still speaking: the
     /// backend may trade accuracy for speed (a short encoder window, few tokens, no fallback).
     pub partial: bool,
-    /// A final decode with the encoder window sized to the audio (plus a margin) instead of
-    /// Whisper's fixed 30 s: several times faster on a short live question, at full decoding
-    /// quality otherwise (temperature fallback, no token cap). Used by the live loop.
+    /// A final decode with the encoder window sized to the audio (but at least half of
+    /// Whisper's 30 s, below which accuracy falls) instead of the fixed 30 s: faster on a short
+    /// live question, at full decoding quality otherwise (temperature fallback). Used by the
+    /// live loop.
     pub fit_context: bool,
 }
 
