@@ -135,26 +135,25 @@ impl Models {
         Ok(Box::new(iris_piper::VoiceRouter::new(voices)))
     }
 
+    /// The catalog's entry for `id`, when it is installed.
+    pub fn installed(&self, id: &str) -> Option<&ModelEntry> {
+        self.catalog.get(id).filter(|e| matches!(self.store.state(e), iris_models::store::InstallState::Installed { .. }))
+    }
+
     /// The OCR model's detector and recogniser, verified, when it is installed.
     pub fn ocr_files(&self) -> Result<Option<(PathBuf, PathBuf)>> {
-        let Some(entry) =
-            self.catalog.get(OCR).filter(|e| matches!(self.store.state(e), iris_models::store::InstallState::Installed { .. }))
-        else {
-            return Ok(None);
-        };
+        let Some(entry) = self.installed(OCR) else { return Ok(None) };
         Ok(Some((self.store.verified_file(entry, "PP-OCRv6_det_tiny.onnx")?, self.store.verified_file(entry, "PP-OCRv6_rec_tiny.onnx")?)))
     }
 
     /// The vision aid: reads text when the OCR model is installed (it is in the default pack),
     /// and says what it cannot do when it is not.
     pub fn vision_aid(&self) -> Result<iris_vision::VisionAid> {
-        let installed =
-            |id: &str| self.catalog.get(id).filter(|e| matches!(self.store.state(e), iris_models::store::InstallState::Installed { .. }));
         let ocr = match self.ocr_files()? {
             Some((det, rec)) => Some(iris_ocr::Ocr::load(self.onnx()?, &det, &rec, self.config.threads())?),
             None => None,
         };
-        let classifier = match (installed(CLASSIFIER), installed(LABELS)) {
+        let classifier = match (self.installed(CLASSIFIER), self.installed(LABELS)) {
             (Some(_), Some(_)) => {
                 Some(iris_classify::Classifier::load(&self.file(CLASSIFIER, "classify")?, &self.file(LABELS, "labels")?)?)
             }

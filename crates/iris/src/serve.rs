@@ -109,8 +109,6 @@ impl RealLoader {
         if config.models.vlm.is_empty() {
             // The vision aid's parts by their catalog ids, as loaded: the Models page must not
             // offer to remove what it reads with.
-            let store = Store::new(&self.home);
-            let installed = |id: &str| self.catalog.get(id).is_some_and(|e| matches!(store.state(e), InstallState::Installed { .. }));
             // What ONNX Runtime reported the OCR's two networks ran on (opened with the vision aid).
             let ocr_device = match models.ocr_files()? {
                 Some((det, rec)) => match (iris_onnx::placement(&det), iris_onnx::placement(&rec)) {
@@ -124,7 +122,7 @@ impl RealLoader {
                 ("classify", crate::backends::CLASSIFIER, "cpu (candle)".into()),
                 ("labels", crate::backends::LABELS, "cpu".into()),
             ] {
-                if installed(id) {
+                if models.installed(id).is_some() {
                     loaded.push(LoadedModel { task: task.into(), id: id.into(), device });
                 }
             }
