@@ -1,18 +1,37 @@
 //! `iris audio list`: the sound devices, by the names `[audio] input` and `output` take.
+//! `iris audio echo DIR`: an `iris listen --record` folder replayed through the echo canceller,
+//! with what the wake words heard in it before and after.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
+use iris_backend::{EchoCanceller, WakeWord};
+
+use crate::backends::Models;
+use crate::echo_record::Recording;
 
 #[derive(Subcommand)]
 pub enum AudioCmd {
     /// List the microphones and loudspeakers.
     List,
+    /// Replay an `iris listen --record` folder through the echo canceller: echo removed, and
+    /// the wake words heard in the microphone and in what the canceller gave back.
+    Echo {
+        dir: PathBuf,
+        /// AEC3's output: linear (what the loop uses) or suppressed.
+        #[arg(long, default_value = "linear")]
+        output: String,
+        /// Write the replayed, cleaned microphone here.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
 }
 
-pub fn run(cmd: AudioCmd) -> Result<ExitCode> {
+pub fn run(config_path: Option<&Path>, cmd: AudioCmd) -> Result<ExitCode> {
     match cmd {
+        AudioCmd::Echo { dir, output, write } => echo(config_path, &dir, &output, write.as_deref()),
         AudioCmd::List => {
             let devices = iris_sound::list()?;
             if devices.is_empty() {
@@ -31,4 +50,50 @@ pub fn run(cmd: AudioCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn echo(config_path: Option<&Path>, dir: &Path, output: &str, write: Option<&Path>) -> Result<ExitCode> {
+    let output = match output {
+        "linear" => iris_aec::Output::Linear,
+        "suppressed" => iris_aec::Output::Suppressed,
+        other => anyhow::bail!("--output {other:?}: use linear or suppressed"),
+    };
+    let rec = Recording::open(dir)?;
+    let mut aec = iris_aec::Aec3::new(output);
+    let cleaned = rec.replay(&mut aec);
+    if let Some(path) = write {
+        iris_audio::write_wav_atomic(path, &cleaned, 16_000).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let models = Models::open(config_path)?;
+    let a = &models.config.audio;
+    let env = models.onnx()?;
+    println!(
+        "{:.1} s, echo removed {} (delay {} ms)",
+        rec.mic.len() as f64 / 16_000.0,
+        aec.erle_db().map_or("?".into(), |d| format!("{d:.1} dB")),
+        aec.delay_ms().map_or("?".into(), |d| d.to_string())
+    );
+    for (name, audio) in [("microphone", &rec.mic), ("cleaned", &cleaned)] {
+        let mut wake = crate::wake::load(&models, &a.wake_words, &a.wake_runtime, env)?;
+        let words = wake.words();
+        let mut heard = Vec::new();
+        let mut max = vec![0.0f32; words.len()];
+        let mut rest_until = 0.0;
+        for (i, hop) in audio.chunks_exact(wake.hop_len()).enumerate() {
+            let at = ((i + 1) * hop.len()) as f64 / 16_000.0;
+            for (w, &score) in wake.scores(hop)?.iter().enumerate() {
+                max[w] = max[w].max(score);
+                if score >= a.wake_threshold && at >= rest_until {
+                    heard.push(format!("{} at {at:.2} s ({score:.2})", words[w]));
+                    rest_until = at + a.refractory_ms as f64 / 1000.0;
+                }
+            }
+        }
+        let max: Vec<String> = words.iter().zip(&max).map(|(w, m)| format!("{w} max {m:.3}")).collect();
+        println!("{name}: {} wake(s) [{}]", heard.len(), max.join(", "));
+        for h in heard {
+            println!("  {h}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

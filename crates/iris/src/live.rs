@@ -50,6 +50,10 @@ pub struct ListenArgs {
     /// On devices: stop after this many seconds of listening (and the last answer).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Keep what the echo canceller was given and gave back in this folder (played.wav, mic.wav,
+    /// cleaned.wav, steps.txt), to replay a missed barge-in; needs [audio] echo_cancel = true.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
 }
 
 /// The loop's parts, loaded once.
@@ -60,6 +64,8 @@ pub struct Assistant {
     pub detector: Option<Box<dyn iris_backend::TurnDetector>>,
     extras: Option<crate::alarms::Extras>,
     echo_cancel: bool,
+    /// Where the echo canceller's calls are recorded (`--record`).
+    pub record: Option<PathBuf>,
 }
 
 pub fn mode_of(models: &Models, wanted: Option<&str>) -> Result<Mode> {
@@ -126,7 +132,15 @@ impl Assistant {
             barge_in_on_speech: a.barge_in_on_speech,
             ..TurnRules::default()
         };
-        Ok(Self { pipeline, front, controller: Controller::new(rules, semantic), detector, extras, echo_cancel: cfg.audio.echo_cancel })
+        Ok(Self {
+            pipeline,
+            front,
+            controller: Controller::new(rules, semantic),
+            detector,
+            extras,
+            echo_cancel: cfg.audio.echo_cancel,
+            record: None,
+        })
     }
 
     /// Runs the loop on `capture` and `speaker` until the capture finishes or `stop` is set.
@@ -145,7 +159,18 @@ impl Assistant {
     ) -> Summary {
         let mut lp = LiveLoop::new(&self.pipeline, self.front, self.controller, self.detector, speaker);
         if self.echo_cancel {
-            lp = lp.with_echo_canceller(Box::new(iris_aec::Aec3::new(iris_aec::Output::Linear)));
+            let aec: Box<dyn iris_backend::EchoCanceller> = Box::new(iris_aec::Aec3::new(iris_aec::Output::Linear));
+            let aec = match &self.record {
+                Some(dir) => match crate::echo_record::Recorded::new(aec, dir) {
+                    Ok(r) => Box::new(r) as Box<dyn iris_backend::EchoCanceller>,
+                    Err(e) => {
+                        eprintln!("not recording: {e:#}");
+                        Box::new(iris_aec::Aec3::new(iris_aec::Output::Linear))
+                    }
+                },
+                None => aec,
+            };
+            lp = lp.with_echo_canceller(aec);
         }
         if let Some(x) = self.extras {
             lp = lp.with_alarms(x.alarms.due(), x.announce).with_stop_check(x.stop_check);
@@ -191,7 +216,12 @@ pub fn run(config_path: Option<&Path>, args: ListenArgs) -> Result<ExitCode> {
     let camera = crate::eyes::camera(&models.config, args.camera_file.as_deref())?;
     let simulated = mic.is_some() && args.speaker_file.is_some();
     let kept = (!simulated).then(|| crate::alarms::timers_file(config_path, &models));
-    let assistant = Assistant::load(&models, mode, args.semantic.unwrap_or(models.config.audio.semantic_turn), camera, kept.as_deref())?;
+    if args.record.is_some() && !models.config.audio.echo_cancel {
+        bail!("--record keeps the echo canceller's input and output: set [audio] echo_cancel = true");
+    }
+    let mut assistant =
+        Assistant::load(&models, mode, args.semantic.unwrap_or(models.config.audio.semantic_turn), camera, kept.as_deref())?;
+    assistant.record = args.record.clone();
     let stop = AtomicBool::new(false);
     let summary = match (mic, &args.speaker_file) {
         (Some(mic), Some(out)) => {

@@ -8,6 +8,7 @@ mod bench;
 mod board_cmd;
 mod bundle_cmd;
 mod doctor;
+mod echo_record;
 mod eval;
 mod eyes;
 mod listen;
@@ -99,7 +100,7 @@ fn main() -> ExitCode {
         Command::Say(args) => say::run(cli.config.as_deref(), args),
         Command::Look(args) => look::run(cli.config.as_deref(), args),
         Command::Listen(args) => live::run(cli.config.as_deref(), args),
-        Command::Audio(cmd) => audio_cmd::run(cmd),
+        Command::Audio(cmd) => audio_cmd::run(cli.config.as_deref(), cmd),
         Command::Serve(args) => serve::run(cli.config.as_deref(), args),
         Command::Transcribe(args) => transcribe::run(cli.config.as_deref(), args),
         Command::Bench(cmd) => bench::run(cli.config.as_deref(), cmd),

@@ -525,7 +525,8 @@ fn echo_path_attempt() -> Result<(), String> {
     let config = tmp.path().join("config.toml");
     std::fs::write(&config, "[audio]\necho_cancel = true\n").unwrap();
     let ev = tmp.path().join("events.jsonl");
-    let iris = Listening::start_with(&room, &ev, 50, &["--config", config.to_str().unwrap()]);
+    let rec = tmp.path().join("rec");
+    let iris = Listening::start_with(&room, &ev, 50, &["--config", config.to_str().unwrap(), "--record", rec.to_str().unwrap()]);
     room.play(&dir.join(list[0]["file"].as_str().unwrap()));
     if !wait_for(&ev, "answer", 1, 20) {
         let (_, log) = iris.finish();
@@ -548,7 +549,35 @@ fn echo_path_attempt() -> Result<(), String> {
     check(second.is_some(), "no second answer")?;
     check(barge.is_some(), "no barge-in through the echo")?;
     check(barge > second, "the barge-in came before the second answer")?;
-    check(count("resume") == 0, "Iris paused for its own voice")
+    check(count("resume") == 0, "Iris paused for its own voice")?;
+    replays_as_it_ran(&rec, &log)
+}
+
+/// `iris audio echo` on the loop's `--record` folder: the canceller, fed the same calls, removes
+/// as much echo as it did live (the WAVs are 16-bit, so to a fraction of a dB), and the wake
+/// words are heard in the replayed microphone.
+fn replays_as_it_ran(rec: &Path, log: &str) -> Result<(), String> {
+    let db = |text: &str, after: &str| -> Option<f64> { text.split(after).nth(1)?.split_whitespace().next()?.parse().ok() };
+    let live = db(log, "echo cancelled by ").ok_or_else(|| format!("no echo figure in the log: {log}"))?;
+    let o = Command::new(IRIS).args(["audio", "echo"]).arg(rec).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let replayed = db(&out, "echo removed ");
+    if !o.status.success() || replayed.is_none_or(|r| (r - live).abs() > 0.5) {
+        return Err(format!("replayed {replayed:?} dB against {live} dB live: {out}{}", String::from_utf8_lossy(&o.stderr)));
+    }
+    let wakes = |name: &str| {
+        out.lines().find(|l| l.starts_with(name)).and_then(|l| l.split(':').nth(1)?.split_whitespace().next()?.parse::<usize>().ok())
+    };
+    if wakes("microphone").is_none_or(|n| n < 2) || wakes("cleaned").is_none_or(|n| n < 2) {
+        return Err(format!("the replay did not hear both requests' wake words: {out}"));
+    }
+    // A folder that is not a recording: one line naming what is missing.
+    let o = Command::new(IRIS).args(["audio", "echo"]).arg(rec.join("..")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if o.status.success() || !err.contains("no steps.txt") {
+        return Err(format!("a folder with no recording: {err}"));
+    }
+    Ok(())
 }
 
 /// A session that ends at once (half a second of quiet) exits cleanly every time: the threads
