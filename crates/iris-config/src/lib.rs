@@ -70,6 +70,9 @@ impl Default for Kiosk {
 pub struct Assistant {
     pub name: String,
     pub system_prompt: String,
+    /// What the model is told it cannot know, said after the system prompt (empty: nothing).
+    /// Left out where an API client brings its own tools, which may well know the weather.
+    pub limits: String,
     pub max_tokens: usize,
     pub temperature: f64,
     pub history_turns: usize,
@@ -205,6 +208,9 @@ impl Default for Assistant {
             name: "Iris".into(),
             // Tuned on SmolLM2-135M: longer instructions make a small model ramble or go wrong.
             system_prompt: "You are a helpful AI assistant named Iris. Give short, correct answers.".into(),
+            // Measured with `iris eval answers` (README, Answers worth hearing): without it the
+            // default model makes up the user's car, dog and weather.
+            limits: DEFAULT_LIMITS.into(),
             max_tokens: 80,
             temperature: 0.0,
             history_turns: 4,
@@ -213,6 +219,22 @@ impl Default for Assistant {
             top_p: 0.0,
             stop: Vec::new(),
             model_tools: false,
+        }
+    }
+}
+
+/// What the model cannot know offline, in the words measured best (see `Assistant::limits`).
+pub const DEFAULT_LIMITS: &str = "You have no internet, news or weather forecasts, and you know nothing about the user's life, home or day except what they have told you: when a question needs those, say that you don't know.";
+
+impl Assistant {
+    /// The system message: the persona, then the limits unless the client brought tools.
+    pub fn instructions(&self, client_tools: bool) -> String {
+        let persona = self.system_prompt.trim();
+        let limits = self.limits.trim();
+        match (persona.is_empty(), limits.is_empty() || client_tools) {
+            (_, true) => persona.to_owned(),
+            (true, false) => limits.to_owned(),
+            (false, false) => format!("{persona} {limits}"),
         }
     }
 }
@@ -299,6 +321,9 @@ impl Config {
         }
         if self.assistant.system_prompt.len() > 8_000 {
             return bad("assistant.system_prompt", "is longer than 8000 bytes".into());
+        }
+        if self.assistant.limits.len() > 8_000 {
+            return bad("assistant.limits", "is longer than 8000 bytes".into());
         }
         if !(0.25..=4.0).contains(&self.speech.rate) {
             return bad("speech.rate", format!("is {}; use 0.25 to 4", self.speech.rate));
@@ -436,6 +461,17 @@ mod tests {
     fn empty_file_is_the_defaults() {
         let c = Config::parse("", Path::new("c.toml")).unwrap();
         assert_eq!(c.models.asr, "whisper-tiny.en");
+    }
+
+    #[test]
+    fn the_limits_follow_the_persona_unless_the_client_brings_tools() {
+        let mut a = Assistant { system_prompt: "Be Ada.".into(), limits: "No internet.".into(), ..Assistant::default() };
+        assert_eq!(a.instructions(false), "Be Ada. No internet.");
+        assert_eq!(a.instructions(true), "Be Ada.");
+        a.system_prompt.clear();
+        assert_eq!(a.instructions(false), "No internet.");
+        a.limits = " ".into();
+        assert_eq!(a.instructions(false), "");
     }
 
     #[test]

@@ -357,7 +357,7 @@ pub fn llm_settings(cfg: &Config) -> LlmSettings {
         ..GenParams::default()
     };
     LlmSettings {
-        system_prompt: a.system_prompt.clone(),
+        system_prompt: a.instructions(false),
         params,
         history_turns: a.history_turns,
         max_sentences: a.max_sentences,

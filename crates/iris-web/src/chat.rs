@@ -145,8 +145,10 @@ pub fn bounds(said: &[Said]) -> ApiResult<()> {
 }
 
 /// The conversation for the model, and an answer already known (text read from a photo).
-/// Decodes images and runs the vision model: call it on the blocking pool.
-pub fn conversation(s: &AppState, said: &[Said]) -> ApiResult<(Vec<ChatMessage>, Option<String>)> {
+/// With no system message, the settings' persona and limits lead it (`client_tools`: the
+/// request offers its own tools, so the limits are left out). Decodes images and runs the
+/// vision model: call it on the blocking pool.
+pub fn conversation(s: &AppState, said: &[Said], client_tools: bool) -> ApiResult<(Vec<ChatMessage>, Option<String>)> {
     if said.is_empty() {
         return Err(ApiError::BadRequest("messages is empty".into()));
     }
@@ -180,7 +182,7 @@ pub fn conversation(s: &AppState, said: &[Said]) -> ApiResult<(Vec<ChatMessage>,
         out.push(message);
     }
     if !out.iter().any(|m| m.role == Role::System) {
-        let persona = s.engine.config().assistant.system_prompt;
+        let persona = s.engine.config().assistant.instructions(client_tools);
         if !persona.is_empty() {
             out.insert(0, ChatMessage::new(Role::System, persona));
         }

@@ -249,6 +249,7 @@ pub async fn chat(State(s): State<AppState>, JsonBody(req): JsonBody<ChatRequest
     let stream = req.stream.unwrap_or(true);
     let messages = req.messages;
     let st = s.clone();
+    let client_tools = !params.tools.is_empty();
     let (conversation, direct) = tokio::task::spawn_blocking(move || {
         let said: Vec<Said> = messages
             .iter()
@@ -269,7 +270,7 @@ pub async fn chat(State(s): State<AppState>, JsonBody(req): JsonBody<ChatRequest
                 said
             })
             .collect();
-        chat::conversation(&st, &said)
+        chat::conversation(&st, &said, client_tools)
     })
     .await??;
     let started = Instant::now();
@@ -299,7 +300,7 @@ pub async fn generate(State(s): State<AppState>, JsonBody(req): JsonBody<Generat
             said.push(Said::new("system", system.clone(), Vec::new()));
         }
         said.push(Said::new("user", req.prompt.clone(), req.images.iter().map(|i| ImageRef::Base64(i)).collect()));
-        chat::conversation(&st, &said)
+        chat::conversation(&st, &said, false)
     })
     .await??;
     let started = Instant::now();

@@ -183,8 +183,9 @@ fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Event {
 pub async fn chat_completions(State(s): State<AppState>, JsonBody(req): JsonBody<ChatRequest>) -> ApiResult<Response> {
     let params = chat::params(&s, req.sampling()?)?;
     let st = s.clone();
+    let client_tools = !params.tools.is_empty();
     let (req, (messages, direct)) = tokio::task::spawn_blocking(move || {
-        let prepared = chat::conversation(&st, &req.said());
+        let prepared = chat::conversation(&st, &req.said(), client_tools);
         prepared.map(|p| (req, p))
     })
     .await??;

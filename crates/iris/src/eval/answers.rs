@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::backends::Models;
+use crate::eval::judge::{asserts, has, spoken_badly};
 
 const QUESTIONS: &str = include_str!("../../../../tests/data/answers.jsonl");
 
@@ -90,32 +91,6 @@ struct Score {
     badly_spoken: usize,
     first_sentence: Vec<f64>,
     wrong: Vec<String>,
-}
-
-/// Markdown, list markers or a closing colon: things a voice should never say.
-fn spoken_badly(sentences: &[String]) -> bool {
-    sentences.iter().any(|s| {
-        let t = s.trim();
-        t.contains("**")
-            || t.contains('`')
-            || t.starts_with('#')
-            || t.starts_with("- ")
-            || t.starts_with("* ")
-            || t.ends_with(':')
-            || t.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()))
-    })
-}
-
-/// Whether `answer` (lower case) holds one of the `|`-separated spellings as whole words: "7"
-/// is not in "17", nor "rome" in "chromerome".
-fn has(answer: &str, spellings: &str) -> bool {
-    spellings.split('|').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).any(|s| {
-        answer.match_indices(&s).any(|(at, m)| {
-            let before = answer[..at].chars().next_back();
-            let after = answer[at + m.len()..].chars().next();
-            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-        })
-    })
 }
 
 fn read(file: Option<&Path>) -> Result<Vec<Question>> {
@@ -234,7 +209,7 @@ fn score(models: &Models, questions: &[Question], asking: Asking, verbose: bool)
             continue;
         }
         let lower = answer.to_lowercase();
-        let invented = q.must_not.iter().any(|m| has(&lower, m));
+        let invented = q.must_not.iter().any(|m| asserts(&lower, m));
         let right = !invented && q.must.iter().all(|m| has(&lower, m));
         // Where only "I don't know" is right, any other answer is made up.
         let invented = invented || (q.kind == "unknowable" && !right);

@@ -1,10 +1,11 @@
 //! `iris eval tts`: speak a fixed, varied sentence set (numbers, names, questions) with a voice,
 //! hear it back with the speech recogniser, and report the word error rate. `iris eval asr`
 //! is in `asr.rs`, `iris eval answers` in `answers.rs`; the scoring of the first two is in
-//! `wer.rs`.
+//! `wer.rs`; how an answer is read, in `judge.rs`.
 
 mod answers;
 mod asr;
+mod judge;
 pub mod wer;
 
 use std::path::Path;
