@@ -26,12 +26,17 @@ pub enum AudioCmd {
         /// Write the replayed, cleaned microphone here.
         #[arg(long)]
         write: Option<PathBuf>,
+        /// Leave the speaker-to-microphone clock drift uncorrected (to see what correcting it does).
+        #[arg(long)]
+        no_drift_correction: bool,
     },
 }
 
 pub fn run(config_path: Option<&Path>, cmd: AudioCmd) -> Result<ExitCode> {
     match cmd {
-        AudioCmd::Echo { dir, output, write } => echo(config_path, &dir, &output, write.as_deref()),
+        AudioCmd::Echo { dir, output, write, no_drift_correction } => {
+            echo(config_path, &dir, &output, write.as_deref(), !no_drift_correction)
+        }
         AudioCmd::List => {
             let devices = iris_sound::list()?;
             if devices.is_empty() {
@@ -52,7 +57,7 @@ pub fn run(config_path: Option<&Path>, cmd: AudioCmd) -> Result<ExitCode> {
     }
 }
 
-fn echo(config_path: Option<&Path>, dir: &Path, output: &str, write: Option<&Path>) -> Result<ExitCode> {
+fn echo(config_path: Option<&Path>, dir: &Path, output: &str, write: Option<&Path>, drift: bool) -> Result<ExitCode> {
     let output = match output {
         "linear" => iris_aec::Output::Linear,
         "suppressed" => iris_aec::Output::Suppressed,
@@ -60,6 +65,9 @@ fn echo(config_path: Option<&Path>, dir: &Path, output: &str, write: Option<&Pat
     };
     let rec = Recording::open(dir)?;
     let mut aec = iris_aec::Aec3::new(output);
+    if !drift {
+        aec = aec.without_drift_correction();
+    }
     let cleaned = rec.replay(&mut aec);
     if let Some(path) = write {
         iris_audio::write_wav_atomic(path, &cleaned, 16_000).with_context(|| format!("cannot write {}", path.display()))?;
@@ -68,10 +76,11 @@ fn echo(config_path: Option<&Path>, dir: &Path, output: &str, write: Option<&Pat
     let a = &models.config.audio;
     let env = models.onnx()?;
     println!(
-        "{:.1} s, echo removed {} (delay {} ms)",
+        "{:.1} s, echo removed {} (delay {} ms, clock drift {})",
         rec.mic.len() as f64 / 16_000.0,
         aec.erle_db().map_or("?".into(), |d| format!("{d:.1} dB")),
-        aec.delay_ms().map_or("?".into(), |d| d.to_string())
+        aec.delay_ms().map_or("?".into(), |d| d.to_string()),
+        aec.drift_ppm().map_or("not measured".into(), |d| format!("{d:+.0} ppm"))
     );
     for (name, audio) in [("microphone", &rec.mic), ("cleaned", &cleaned)] {
         let mut wake = crate::wake::load(&models, &a.wake_words, &a.wake_runtime, env)?;
