@@ -30,8 +30,8 @@ const EVERY: u64 = 4_000;
 /// A measurement counts when the echo explains at least this share of the microphone.
 const MIN_CORRELATION: f32 = 0.7;
 /// Measurements a line is fitted through, and the most seconds they may span.
-const FIT_POINTS: usize = 24;
-const FIT_SECONDS: f64 = 12.0;
+const FIT_POINTS: usize = 96;
+const FIT_SECONDS: f64 = 60.0;
 /// The correction's reach either way (5 ms), and the fixed delay that makes room for it: short
 /// beside any device's echo delay (its buffers alone are longer).
 pub const SPAN: f64 = 80.0;
