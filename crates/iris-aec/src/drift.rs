@@ -34,7 +34,7 @@ const FIT_POINTS: usize = 96;
 const FIT_SECONDS: f64 = 60.0;
 /// The correction's reach either way (5 ms), and the fixed delay that makes room for it: short
 /// beside any device's echo delay (its buffers alone are longer).
-pub const SPAN: f64 = 80.0;
+const SPAN: f64 = 80.0;
 /// Interpolation: taps of the windowed sinc, and fractional phases tabulated.
 const TAPS: usize = 16;
 const PHASES: usize = 256;
@@ -72,7 +72,6 @@ pub struct DriftAligner {
     fft: Arc<dyn Fft<f32>>,
     ifft: Arc<dyn Fft<f32>>,
     table: Vec<[f32; TAPS]>,
-    pub measured: usize,
 }
 
 impl Default for DriftAligner {
@@ -98,7 +97,6 @@ impl DriftAligner {
             fft: planner.plan_fft_forward(FFT_LEN),
             ifft: planner.plan_fft_inverse(FFT_LEN),
             table: sinc_table(),
-            measured: 0,
         }
     }
 
@@ -161,10 +159,9 @@ impl DriftAligner {
         let lowest = self.out_pos.saturating_sub(keep).min(self.mic_base.saturating_sub(MAX_LAG as u64 + TAPS as u64));
         // And never more than ten seconds, should the microphone stop coming.
         let lowest = lowest.max((self.ref_base + self.played.len() as u64).saturating_sub(160_000));
-        while self.ref_base < lowest && !self.played.is_empty() {
-            self.played.pop_front();
-            self.ref_base += 1;
-        }
+        let drop = (lowest.saturating_sub(self.ref_base) as usize).min(self.played.len());
+        self.played.drain(..drop);
+        self.ref_base += drop as u64;
         out
     }
 
@@ -241,7 +238,6 @@ impl DriftAligner {
             }
         }
         self.strays.clear();
-        self.measured += 1;
         self.points.push_back((at, delay));
         while self.points.len() > FIT_POINTS || self.points.front().is_some_and(|p| at - p.0 > FIT_SECONDS * 16_000.0) {
             self.points.pop_front();

@@ -22,7 +22,7 @@ use sonora_aec3::block::Block;
 use sonora_aec3::block_processor::BlockProcessor;
 use sonora_aec3::config::EchoCanceller3Config;
 
-pub use drift::DriftAligner;
+use drift::DriftAligner;
 
 const RATE: usize = 16_000;
 /// AEC3 works on blocks of 4 ms.
@@ -128,13 +128,8 @@ impl Aec3 {
 
 impl EchoCanceller for Aec3 {
     fn render(&mut self, played: &[f32]) {
-        match self.drift.as_mut() {
-            Some(d) => {
-                let aligned = d.render(played);
-                self.render.extend_from_slice(&aligned);
-            }
-            None => self.render.extend_from_slice(played),
-        }
+        let aligned = self.drift.as_mut().map(|d| d.render(played));
+        self.render.extend_from_slice(aligned.as_deref().unwrap_or(played));
         let blocks = self.render.len() / BLOCK;
         for i in 0..blocks {
             let played = &self.render[i * BLOCK..(i + 1) * BLOCK];

@@ -15,7 +15,7 @@ pub mod run;
 
 pub use controller::{Controller, Mode, TurnRules};
 pub use events::{Event, EventKind, EventSink, JsonLines, TurnTimes};
-pub use front::{FrontEnd, FrontSettings};
+pub use front::{FrontEnd, FrontSettings, Heard};
 pub use io::{Capture, IoError, Speaker};
 pub use ring::{Announce, Transcribe};
 pub use room::{Echo, Room};

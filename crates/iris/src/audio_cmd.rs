@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use iris_backend::{EchoCanceller, WakeWord};
+use iris_backend::EchoCanceller;
+use iris_live::Heard;
 
 use crate::backends::Models;
 use crate::echo_record::Recording;
@@ -73,8 +74,6 @@ fn echo(config_path: Option<&Path>, dir: &Path, output: &str, write: Option<&Pat
         iris_audio::write_wav_atomic(path, &cleaned, 16_000).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let models = Models::open(config_path)?;
-    let a = &models.config.audio;
-    let env = models.onnx()?;
     println!(
         "{:.1} s, echo removed {} (delay {} ms, clock drift {})",
         rec.mic.len() as f64 / 16_000.0,
@@ -83,22 +82,17 @@ fn echo(config_path: Option<&Path>, dir: &Path, output: &str, write: Option<&Pat
         aec.drift_ppm().map_or("not measured".into(), |d| format!("{d:+.0} ppm"))
     );
     for (name, audio) in [("microphone", &rec.mic), ("cleaned", &cleaned)] {
-        let mut wake = crate::wake::load(&models, &a.wake_words, &a.wake_runtime, env)?;
-        let words = wake.words();
+        // The loop's own front end, so a wake is judged as the loop judges it.
+        let mut front = crate::live::front_end(&models, iris_live::Mode::WakeWord)?;
         let mut heard = Vec::new();
-        let mut max = vec![0.0f32; words.len()];
-        let mut rest_until = 0.0;
-        for (i, hop) in audio.chunks_exact(wake.hop_len()).enumerate() {
-            let at = ((i + 1) * hop.len()) as f64 / 16_000.0;
-            for (w, &score) in wake.scores(hop)?.iter().enumerate() {
-                max[w] = max[w].max(score);
-                if score >= a.wake_threshold && at >= rest_until {
-                    heard.push(format!("{} at {at:.2} s ({score:.2})", words[w]));
-                    rest_until = at + a.refractory_ms as f64 / 1000.0;
+        for chunk in audio.chunks(320) {
+            for h in front.hear(chunk)? {
+                if let Heard::Wake { at, word, score } = h {
+                    heard.push(format!("{word} at {at:.2} s ({score:.2})"));
                 }
             }
         }
-        let max: Vec<String> = words.iter().zip(&max).map(|(w, m)| format!("{w} max {m:.3}")).collect();
+        let max: Vec<String> = front.words().iter().zip(&front.max_scores).map(|(w, m)| format!("{w} max {m:.3}")).collect();
         println!("{name}: {} wake(s) [{}]", heard.len(), max.join(", "));
         for h in heard {
             println!("  {h}");

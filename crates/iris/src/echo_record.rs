@@ -17,7 +17,7 @@ use iris_backend::EchoCanceller;
 
 const RATE: u32 = 16_000;
 
-pub struct Recorded {
+struct Recorded {
     inner: Box<dyn EchoCanceller>,
     files: Option<Files>,
     rendered: usize,
@@ -30,15 +30,28 @@ struct Files {
     steps: BufWriter<File>,
 }
 
-impl Recorded {
-    pub fn new(inner: Box<dyn EchoCanceller>, dir: &Path) -> Result<Self> {
+/// `inner`, with its calls recorded into `dir`; when the folder cannot be written, `inner` as
+/// it was (said once: the loop runs without the recording).
+pub fn recorded(inner: Box<dyn EchoCanceller>, dir: &Path) -> Box<dyn EchoCanceller> {
+    match Files::create(dir) {
+        Ok(files) => Box::new(Recorded { inner, files: Some(files), rendered: 0 }),
+        Err(e) => {
+            eprintln!("not recording: {e:#}");
+            inner
+        }
+    }
+}
+
+impl Files {
+    fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot make the recording folder {}", dir.display()))?;
         let wav = |name: &str| WavStream::create(&dir.join(name), RATE).with_context(|| format!("cannot record into {}", dir.display()));
         let steps = File::create(dir.join("steps.txt")).with_context(|| format!("cannot record into {}", dir.display()))?;
-        let files = Files { played: wav("played.wav")?, mic: wav("mic.wav")?, cleaned: wav("cleaned.wav")?, steps: BufWriter::new(steps) };
-        Ok(Self { inner, files: Some(files), rendered: 0 })
+        Ok(Self { played: wav("played.wav")?, mic: wav("mic.wav")?, cleaned: wav("cleaned.wav")?, steps: BufWriter::new(steps) })
     }
+}
 
+impl Recorded {
     /// A write that fails (a full disk) ends the recording, not the loop: said once.
     fn keep(&mut self, f: impl FnOnce(&mut Files) -> Result<()>) {
         if let Some(files) = self.files.as_mut() {

@@ -68,6 +68,27 @@ pub struct Assistant {
     pub record: Option<PathBuf>,
 }
 
+/// The front end as the settings make it: the VAD, and the wake words in wake-word mode (also
+/// what `iris audio echo` hears a recording with).
+pub fn front_end(models: &Models, mode: Mode) -> Result<FrontEnd> {
+    let cfg = &models.config;
+    let env = models.onnx()?;
+    let vad = iris_silero::SileroVad::load(env, &models.file(&cfg.models.vad, "vad")?)?;
+    let wake: Option<Box<dyn iris_backend::WakeWord>> = if mode == Mode::WakeWord {
+        Some(Box::new(crate::wake::load(models, &cfg.audio.wake_words, &cfg.audio.wake_runtime, env)?))
+    } else {
+        None
+    };
+    let a = &cfg.audio;
+    let settings = FrontSettings {
+        wake_threshold: a.wake_threshold,
+        hold_threshold: a.wake_hold_threshold,
+        refractory: a.refractory_ms as f64 / 1000.0,
+        ..FrontSettings::default()
+    };
+    Ok(FrontEnd::new(wake, Box::new(vad), settings))
+}
+
 pub fn mode_of(models: &Models, wanted: Option<&str>) -> Result<Mode> {
     let name = wanted.unwrap_or(&models.config.audio.mode);
     Mode::parse(name).with_context(|| format!("mode {name:?}: use wake_word, always or push_to_talk"))
@@ -102,12 +123,7 @@ impl Assistant {
         let spec = PipelineSpec::parse(LISTEN_PIPELINE, BUILTIN)?;
         let pipeline = Pipeline::start(&spec, stages, Turns::new());
         let env = models.onnx()?;
-        let vad = iris_silero::SileroVad::load(env, &models.file(&cfg.models.vad, "vad")?)?;
-        let wake: Option<Box<dyn iris_backend::WakeWord>> = if mode == Mode::WakeWord {
-            Some(Box::new(crate::wake::load(models, &cfg.audio.wake_words, &cfg.audio.wake_runtime, env)?))
-        } else {
-            None
-        };
+        let front = front_end(models, mode)?;
         let detector: Option<Box<dyn iris_backend::TurnDetector>> = if semantic {
             let file = models.file(TURN_MODEL, "turn").context(
                 "the semantic end-of-turn model; fetch it with `iris models pull smart-turn`, or set [audio] semantic_turn = false",
@@ -117,13 +133,6 @@ impl Assistant {
             None
         };
         let a = &cfg.audio;
-        let settings = FrontSettings {
-            wake_threshold: a.wake_threshold,
-            hold_threshold: a.wake_hold_threshold,
-            refractory: a.refractory_ms as f64 / 1000.0,
-            ..FrontSettings::default()
-        };
-        let front = FrontEnd::new(wake, Box::new(vad), settings);
         let rules = TurnRules {
             mode,
             endpoint: cfg.speech.endpoint_ms as f64 / 1000.0,
@@ -159,17 +168,10 @@ impl Assistant {
     ) -> Summary {
         let mut lp = LiveLoop::new(&self.pipeline, self.front, self.controller, self.detector, speaker);
         if self.echo_cancel {
-            let aec: Box<dyn iris_backend::EchoCanceller> = Box::new(iris_aec::Aec3::new(iris_aec::Output::Linear));
-            let aec = match &self.record {
-                Some(dir) => match crate::echo_record::Recorded::new(aec, dir) {
-                    Ok(r) => Box::new(r) as Box<dyn iris_backend::EchoCanceller>,
-                    Err(e) => {
-                        eprintln!("not recording: {e:#}");
-                        Box::new(iris_aec::Aec3::new(iris_aec::Output::Linear))
-                    }
-                },
-                None => aec,
-            };
+            let mut aec: Box<dyn iris_backend::EchoCanceller> = Box::new(iris_aec::Aec3::new(iris_aec::Output::Linear));
+            if let Some(dir) = &self.record {
+                aec = crate::echo_record::recorded(aec, dir);
+            }
             lp = lp.with_echo_canceller(aec);
         }
         if let Some(x) = self.extras {
