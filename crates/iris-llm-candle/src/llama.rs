@@ -190,7 +190,9 @@ impl LlamaChat {
     }
 
     fn step(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor, BackendError> {
-        let input = Tensor::new(tokens, &self.device).and_then(|t| t.unsqueeze(0)).map_err(infer)?;
+        // Iris's own engines take the ids from the host (a GPU tensor would be copied back).
+        let device = if self.model.takes_host_input() { &Device::Cpu } else { &self.device };
+        let input = Tensor::new(tokens, device).and_then(|t| t.unsqueeze(0)).map_err(infer)?;
         self.model.forward(&input, pos).and_then(|l| l.squeeze(0)).map_err(infer)
     }
 }

@@ -26,15 +26,16 @@ pub struct LlmArgs {
     /// `none` measures Iris alone.
     #[arg(long, default_value = "python3")]
     python: PathBuf,
-    /// Which engine runs Iris's side: Iris's own CPU engine where it takes the file (auto),
-    /// or always candle, or always Iris's own (an error if it does not take the file).
+    /// Which engine runs Iris's side: Iris's own engine where it takes the file (auto: its CPU
+    /// engine on the CPU, its CUDA engine on a GPU), or always candle, or always Iris's CPU or
+    /// CUDA engine (an error if it does not take the file).
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     engine: EngineArg,
     /// Iris's CPU engine on a lesser kernel than this CPU's best (avx2 on an AVX-512 machine,
     /// neon on an ARM core with sdot), to measure what a CPU without it gets.
     #[arg(long, value_parser = ["avx2", "neon", "scalar"])]
     kernel: Option<String>,
-    /// Where both sides run: the CPU, or the GPU (Iris: candle's CUDA kernels; llama.cpp: all
+    /// Where both sides run: the CPU, or the GPU (Iris: its CUDA engine, or candle's; llama.cpp: all
     /// layers offloaded, which needs a llama-cpp-python whose llama.cpp was built with CUDA).
     #[arg(long, value_parser = ["cpu", "cuda", "metal"], default_value = "cpu")]
     device: String,
@@ -52,6 +53,7 @@ enum EngineArg {
     Auto,
     Candle,
     Cpu,
+    Cuda,
 }
 
 /// llama.cpp through llama-cpp-python, on the same token ids; greedy from the raw logits.
@@ -93,6 +95,7 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
         EngineArg::Auto => iris_llm_candle::Engine::Auto,
         EngineArg::Candle => iris_llm_candle::Engine::Candle,
         EngineArg::Cpu => iris_llm_candle::Engine::Cpu,
+        EngineArg::Cuda => iris_llm_candle::Engine::Cuda,
     };
     let device = iris_whisper_candle::device(&args.device)?;
     let mut llm = iris_llm_candle::LlamaChat::load_on_device(&path, 4096, iris_llm_candle::plan::available_memory(), engine, &device)?;

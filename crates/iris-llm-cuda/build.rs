@@ -1,0 +1,29 @@
+//! With the `cuda` feature: the kernels (src/kernels.cu) to PTX with nvcc (CUDA 13.0 from the
+//! pip wheels, ../shared/GPU.md), for `CUDA_COMPUTE_CAP` (90: H100/H200) or the oldest
+//! architecture CUDA 13 targets; the driver compiles the PTX for the GPU it finds.
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/kernels.cu");
+    println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
+        return;
+    }
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("kernels.ptx");
+    let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "75".into());
+    let cap: String = cap.chars().filter(char::is_ascii_digit).collect();
+    let nvcc = std::env::var("NVCC").unwrap_or_else(|_| "nvcc".into());
+    let status = Command::new(&nvcc)
+        .args(["--ptx", "-O3", "-std=c++17", &format!("-arch=compute_{cap}"), "-o"])
+        .arg(&out)
+        .arg("src/kernels.cu")
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("nvcc failed on src/kernels.cu ({s})"),
+        Err(e) => {
+            panic!("the `cuda` feature needs nvcc (CUDA 13.0; deploy/gpu-build.sh sets it up from pip wheels): running `{nvcc}`: {e}")
+        }
+    }
+}
