@@ -13,7 +13,7 @@ OUT=${OUT:-/tmp/gpu-out}
 SHAPES=${SHAPES:-"qwen2-1.5b:q4_k_m llama-8b:q4_k_m llama-8b:q8_0 llama-3b:q4_k_m qwen2-1.5b:q8_0"}
 DEADLINE=${DEADLINE:-560}
 # REFERENCE=none skips llama.cpp (a quick check of Iris alone); COMPARE=all compares every
-# shape's logits with Iris's CPU engine, not only the first's.
+# shape's logits with Iris's CPU engine, not only the first's (or COMPARE="shape:quant ...").
 REFERENCE=${REFERENCE:-llama.cpp}
 COMPARE=${COMPARE:-first}
 BUILD_DEADLINE=${BUILD_DEADLINE:-420}
@@ -46,8 +46,7 @@ BUILD=$!
 for s in $SHAPES; do
   iris bench synth "/tmp/m/${s%%:*}-${s##*:}.gguf" --shape "${s%%:*}" --quant "${s##*:}"
 done > "$OUT/synth.txt" 2>&1
-compared=${SHAPES%% *}
-[ "$COMPARE" = all ] && compared=$SHAPES
+case $COMPARE in first) compared=${SHAPES%% *} ;; all) compared=$SHAPES ;; *) compared=$COMPARE ;; esac
 for s in $compared; do
   echo "== $s ($(since) s)"
   timeout 150 env LD_LIBRARY_PATH="$G/lib" "$G/iris" bench llm "/tmp/m/${s%%:*}-${s##*:}.gguf" --device cuda --python none --runs 1 --tokens 16 \

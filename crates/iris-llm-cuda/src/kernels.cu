@@ -241,6 +241,17 @@ __device__ float block_max(float v) {
     return warp_max(v);
 }
 
+__device__ __forceinline__ float round_f16(float v) { return __half2float(__float2half(v)); }
+
+// GELU (tanh approximation) as ggml's CPU backend computes it: through f16, and the identity or
+// zero beyond ±10 (the CPU engine's `ops::gelu`).
+__device__ __forceinline__ float gelu(float x) {
+    if (x <= -10.f) return 0.f;
+    if (x >= 10.f) return x;
+    x = round_f16(x);
+    return round_f16(0.5f * x * (1.f + tanhf(0.7978845608f * x * (1.f + 0.044715f * x * x))));
+}
+
 // A lane's share of a row's dot product with x, a "unit" of U values at a time, laid out so
 // that neighbouring lanes read neighbouring bytes (one warp-wide load then touches a few
 // contiguous sectors, not one per lane). Each adds w[unit] · x[t][unit] to acc[t] for t < nt.
@@ -444,6 +455,66 @@ __device__ __forceinline__ void matmul_impl(const uint8_t* __restrict__ w, int r
     }
 }
 
+// The feed-forward's first half in one pass: h[t][row] = act(gate[row] · x[t]) · (up[row] · x[t])
+// (SiLU, or GELU for Gemma), gate and up of one weight type, laid out as `matmul_impl`.
+template <int T, int NT>
+__device__ __forceinline__ void gated_impl(const uint8_t* __restrict__ wg, const uint8_t* __restrict__ wu, int rows, int cols,
+                                           long long row_bytes, const float* __restrict__ x, int n, int x_stride, float* h,
+                                           int h_stride, int use_gelu, int wpr) {
+    __shared__ float red[4][2 * NT];
+    int wy = threadIdx.y, lane = threadIdx.x;
+    int row = blockIdx.x * (4 / wpr) + wy / wpr, part = wy % wpr;
+    int t0 = blockIdx.y * NT;
+    bool active = row < rows;
+    float ag[NT], au[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) ag[t] = au[t] = 0.f;
+    if (active) {
+        const uint8_t* g = wg + (size_t)row * row_bytes;
+        const uint8_t* u_ = wu + (size_t)row * row_bytes;
+        const float* xt = x + (size_t)t0 * x_stride;
+        int units = cols / Unit<T>::U, nt = min(NT, n - t0);
+        for (int u = part * 32 + lane; u < units; u += 32 * wpr) {
+            Unit<T>::template dot<NT>(g, u, xt, x_stride, nt, ag);
+            Unit<T>::template dot<NT>(u_, u, xt, x_stride, nt, au);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        ag[t] = warp_sum(ag[t]);
+        au[t] = warp_sum(au[t]);
+    }
+    if (wpr > 1) {
+        if (lane == 0) {
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                red[wy][t] = ag[t];
+                red[wy][NT + t] = au[t];
+            }
+        }
+        __syncthreads();
+        if (lane == 0 && part == 0) {
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                ag[t] = au[t] = 0.f;
+                for (int p = 0; p < wpr; p++) {
+                    ag[t] += red[wy + p][t];
+                    au[t] += red[wy + p][NT + t];
+                }
+            }
+        }
+    }
+    if (lane == 0 && part == 0 && active) {
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t0 + t < n) {
+                float a = use_gelu ? gelu(ag[t]) : ag[t] / (1.f + expf(-ag[t]));
+                h[(size_t)(t0 + t) * h_stride + row] = a * au[t];
+            }
+        }
+    }
+}
+
 // Rows of a matrix dequantised to f16 (for cuBLAS), a warp per row.
 template <int T>
 __device__ __forceinline__ void dequant_impl(const uint8_t* __restrict__ w, int rows, int cols, long long row_bytes, __half* out) {
@@ -481,6 +552,16 @@ __device__ __forceinline__ void embed_impl(const uint8_t* __restrict__ table, lo
     extern "C" __global__ void mm_##name(const uint8_t* w, int rows, int cols, long long row_bytes, const float* x, int n,  \
                                          int x_stride, float* y, int y_stride, int accumulate, int wpr) {                 \
         matmul_impl<T, 4>(w, rows, cols, row_bytes, x, n, x_stride, y, y_stride, accumulate, wpr);                       \
+    }                                                                                                                      \
+    extern "C" __global__ void gated_mv_##name(const uint8_t* wg, const uint8_t* wu, int rows, int cols, long long row_bytes, \
+                                               const float* x, int n, int x_stride, float* h, int h_stride, int use_gelu,  \
+                                               int wpr) {                                                                  \
+        gated_impl<T, 1>(wg, wu, rows, cols, row_bytes, x, n, x_stride, h, h_stride, use_gelu, wpr);                     \
+    }                                                                                                                      \
+    extern "C" __global__ void gated_mm_##name(const uint8_t* wg, const uint8_t* wu, int rows, int cols, long long row_bytes, \
+                                               const float* x, int n, int x_stride, float* h, int h_stride, int use_gelu,  \
+                                               int wpr) {                                                                  \
+        gated_impl<T, 4>(wg, wu, rows, cols, row_bytes, x, n, x_stride, h, h_stride, use_gelu, wpr);                     \
     }                                                                                                                      \
     extern "C" __global__ void dequant_##name(const uint8_t* w, int rows, int cols, long long row_bytes, __half* out) {    \
         dequant_impl<T>(w, rows, cols, row_bytes, out);                                                                    \
@@ -522,17 +603,6 @@ extern "C" __global__ void rmsnorm_add(float* x, const float* p, const float* w,
     s = block_sum(s);
     float scale = rsqrtf(s / dim + eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x) xr[i] += pr[i] * scale * w[i];
-}
-
-__device__ __forceinline__ float round_f16(float v) { return __half2float(__float2half(v)); }
-
-// GELU (tanh approximation) as ggml's CPU backend computes it: through f16, and the identity or
-// zero beyond ±10 (the CPU engine's `ops::gelu`).
-__device__ __forceinline__ float gelu(float x) {
-    if (x <= -10.f) return 0.f;
-    if (x >= 10.f) return x;
-    x = round_f16(x);
-    return round_f16(0.5f * x * (1.f + tanhf(0.7978845608f * x * (1.f + 0.044715f * x * x))));
 }
 
 // h[t][j] = act(gu[t][j]) * gu[t][ffn + j]: SiLU (or GELU) of the gate times the up projection.

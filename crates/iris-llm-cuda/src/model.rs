@@ -10,7 +10,7 @@ use candle_core::quantized::gguf_file::Content;
 use iris_llm_cpu::config::{arch, config};
 use iris_llm_cpu::{Config, Family};
 
-use crate::gpu::{arg, Buffer, Gpu, Graph, Kernel};
+use crate::gpu::{arg, Buffer, Gpu, Graph, Kernel, Pinned};
 use crate::repack::{WeightType, ALL};
 use crate::CudaLlmError;
 
@@ -30,8 +30,12 @@ const MIN_CHUNK: usize = 64;
 /// dequantisation to f16, and the embedding lookup.
 #[derive(Clone, Copy)]
 struct TypeKernels {
+    suffix: &'static str,
     mv: Kernel,
     mm: Kernel,
+    /// The feed-forward's gate and up products and activation in one (`gated_impl`).
+    gated_mv: Kernel,
+    gated_mm: Kernel,
     dequant: Kernel,
     embed: Kernel,
 }
@@ -89,6 +93,7 @@ struct Scratch {
     gu: Buffer,
     h: Buffer,
     logits: Buffer,
+    logits_host: Pinned,
     /// Attention's parts: per token, head and split, head_dim values, a maximum and a sum.
     part: Buffer,
     /// f16: a batch's activations and one dequantised matrix, for cuBLAS; `scale`: the
@@ -175,7 +180,18 @@ impl Model {
         let mut by_type = Vec::new();
         for t in ALL {
             let f = |what: &str| gpu.function(&format!("{what}_{}", t.suffix));
-            by_type.push((t, TypeKernels { mv: f("mv")?, mm: f("mm")?, dequant: f("dequant")?, embed: f("embed")? }));
+            by_type.push((
+                t,
+                TypeKernels {
+                    suffix: t.suffix,
+                    mv: f("mv")?,
+                    mm: f("mm")?,
+                    gated_mv: f("gated_mv")?,
+                    gated_mm: f("gated_mm")?,
+                    dequant: f("dequant")?,
+                    embed: f("embed")?,
+                },
+            ));
         }
         let file_len = file.seek(SeekFrom::End(0))?;
         let (kv_dim, q_dim, hd) = (cfg.kv_heads * cfg.head_dim, cfg.heads * cfg.head_dim, cfg.head_dim);
@@ -288,6 +304,7 @@ impl Model {
             }
         }
         let f32s = |n: usize| Buffer::zeroed(n * 4);
+        let output_rows = output.as_ref().unwrap_or(&embd).rows;
         let s = Scratch {
             tokens: Buffer::zeroed((BATCH + 1) * 4)?,
             x: f32s(BATCH * cfg.dim)?,
@@ -297,7 +314,8 @@ impl Model {
             proj: f32s(BATCH * cfg.dim)?,
             gu: f32s(BATCH * 2 * cfg.ffn)?,
             h: f32s(BATCH * cfg.ffn)?,
-            logits: f32s(cfg.vocab)?,
+            logits: f32s(output_rows)?,
+            logits_host: Pinned::new(output_rows)?,
             part: f32s(BATCH * cfg.heads * MAX_SPLITS * (hd + 2))?,
             x_half: Buffer::zeroed(BATCH * widest * 2)?,
             w_half: Buffer::zeroed(biggest * 2)?,
@@ -362,9 +380,7 @@ impl Model {
             self.head((tokens.len() - 1) % BATCH)?;
         }
         self.len = pos + tokens.len();
-        let mut out = vec![0f32; self.head_rows()];
-        self.gpu.read_f32(self.s.logits.ptr, &mut out)?;
-        Ok(out)
+        self.gpu.read_f32(self.s.logits.ptr, &mut self.s.logits_host)
     }
 
     /// How decode steps run: "graphs", or why not.
@@ -487,16 +503,20 @@ impl Model {
             }
             self.residual(&layer.wo, s.att.ptr, n, q_dim, layer.post_attn_norm.as_ref())?;
             self.rmsnorm(s.x.ptr, &layer.ffn_norm, s.xn.ptr, n)?;
-            self.products(s.xn.ptr, n, dim, &[(&layer.gate, s.gu.ptr, 2 * ffn, false), (&layer.up, s.gu.at(ffn * 4), 2 * ffn, false)])?;
-            let (ffn_i, n_i) = (ffn as i32, n as i32);
-            unsafe {
-                g.launch(
-                    self.k.act_mul,
-                    (ffn.div_ceil(256) as u32, n as u32, 1),
-                    (256, 1, 1),
-                    0,
-                    &mut [arg(&s.gu.ptr), arg(&s.h.ptr), arg(&ffn_i), arg(&n_i), arg(&gelu)],
-                )?;
+            if n <= GEMM_FROM && layer.gate.kinds.suffix == layer.up.kinds.suffix {
+                self.gated(&layer.gate, &layer.up, n, gelu)?;
+            } else {
+                self.products(s.xn.ptr, n, dim, &[(&layer.gate, s.gu.ptr, 2 * ffn, false), (&layer.up, s.gu.at(ffn * 4), 2 * ffn, false)])?;
+                let (ffn_i, n_i) = (ffn as i32, n as i32);
+                unsafe {
+                    g.launch(
+                        self.k.act_mul,
+                        (ffn.div_ceil(256) as u32, n as u32, 1),
+                        (256, 1, 1),
+                        0,
+                        &mut [arg(&s.gu.ptr), arg(&s.h.ptr), arg(&ffn_i), arg(&n_i), arg(&gelu)],
+                    )?;
+                }
             }
             self.residual(&layer.down, s.h.ptr, n, ffn, layer.post_ffn_norm.as_ref())?;
         }
@@ -533,17 +553,44 @@ impl Model {
         }
     }
 
+    /// `h = act(gate · xn) * (up · xn)` for the n tokens, in one launch (gate and up of one type).
+    fn gated(&self, gate: &Weight, up: &Weight, n: usize, gelu: i32) -> Result<(), CudaLlmError> {
+        let s = &self.s;
+        let (kernel, tokens_per_block) = if n == 1 { (gate.kinds.gated_mv, 1) } else { (gate.kinds.gated_mm, 4) };
+        let wpr = warps_per_row(gate);
+        let (rows, cols, rb, n_i, dim_i, ffn_i, wpr_i) =
+            (gate.rows as i32, gate.cols as i32, gate.row_bytes as i64, n as i32, self.cfg.dim as i32, self.cfg.ffn as i32, wpr as i32);
+        // SAFETY: gate and up are ffn × dim of one type; xn holds n rows of dim, h n rows of ffn.
+        unsafe {
+            self.gpu.launch(
+                kernel,
+                (gate.rows.div_ceil(ROWS_PER_BLOCK as usize / wpr) as u32, n.div_ceil(tokens_per_block) as u32, 1),
+                (32, ROWS_PER_BLOCK, 1),
+                0,
+                &mut [
+                    arg(&gate.buf.ptr),
+                    arg(&up.buf.ptr),
+                    arg(&rows),
+                    arg(&cols),
+                    arg(&rb),
+                    arg(&s.xn.ptr),
+                    arg(&n_i),
+                    arg(&dim_i),
+                    arg(&s.h.ptr),
+                    arg(&ffn_i),
+                    arg(&gelu),
+                    arg(&wpr_i),
+                ],
+            )
+        }
+    }
+
     /// `y[t * y_stride + r] (+)= w[r] · x[t * x_stride ..]` for the n tokens, for each
     /// (w, y, y_stride, accumulate) of `outs` (all reading the same x).
     fn products(&self, x: u64, n: usize, x_stride: usize, outs: &[(&Weight, u64, usize, bool)]) -> Result<(), CudaLlmError> {
         let (g, k) = (&self.gpu, &self.k);
         let blocks = |w: &Weight| w.rows.div_ceil(ROWS_PER_BLOCK as usize) as u32;
-        // Warps per row: more for longer rows, so each lane has a few blocks to read.
-        let wpr = |w: &Weight| match w.cols / 32 {
-            c if c >= 256 => 4usize,
-            c if c >= 96 => 2,
-            _ => 1,
-        };
+        let wpr = warps_per_row;
         if n > GEMM_FROM {
             let (xh, count, scale) = (self.s.x_half.ptr, (n * x_stride) as i32, self.s.scale.ptr);
             // SAFETY: x holds n rows of x_stride; x_half a batch of the widest rows; scale 4 floats.
@@ -620,10 +667,6 @@ impl Model {
         let head = self.output.as_ref().unwrap_or(&self.embd);
         self.products(s.xn.ptr, 1, dim, &[(head, s.logits.ptr, head.rows, false)])
     }
-
-    fn head_rows(&self) -> usize {
-        self.output.as_ref().unwrap_or(&self.embd).rows
-    }
 }
 
 /// A tensor's GGUF type, dimensions (outermost first) and bytes, its size checked against the
@@ -676,6 +719,15 @@ fn raw_vector<R: Read + Seek>(content: &Content, file: &mut R, file_len: u64, na
 
 fn vector<R: Read + Seek>(content: &Content, file: &mut R, file_len: u64, name: &str) -> Result<Buffer, CudaLlmError> {
     Buffer::from_f32(&raw_vector(content, file, file_len, name)?)
+}
+
+/// Warps per row of a product: more for longer rows, so each lane has a few units to read.
+fn warps_per_row(w: &Weight) -> usize {
+    match w.cols / 32 {
+        c if c >= 256 => 4,
+        c if c >= 96 => 2,
+        _ => 1,
+    }
 }
 
 /// Bytes of shared memory attention takes: the query, a split's scores, the values' partial sums.

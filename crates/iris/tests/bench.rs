@@ -19,7 +19,13 @@ fn a_synthetic_model_of_a_real_shape_runs_on_both_engines() {
     assert!((850_000_000..1_000_000_000).contains(&size), "{size} bytes");
 
     let bad = Command::new(IRIS).args(["bench", "synth"]).arg(dir.path().join("x.gguf")).args(["--shape", "gpt-5"]).output().unwrap();
-    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("use qwen2-1.5b, llama-3b or llama-8b"));
+    assert!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr).contains("use qwen2-1.5b, llama-3b, llama-8b, smollm2-135m or gemma3-270m")
+    );
+    // Gemma 3's rows are 640 wide: no K-quants, said with the fix.
+    let bad = Command::new(IRIS).args(["bench", "synth"]).arg(dir.path().join("x.gguf")).args(["--shape", "gemma3-270m"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("such as q8_0"));
 
     let home = common::store_home();
     let run = |args: &[&str]| Command::new(IRIS).args(["bench", "llm"]).arg(&file).args(args).env("IRIS_HOME", &home).output().unwrap();
@@ -40,5 +46,23 @@ fn a_synthetic_model_of_a_real_shape_runs_on_both_engines() {
     if python != "none" {
         assert!(text.contains("tokenizer: same token ids as llama.cpp"), "{text}");
         assert!(text.contains("ratio iris/llama.cpp"), "{text}");
+    }
+
+    // Gemma 3's shape (per-head norms, norms after each block, a sliding window the prompt
+    // crosses) in a 32-value format: a file both engines load, for the GPU's conformance runs.
+    let gemma = dir.path().join("gemma3.gguf");
+    let out = Command::new(IRIS).args(["bench", "synth"]).arg(&gemma).args(["--shape", "gemma3-270m", "--quant", "q5_0"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(IRIS)
+        .args(["bench", "llm"])
+        .arg(&gemma)
+        .args(["--python", &python, "--runs", "1", "--tokens", "4"])
+        .env("IRIS_HOME", &home)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("iris on iris-cpu"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    if python != "none" {
+        assert!(text.contains("tokenizer: same token ids as llama.cpp"), "{text}");
     }
 }

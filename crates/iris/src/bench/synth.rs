@@ -1,10 +1,11 @@
-//! `iris bench synth`: a GGUF of a real model's shape (llama or qwen2, 1.5B to 8B) with random
+//! `iris bench synth`: a GGUF of a real model's shape (llama, qwen2 or gemma3, 135M to 8B) with random
 //! weights, for speed measurements where the real file is too large to move (the GPU machine
 //! takes 64 MiB per call). Decode and prefill speed depend on the shapes and the block formats,
 //! not on the values; the values are random but finite, so the model runs like any other. The
 //! vocabulary is a SentencePiece one of byte pieces and filler words, which llama.cpp and Iris
 //! both load. The mix of block formats follows llama.cpp's Q4_K_M (Q6_K for the output and for
-//! attn_v and ffn_down in the layers llama.cpp gives more bits) or is all Q8_0.
+//! attn_v and ffn_down in the layers llama.cpp gives more bits) or is one format throughout
+//! (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0: the catalog's small models hold these).
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
@@ -18,6 +19,10 @@ use clap::Args;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum GgmlDType {
     F32,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
     Q8_0,
     Q4K,
     Q6K,
@@ -27,13 +32,17 @@ impl GgmlDType {
     fn block_size(self) -> usize {
         match self {
             Self::F32 => 1,
-            Self::Q8_0 => 32,
+            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q5_1 | Self::Q8_0 => 32,
             Self::Q4K | Self::Q6K => 256,
         }
     }
     fn type_size(self) -> usize {
         match self {
             Self::F32 => 4,
+            Self::Q4_0 => 18,
+            Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
+            Self::Q5_1 => 24,
             Self::Q8_0 => 34,
             Self::Q4K => 144,
             Self::Q6K => 210,
@@ -45,10 +54,12 @@ impl GgmlDType {
 pub struct SynthArgs {
     /// Where to write the GGUF file.
     out: PathBuf,
-    /// The shape: qwen2-1.5b (Qwen2.5 1.5B), llama-3b (Llama 3.2 3B) or llama-8b (Llama 3.1 8B).
+    /// The shape: qwen2-1.5b (Qwen2.5 1.5B), llama-3b (Llama 3.2 3B), llama-8b (Llama 3.1 8B),
+    /// smollm2-135m (SmolLM2 135M) or gemma3-270m (Gemma 3 270M; its sliding window shrunk to
+    /// 128 positions, so a benchmark's prompt crosses it).
     #[arg(long, default_value = "qwen2-1.5b")]
     shape: String,
-    /// q4_k_m or q8_0.
+    /// q4_k_m, q8_0, q5_1, q5_0, q4_1 or q4_0 (q4_k_m needs rows a multiple of 256 wide).
     #[arg(long, default_value = "q4_k_m")]
     quant: String,
 }
@@ -56,6 +67,8 @@ pub struct SynthArgs {
 struct Shape {
     arch: &'static str,
     dim: usize,
+    /// Gemma 3's heads are wider than dim / heads.
+    head_dim: Option<usize>,
     layers: usize,
     heads: usize,
     kv_heads: usize,
@@ -69,6 +82,7 @@ fn shape(name: &str) -> Option<Shape> {
     let s = |arch, dim, layers, heads, kv_heads, ffn, vocab, tied, rope_base| Shape {
         arch,
         dim,
+        head_dim: None,
         layers,
         heads,
         kv_heads,
@@ -81,6 +95,8 @@ fn shape(name: &str) -> Option<Shape> {
         "qwen2-1.5b" => s("qwen2", 1536, 28, 12, 2, 8960, 151_936, true, 1_000_000.0),
         "llama-3b" => s("llama", 3072, 28, 24, 8, 8192, 128_256, true, 500_000.0),
         "llama-8b" => s("llama", 4096, 32, 32, 8, 14336, 128_256, false, 500_000.0),
+        "smollm2-135m" => s("llama", 576, 30, 9, 3, 1536, 49_152, true, 100_000.0),
+        "gemma3-270m" => Shape { head_dim: Some(256), ..s("gemma3", 640, 18, 4, 1, 2048, 262_144, true, 1_000_000.0) },
         _ => return None,
     })
 }
@@ -107,17 +123,27 @@ impl Rng {
 }
 
 pub fn run(args: SynthArgs) -> Result<ExitCode> {
-    let Some(sh) = shape(&args.shape) else { bail!("--shape {}: use qwen2-1.5b, llama-3b or llama-8b", args.shape) };
-    let q4km = match args.quant.as_str() {
-        "q4_k_m" => true,
-        "q8_0" => false,
-        other => bail!("--quant {other}: use q4_k_m or q8_0"),
+    let Some(sh) = shape(&args.shape) else {
+        bail!("--shape {}: use qwen2-1.5b, llama-3b, llama-8b, smollm2-135m or gemma3-270m", args.shape)
     };
-    let head_dim = sh.dim / sh.heads;
-    let kv_dim = sh.kv_heads * head_dim;
+    let one = match args.quant.as_str() {
+        "q4_k_m" => None,
+        "q8_0" => Some(GgmlDType::Q8_0),
+        "q5_1" => Some(GgmlDType::Q5_1),
+        "q5_0" => Some(GgmlDType::Q5_0),
+        "q4_1" => Some(GgmlDType::Q4_1),
+        "q4_0" => Some(GgmlDType::Q4_0),
+        other => bail!("--quant {other}: use q4_k_m, q8_0, q5_1, q5_0, q4_1 or q4_0"),
+    };
+    let head_dim = sh.head_dim.unwrap_or(sh.dim / sh.heads);
+    let (q_dim, kv_dim) = (sh.heads * head_dim, sh.kv_heads * head_dim);
+    if one.is_none() && (sh.dim % 256 != 0 || sh.ffn % 256 != 0 || q_dim % 256 != 0) {
+        bail!("--shape {} has rows that are not a multiple of 256 wide: use a 32-value format such as q8_0", args.shape);
+    }
+    let gemma = sh.arch == "gemma3";
     // llama.cpp's `use_more_bits`: the first and last eighth of the layers, and every third between.
     let more_bits = |l: usize| l < sh.layers / 8 || l >= 7 * sh.layers / 8 || (l - sh.layers / 8) % 3 == 2;
-    let (base, wide) = if q4km { (GgmlDType::Q4K, GgmlDType::Q6K) } else { (GgmlDType::Q8_0, GgmlDType::Q8_0) };
+    let (base, wide) = one.map_or((GgmlDType::Q4K, GgmlDType::Q6K), |t| (t, t));
     let mut tensors: Vec<(String, GgmlDType, Vec<usize>)> = vec![("token_embd.weight".into(), base, vec![sh.vocab, sh.dim])];
     if !sh.tied {
         tensors.push(("output.weight".into(), wide, vec![sh.vocab, sh.dim]));
@@ -127,15 +153,21 @@ pub fn run(args: SynthArgs) -> Result<ExitCode> {
         let p = |s: &str| format!("blk.{l}.{s}");
         let v_type = if more_bits(l) { wide } else { base };
         tensors.push((p("attn_norm.weight"), GgmlDType::F32, vec![sh.dim]));
-        tensors.push((p("attn_q.weight"), base, vec![sh.dim, sh.dim]));
+        tensors.push((p("attn_q.weight"), base, vec![q_dim, sh.dim]));
         tensors.push((p("attn_k.weight"), base, vec![kv_dim, sh.dim]));
         tensors.push((p("attn_v.weight"), v_type, vec![kv_dim, sh.dim]));
         if sh.arch == "qwen2" {
-            tensors.push((p("attn_q.bias"), GgmlDType::F32, vec![sh.dim]));
+            tensors.push((p("attn_q.bias"), GgmlDType::F32, vec![q_dim]));
             tensors.push((p("attn_k.bias"), GgmlDType::F32, vec![kv_dim]));
             tensors.push((p("attn_v.bias"), GgmlDType::F32, vec![kv_dim]));
         }
-        tensors.push((p("attn_output.weight"), base, vec![sh.dim, sh.dim]));
+        tensors.push((p("attn_output.weight"), base, vec![sh.dim, q_dim]));
+        if gemma {
+            tensors.push((p("attn_q_norm.weight"), GgmlDType::F32, vec![head_dim]));
+            tensors.push((p("attn_k_norm.weight"), GgmlDType::F32, vec![head_dim]));
+            tensors.push((p("post_attention_norm.weight"), GgmlDType::F32, vec![sh.dim]));
+            tensors.push((p("post_ffw_norm.weight"), GgmlDType::F32, vec![sh.dim]));
+        }
         tensors.push((p("ffn_norm.weight"), GgmlDType::F32, vec![sh.dim]));
         tensors.push((p("ffn_gate.weight"), base, vec![sh.ffn, sh.dim]));
         tensors.push((p("ffn_up.weight"), base, vec![sh.ffn, sh.dim]));
@@ -157,7 +189,7 @@ pub fn run(args: SynthArgs) -> Result<ExitCode> {
         .collect();
     let scores: Vec<f32> = (0..sh.vocab).map(|i| if i < 259 { 0.0 } else { -(i as f32) }).collect();
     let a = sh.arch;
-    let metadata: Vec<(String, Value)> = vec![
+    let mut metadata: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::Str(a.into())),
         ("general.name".into(), Value::Str(format!("synthetic {} {}", args.shape, args.quant))),
         (format!("{a}.context_length"), Value::U32(32768)),
@@ -177,6 +209,14 @@ pub fn run(args: SynthArgs) -> Result<ExitCode> {
         ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
         ("tokenizer.ggml.unknown_token_id".into(), Value::U32(0)),
     ];
+    if gemma {
+        metadata.extend([
+            (format!("{a}.attention.key_length"), Value::U32(head_dim as u32)),
+            (format!("{a}.attention.value_length"), Value::U32(head_dim as u32)),
+            (format!("{a}.attention.sliding_window"), Value::U32(128)),
+            (format!("{a}.rope.local_freq_base"), Value::F32(10_000.0)),
+        ]);
+    }
     write(&args.out, &metadata, &tensors).with_context(|| format!("writing {}", args.out.display()))?;
     let bytes = std::fs::metadata(&args.out)?.len();
     println!("{}: {} {} ({:.2} GB, {} tensors)", args.out.display(), args.shape, args.quant, bytes as f64 / 1e9, tensors.len());
@@ -277,6 +317,10 @@ fn write(path: &std::path::Path, metadata: &[(String, Value)], tensors: &[(Strin
 fn ggml_type(dtype: GgmlDType) -> u32 {
     match dtype {
         GgmlDType::F32 => 0,
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q5_0 => 6,
+        GgmlDType::Q5_1 => 7,
         GgmlDType::Q8_0 => 8,
         GgmlDType::Q4K => 12,
         GgmlDType::Q6K => 14,
@@ -292,6 +336,13 @@ fn f16_bytes(v: f32) -> [u8; 2] {
     ((sign | ((exp.clamp(1, 30) as u32) << 10) | mant) as u16).to_le_bytes()
 }
 
+/// The value of an f16 in the normal range (what `f16_bytes` writes).
+fn f16_value(b: [u8; 2]) -> f32 {
+    let h = u16::from_le_bytes(b) as u32;
+    let (sign, exp, mant) = ((h >> 15) & 1, (h >> 10) & 0x1F, h & 0x3FF);
+    f32::from_bits((sign << 31) | ((exp + 127 - 15) << 23) | (mant << 13))
+}
+
 /// Random blocks whose scales are small finite f16s, of the size trained models' are (at four
 /// times that, llama.cpp's CUDA build overflowed to NaN on the llama shapes); vectors, the norm
 /// weights and biases, are 1.
@@ -300,6 +351,12 @@ fn write_values(f: &mut impl Write, rng: &mut Rng, dtype: GgmlDType, bytes: usiz
     let (block, scales_at): (usize, &[usize]) = match dtype {
         GgmlDType::F32 => return (0..bytes / 4).try_for_each(|_| f.write_all(&1f32.to_le_bytes())),
         GgmlDType::Q8_0 => (34, &[0]),
+        GgmlDType::Q4_0 => (18, &[0]),
+        GgmlDType::Q5_0 => (22, &[0]),
+        // d and the minimum (m: at minus eight steps the values centre on 0, as a trained
+        // model's do).
+        GgmlDType::Q4_1 => (20, &[0]),
+        GgmlDType::Q5_1 => (24, &[0]),
         GgmlDType::Q4K => (144, &[0, 2]),
         GgmlDType::Q6K => (210, &[208]),
     };
@@ -313,6 +370,11 @@ fn write_values(f: &mut impl Write, rng: &mut Rng, dtype: GgmlDType, bytes: usiz
         for b in buf[..n * block].chunks_exact_mut(block) {
             for at in scales_at {
                 b[*at..*at + 2].copy_from_slice(&scale(rng, 0.001));
+            }
+            if matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_1) {
+                let d = f16_value([b[0], b[1]]);
+                let steps = if dtype == GgmlDType::Q4_1 { 8.0 } else { 16.0 };
+                b[2..4].copy_from_slice(&f16_bytes(-steps * d));
             }
             if block == 210 {
                 // Q6_K's sixteen int8 sub-block scales: small.
