@@ -110,6 +110,11 @@ impl Gpu {
     pub fn new(ordinal: usize) -> Result<Self, CudaLlmError> {
         let ctx = CudaContext::new(ordinal).map_err(err("opening the GPU"))?;
         let stream = result::stream::create(result::stream::StreamKind::NonBlocking).map_err(err("creating a stream"))?;
+        if PTX.is_empty() {
+            return Err(CudaLlmError::Cuda(
+                "this build has no kernels (built with IRIS_CUDA_PTX=none, a compile check); build it with deploy/gpu-build.sh".into(),
+            ));
+        }
         let ptx = CString::new(PTX).map_err(|_| CudaLlmError::Cuda("the kernels' PTX holds a NUL".into()))?;
         // SAFETY: a NUL-terminated PTX image.
         let module = unsafe { result::module::load_data(ptx.as_ptr() as *const c_void) }.map_err(err("loading the kernels"))?;
