@@ -2,7 +2,8 @@
 //! `test.sh` pulls it) runs the voice-activity and turn models as the CPU provider does, and
 //! ONNX Runtime's own account of which provider took which nodes says OpenVINO ran them.
 //! On a CPU that is not Intel's, OpenVINO's plugin offers no device, and asking for it is one
-//! clear error. One test, in its own binary: the providers asked for are process-wide.
+//! clear error. One test, in its own binary: the providers asked for are process-wide (QNN's
+//! plugin has its own binary, `tests/qnn_provider.rs`: the two plugins cannot share a process).
 
 use iris_backend::{TurnDetector, Vad};
 use iris_onnx::Provider;

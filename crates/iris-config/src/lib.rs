@@ -519,6 +519,7 @@ mod tests {
             ("[llm_server]\nwait_ms = 0", "llm_server.wait_ms"),
             ("[onnx]\nproviders = [\"npu\"]", "onnx.providers"),
             ("[onnx]\nproviders = []", "onnx.providers"),
+            ("[onnx]\nproviders = [\"qnn\", \"openvino\", \"cpu\"]", "onnx.providers"),
         ] {
             let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The providers Iris knows: ONNX Runtime's own CPU provider, and OpenVINO's plugin (the
-/// `openvino-ep` catalog entry: Intel CPUs, and Intel GPUs and NPUs where present).
-pub const PROVIDERS: [&str; 2] = ["openvino", "cpu"];
+/// The providers Iris knows: ONNX Runtime's own CPU provider, OpenVINO's plugin (the
+/// `openvino-ep` catalog entry: Intel CPUs, and Intel GPUs and NPUs where present) and
+/// Qualcomm's QNN plugin (`qnn-ep`: the Hexagon NPU of Snapdragon boards).
+pub const PROVIDERS: [&str; 3] = ["openvino", "qnn", "cpu"];
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,6 +36,10 @@ impl Onnx {
             if p[..i].contains(name) {
                 return Err(("onnx.providers", format!("names {name:?} twice")));
             }
+        }
+        if p.iter().any(|n| n == "openvino") && p.iter().any(|n| n == "qnn") {
+            // Their plugins bring clashing C++ runtimes into one process.
+            return Err(("onnx.providers", "names both \"openvino\" and \"qnn\", whose plugins cannot share a process; choose one".into()));
         }
         Ok(())
     }

@@ -18,7 +18,8 @@ pub fn is_safe_name(name: &str) -> bool {
         && name != "."
         && name != ".."
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        // '+': libc++'s soname, which QNN's libraries name as they need it.
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -23,6 +23,9 @@ pub enum Provider {
     Cpu,
     /// OpenVINO's plugin, from its library (`libonnxruntime_providers_openvino_plugin.so`).
     OpenVino(PathBuf),
+    /// Qualcomm's QNN plugin (`libonnxruntime_providers_qnn.so`), its HTP backend
+    /// (`libQnnHtp.so`, the Hexagon NPU) beside it.
+    Qnn(PathBuf),
 }
 
 impl Provider {
@@ -31,6 +34,29 @@ impl Provider {
         match self {
             Self::Cpu => "CPUExecutionProvider",
             Self::OpenVino(_) => "OpenVINOExecutionProvider",
+            Self::Qnn(_) => "QNNExecutionProvider",
+        }
+    }
+
+    /// A plugin's library, the name to register it under (QNN's plugin names its provider
+    /// after it), and the catalog entry that installs it.
+    fn plugin(&self) -> Option<(&Path, &'static str, &'static str)> {
+        match self {
+            Self::Cpu => None,
+            Self::OpenVino(library) => Some((library, "openvino", "openvino-ep")),
+            Self::Qnn(library) => Some((library, "QNNExecutionProvider", "qnn-ep")),
+        }
+    }
+
+    /// Options a session passes the provider, prefixed with its name (`with_devices`).
+    fn options(&self) -> Vec<(String, String)> {
+        match self {
+            // The backend QNN runs on: the HTP (Hexagon NPU) library installed beside the plugin.
+            Self::Qnn(library) => {
+                let htp = library.parent().unwrap_or(Path::new(".")).join("libQnnHtp.so");
+                vec![(format!("{}.backend_path", self.ep_name()), htp.to_string_lossy().into_owned())]
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -56,18 +82,27 @@ fn provider_error(message: String) -> OnnxError {
 /// is registered once per process; a provider that offers no device here is an error naming it.
 pub fn use_providers(env: &Environment, providers: &[Provider]) -> Result<(), OnnxError> {
     for p in providers {
-        if let Provider::OpenVino(library) = p {
+        if let Some((library, name, entry)) = p.plugin() {
             let mut registered = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
-            if !registered.contains(library) {
+            if !registered.iter().any(|r| r == library) {
+                let ep = p.ep_name();
+                // QNN's plugin brings its own C++ runtime (libc++ and its unwinder): loaded first,
+                // OpenVINO's plugin then fails inside its own start-up ("Unknown Exception").
+                if let Some(other) = registered.iter().find(|r| clashes(r, library)) {
+                    return Err(provider_error(format!(
+                        "{ep} cannot be loaded beside the plugin this process already loaded ({}): their C++ runtimes clash; choose one of them in [onnx] providers and restart Iris",
+                        other.display()
+                    )));
+                }
                 if !library.is_file() {
                     return Err(provider_error(format!(
-                        "OpenVINO's provider is not installed ({} is missing): run `iris models pull openvino-ep`",
+                        "{ep} is not installed ({} is missing): run `iris models pull {entry}`",
                         library.display()
                     )));
                 }
-                env.register_ep_library("openvino", library)
-                    .map_err(|e| provider_error(format!("ONNX Runtime cannot load OpenVINO's provider from {}: {e}", library.display())))?;
-                registered.push(library.clone());
+                env.register_ep_library(name, library)
+                    .map_err(|e| provider_error(format!("ONNX Runtime cannot load {ep} from {}: {e}", library.display())))?;
+                registered.push(library.to_path_buf());
             }
         }
         if !env.devices().any(|d| d.ep().is_ok_and(|ep| ep == p.ep_name())) {
@@ -81,6 +116,12 @@ pub fn use_providers(env: &Environment, providers: &[Provider]) -> Result<(), On
     }
     *CHOSEN.lock().unwrap_or_else(|e| e.into_inner()) = providers.to_vec();
     Ok(())
+}
+
+/// Whether two plugin libraries cannot share a process: QNN's and any other.
+fn clashes(a: &Path, b: &Path) -> bool {
+    let qnn = |p: &Path| p.file_name().is_some_and(|n| n.to_string_lossy().contains("providers_qnn"));
+    qnn(a) != qnn(b)
 }
 
 /// The providers asked for (empty: ONNX Runtime's defaults, the CPU provider).
@@ -127,11 +168,12 @@ pub(crate) fn builder_with_providers(
     if chosen.is_empty() || chosen == [Provider::Cpu] {
         return Ok(builder);
     }
-    let mut devices = Vec::new();
+    let (mut devices, mut options) = (Vec::new(), Vec::new());
     for p in &chosen {
         devices.extend(env.devices().filter(|d| d.ep().is_ok_and(|ep| ep == p.ep_name())));
+        options.extend(p.options());
     }
-    let mut builder = builder.with_config_entry("session.record_ep_graph_assignment_info", "1")?.with_devices(devices, None)?;
+    let mut builder = builder.with_config_entry("session.record_ep_graph_assignment_info", "1")?.with_devices(devices, Some(&options))?;
     if !chosen.contains(&Provider::Cpu) {
         builder = builder.with_disable_cpu_fallback()?;
     }

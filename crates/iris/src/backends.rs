@@ -19,6 +19,8 @@ pub const CLASSIFIER: &str = "mobilenet-v2";
 pub const LABELS: &str = "imagenet-labels";
 /// OpenVINO's execution provider for ONNX Runtime, for `[onnx] providers = ["openvino", …]`.
 pub const OPENVINO_EP: &str = "openvino-ep";
+/// Qualcomm's QNN execution provider, for `[onnx] providers = ["qnn", …]`.
+pub const QNN_EP: &str = "qnn-ep";
 
 pub const ASK_PIPELINE: &str = include_str!("../../../pipelines/ask.toml");
 
@@ -102,6 +104,7 @@ impl Models {
             .iter()
             .map(|p| match p.as_str() {
                 "openvino" => Ok(iris_onnx::Provider::OpenVino(self.file(OPENVINO_EP, "runtime")?)),
+                "qnn" => Ok(iris_onnx::Provider::Qnn(self.file(QNN_EP, "runtime")?)),
                 _ => Ok(iris_onnx::Provider::Cpu),
             })
             .collect::<Result<Vec<_>>>()?;

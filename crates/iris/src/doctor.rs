@@ -384,7 +384,7 @@ fn onnx_providers(r: &mut Report, m: &Models) {
         Err(e) => r.problem(
             "onnx",
             format!("{e:#}"),
-            "OpenVINO's provider offers Intel CPUs, GPUs and NPUs only, and needs `iris models pull openvino-ep`; elsewhere set [onnx] providers = [\"cpu\"]",
+            "OpenVINO's provider offers Intel CPUs, GPUs and NPUs only, and needs `iris models pull openvino-ep`; QNN's needs `iris models pull qnn-ep`; elsewhere set [onnx] providers = [\"cpu\"]",
         ),
     }
 }
