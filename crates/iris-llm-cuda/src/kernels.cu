@@ -515,6 +515,65 @@ __device__ __forceinline__ void gated_impl(const uint8_t* __restrict__ wg, const
     }
 }
 
+// A lane's share of one row's dot product with one token's x (a decode step), for a weight type
+// known only at run time.
+template <int T>
+__device__ __forceinline__ float row_dot(const uint8_t* row, int cols, const float* x, int first, int step) {
+    float acc[1] = {0.f};
+    for (int u = first; u < cols / Unit<T>::U; u += step) Unit<T>::template dot<1>(row, u, x, 0, 1, acc);
+    return acc[0];
+}
+
+__device__ float row_dot_any(int type, const uint8_t* row, int cols, const float* x, int first, int step) {
+    switch (type) {
+        case T_F32: return row_dot<T_F32>(row, cols, x, first, step);
+        case T_F16: return row_dot<T_F16>(row, cols, x, first, step);
+        case T_BF16: return row_dot<T_BF16>(row, cols, x, first, step);
+        case T_Q4_0: return row_dot<T_Q4_0>(row, cols, x, first, step);
+        case T_Q4_1: return row_dot<T_Q4_1>(row, cols, x, first, step);
+        case T_Q5_0: return row_dot<T_Q5_0>(row, cols, x, first, step);
+        case T_Q5_1: return row_dot<T_Q5_1>(row, cols, x, first, step);
+        case T_Q8_0: return row_dot<T_Q8_0>(row, cols, x, first, step);
+        case T_Q4_K: return row_dot<T_Q4_K>(row, cols, x, first, step);
+        case T_Q5_K: return row_dot<T_Q5_K>(row, cols, x, first, step);
+        default: return row_dot<T_Q6_K>(row, cols, x, first, step);
+    }
+}
+
+// A decode step's q, k and v products in one launch: the grid runs over the rows of all three
+// (their outputs lie one after another in y), each of its own weight type.
+extern "C" __global__ void mv_qkv(const uint8_t* wq, const uint8_t* wk, const uint8_t* wv, int tq, int tk, int tv, int rq, int rk,
+                                  int rv, long long bq, long long bk, long long bv, int cols, const float* x, float* y, int wpr) {
+    __shared__ float red[4];
+    int wy = threadIdx.y, lane = threadIdx.x;
+    int row = blockIdx.x * (4 / wpr) + wy / wpr, part = wy % wpr;
+    bool active = row < rq + rk + rv;
+    float acc = 0.f;
+    if (active) {
+        const uint8_t* w;
+        int type;
+        if (row < rq) {
+            w = wq + (size_t)row * bq;
+            type = tq;
+        } else if (row < rq + rk) {
+            w = wk + (size_t)(row - rq) * bk;
+            type = tk;
+        } else {
+            w = wv + (size_t)(row - rq - rk) * bv;
+            type = tv;
+        }
+        acc = row_dot_any(type, w, cols, x, part * 32 + lane, 32 * wpr);
+    }
+    acc = warp_sum(acc);
+    if (wpr > 1) {
+        if (lane == 0) red[wy] = acc;
+        __syncthreads();
+        if (lane == 0 && part == 0)
+            for (int p = 1; p < wpr; p++) acc += red[wy + p];
+    }
+    if (lane == 0 && part == 0 && active) y[row] = acc;
+}
+
 // Rows of a matrix dequantised to f16 (for cuBLAS), a warp per row.
 template <int T>
 __device__ __forceinline__ void dequant_impl(const uint8_t* __restrict__ w, int rows, int cols, long long row_bytes, __half* out) {

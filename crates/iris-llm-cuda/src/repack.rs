@@ -9,34 +9,37 @@ use candle_core::quantized::GgmlDType;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WeightType {
     pub suffix: &'static str,
+    /// The kernels' number for it (kernels.cu's T_*).
+    pub id: i32,
     pub block_values: usize,
     pub gguf_bytes: usize,
     pub padded_bytes: usize,
     moves: &'static [(usize, usize, usize)],
 }
 
-const fn whole(suffix: &'static str, block_values: usize, bytes: usize) -> WeightType {
-    WeightType { suffix, block_values, gguf_bytes: bytes, padded_bytes: bytes, moves: &[] }
+const fn whole(suffix: &'static str, id: i32, block_values: usize, bytes: usize) -> WeightType {
+    WeightType { suffix, id, block_values, gguf_bytes: bytes, padded_bytes: bytes, moves: &[] }
 }
 
-pub const F32: WeightType = whole("f32", 1, 4);
-pub const F16: WeightType = whole("f16", 1, 2);
-pub const BF16: WeightType = whole("bf16", 1, 2);
-pub const Q4_1: WeightType = whole("q4_1", 32, 20);
-pub const Q5_1: WeightType = whole("q5_1", 32, 24);
-pub const Q4_K: WeightType = whole("q4_k", 256, 144);
-pub const Q5_K: WeightType = whole("q5_k", 256, 176);
+pub const F32: WeightType = whole("f32", 0, 1, 4);
+pub const F16: WeightType = whole("f16", 1, 1, 2);
+pub const BF16: WeightType = whole("bf16", 10, 1, 2);
+pub const Q4_1: WeightType = whole("q4_1", 3, 32, 20);
+pub const Q5_1: WeightType = whole("q5_1", 5, 32, 24);
+pub const Q4_K: WeightType = whole("q4_k", 7, 256, 144);
+pub const Q5_K: WeightType = whole("q5_k", 8, 256, 176);
 /// d, then 2 bytes of padding before the nibbles.
 pub const Q4_0: WeightType =
-    WeightType { suffix: "q4_0", block_values: 32, gguf_bytes: 18, padded_bytes: 20, moves: &[(0, 0, 2), (2, 4, 16)] };
+    WeightType { suffix: "q4_0", id: 2, block_values: 32, gguf_bytes: 18, padded_bytes: 20, moves: &[(0, 0, 2), (2, 4, 16)] };
 /// d, padding, then the fifth bits and the nibbles.
 pub const Q5_0: WeightType =
-    WeightType { suffix: "q5_0", block_values: 32, gguf_bytes: 22, padded_bytes: 24, moves: &[(0, 0, 2), (2, 4, 20)] };
+    WeightType { suffix: "q5_0", id: 4, block_values: 32, gguf_bytes: 22, padded_bytes: 24, moves: &[(0, 0, 2), (2, 4, 20)] };
 /// d, padding, then the 32 bytes.
 pub const Q8_0: WeightType =
-    WeightType { suffix: "q8_0", block_values: 32, gguf_bytes: 34, padded_bytes: 36, moves: &[(0, 0, 2), (2, 4, 32)] };
+    WeightType { suffix: "q8_0", id: 6, block_values: 32, gguf_bytes: 34, padded_bytes: 36, moves: &[(0, 0, 2), (2, 4, 32)] };
 /// GGUF's order (low nibbles, high bits, scales, d), 2 bytes of padding at the end.
-pub const Q6_K: WeightType = WeightType { suffix: "q6_k", block_values: 256, gguf_bytes: 210, padded_bytes: 212, moves: &[(0, 0, 210)] };
+pub const Q6_K: WeightType =
+    WeightType { suffix: "q6_k", id: 9, block_values: 256, gguf_bytes: 210, padded_bytes: 212, moves: &[(0, 0, 210)] };
 
 pub const ALL: [WeightType; 11] = [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K];
 
