@@ -6,24 +6,11 @@
 //! refused. Its own binary: providers are process-wide, and QNN's plugin (its own C++ runtime)
 //! and OpenVINO's cannot share a process.
 
-use iris_backend::{TurnDetector, Vad};
 use iris_onnx::Provider;
+mod providers;
+
 use iris_tests::{model, root};
-
-fn vad_probabilities(env: &iris_onnx::Environment, pcm: &[f32]) -> Vec<f32> {
-    let mut vad = iris_silero::SileroVad::load(env, &model("silero-vad")).expect("Silero loads");
-    pcm.chunks_exact(vad.frame_len()).map(|f| vad.speech_probability(f).expect("a probability")).collect()
-}
-
-fn turn_probabilities(env: &iris_onnx::Environment, pcm: &[f32]) -> Vec<f32> {
-    let mut turn = iris_smartturn::SmartTurn::load(env, &model("smart-turn"), 1).expect("Smart Turn loads");
-    [pcm.len() * 55 / 100, pcm.len()].iter().map(|&n| turn.complete_probability(&pcm[..n]).expect("a probability")).collect()
-}
-
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
+use providers::{turn_probabilities, vad_probabilities, worst};
 
 #[test]
 fn qnn_takes_what_it_can_and_the_cpu_provider_the_rest() {
