@@ -60,6 +60,14 @@ impl LlamaChat {
         Ok((engine, crate::plan::MemoryPlan::for_engine(&content, context_len, cpu)))
     }
 
+    /// The engine that would run `path` on an NVIDIA GPU in this build, from its header alone.
+    pub fn inspect_gpu(path: &Path) -> Result<String, LlmError> {
+        let fail = |message: String| LlmError::Load { path: path.into(), message };
+        let mut f = File::open(path).map_err(|e| fail(e.to_string()))?;
+        let content = iris_llm_cpu::read_gguf(&mut f).map_err(|e| fail(format!("not a readable GGUF file ({e})")))?;
+        Ok(crate::weights::gpu_engine(&content))
+    }
+
     /// Bytes of weights one decode step reads, and the KV cache's bytes per position at f16
     /// (keys and values of every layer), from the file's header: the roofline of decoding.
     pub fn decode_traffic(path: &Path) -> Result<(u64, u64), LlmError> {

@@ -118,6 +118,15 @@ impl Weights {
     }
 }
 
+/// The engine that runs the file on an NVIDIA GPU in this build: "iris-cuda", or candle and
+/// why not Iris's (for `iris doctor`).
+pub fn gpu_engine(content: &gguf_file::Content) -> String {
+    match cuda_check(content) {
+        Ok(()) => "iris-cuda".into(),
+        Err(why) => format!("candle ({why})"),
+    }
+}
+
 /// The GPU ordinal Iris's CUDA engine runs the file on, if it does: on a CUDA device, unless
 /// candle is asked for; asked for by name, a device or build it cannot use is an error.
 fn cuda_engine(content: &gguf_file::Content, device: &Device, engine: Engine) -> candle_core::Result<Option<usize>> {

@@ -227,9 +227,13 @@ fn memory(r: &mut Report, m: &Models) {
     match plan {
         Some(Ok((engine, plan))) => {
             let need = plan.total() + others;
-            // A CUDA build with a driver runs the language model on candle on the GPU.
+            // A CUDA build with a driver runs the language model on the GPU: on Iris's CUDA
+            // engine where it takes the file, else on candle.
             let gpu = cfg!(feature = "cuda") && c.device != "cpu" && nvidia_driver().is_some();
-            let engine = if gpu { "candle on the GPU (cuda:0)".to_owned() } else { engine };
+            let engine = match llm.as_deref().filter(|_| gpu).map(iris_llm_candle::LlamaChat::inspect_gpu) {
+                Some(Ok(on_gpu)) => format!("{on_gpu} on the GPU (cuda:0)"),
+                _ => engine,
+            };
             r.ok("llm", format!("{} runs on {engine}", c.llm));
             match plan.check(available.saturating_sub(others)) {
                 Ok(()) if need > available / 10 * 8 => {
