@@ -36,6 +36,15 @@ fn qnn_takes_what_it_can_and_the_cpu_provider_the_rest() {
     let line = iris_onnx::placement(&model("silero-vad"));
     assert!(line.contains(" nodes") && line.ends_with("(ONNX Runtime)"), "{line}");
     eprintln!("QNN beside the CPU provider, Silero VAD: {line}");
+    // A model's own list in place of the process-wide one ([onnx.models]): Smart Turn on the CPU
+    // provider alone while the VAD keeps QNN's list, each reported as it runs.
+    iris_onnx::use_providers_for(env, &model("smart-turn"), &[Provider::Cpu]).expect("a model's own list");
+    let turn_own = turn_probabilities(env, &pcm);
+    assert_eq!(iris_onnx::placement(&model("smart-turn")), "cpu (ONNX Runtime)");
+    assert!(iris_onnx::placement(&model("silero-vad")).starts_with("QNN "), "{}", iris_onnx::placement(&model("silero-vad")));
+    assert!(worst(&turn_cpu, &turn_own) < 1e-6, "the CPU provider alone gives the CPU provider's outputs");
+    iris_onnx::clear_model_providers();
+
     // Asked for alone, a model QNN cannot take whole is refused, not run elsewhere.
     iris_onnx::use_providers(env, &[Provider::Qnn(qnn)]).expect("QNN alone is a valid choice");
     let alone = iris_silero::SileroVad::load(env, &model("silero-vad")).map(|_| ()).expect_err("Silero's If node has no QNN kernel");

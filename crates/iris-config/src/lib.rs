@@ -520,6 +520,7 @@ mod tests {
             ("[onnx]\nproviders = [\"npu\"]", "onnx.providers"),
             ("[onnx]\nproviders = []", "onnx.providers"),
             ("[onnx]\nproviders = [\"qnn\", \"openvino\", \"cpu\"]", "onnx.providers"),
+            ("[onnx.models]\nsmart-turn = [\"tpu\"]", "onnx.models"),
         ] {
             let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 mod providers;
-pub use providers::{assignments, chosen, offered, placement, use_providers, Assignment, Provider};
+pub use providers::{
+    assignments, chosen, chosen_for, clear_model_providers, offered, placement, use_providers, use_providers_for, Assignment, Provider,
+};
 
 pub use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
@@ -70,8 +72,8 @@ pub fn open_session(env: &Environment, model: &Path, threads: usize) -> Result<S
         .map_err(|e| fail(e.to_string()))?
         .with_intra_threads(threads.max(1))
         .map_err(|e| fail(e.to_string()))?;
-    let session = providers::builder_with_providers(env, builder)
-        .map_err(|e| fail(format!("the providers in [onnx] providers: {e}")))?
+    let session = providers::builder_with_providers(env, builder, model)
+        .map_err(|e| fail(format!("the providers in [onnx] providers (or [onnx.models]): {e}")))?
         .commit_from_file(model)
         .map_err(|e| fail(e.to_string()))?;
     providers::record(model, &session);

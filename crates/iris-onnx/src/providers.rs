@@ -69,6 +69,8 @@ pub struct Assignment {
 }
 
 static CHOSEN: Mutex<Vec<Provider>> = Mutex::new(Vec::new());
+/// Per-model choices that replace [`CHOSEN`] for those files (`[onnx.models]`).
+static FOR_MODEL: Mutex<Vec<(PathBuf, Vec<Provider>)>> = Mutex::new(Vec::new());
 static REGISTERED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static ASSIGNED: Mutex<Vec<Assignment>> = Mutex::new(Vec::new());
 /// Models whose assignment is remembered; a long-running server opens few distinct ones.
@@ -81,6 +83,34 @@ fn provider_error(message: String) -> OnnxError {
 /// Asks for `providers`, in order of preference, in every session opened from now on. A plugin
 /// is registered once per process; a provider that offers no device here is an error naming it.
 pub fn use_providers(env: &Environment, providers: &[Provider]) -> Result<(), OnnxError> {
+    prepare(env, providers)?;
+    *CHOSEN.lock().unwrap_or_else(|e| e.into_inner()) = providers.to_vec();
+    Ok(())
+}
+
+/// Asks for `providers` in every session opened from now on on `model` alone, in place of the
+/// process-wide choice (checked as [`use_providers`] checks it).
+pub fn use_providers_for(env: &Environment, model: &Path, providers: &[Provider]) -> Result<(), OnnxError> {
+    prepare(env, providers)?;
+    let mut overrides = FOR_MODEL.lock().unwrap_or_else(|e| e.into_inner());
+    overrides.retain(|(m, _)| m != model);
+    overrides.push((model.to_owned(), providers.to_vec()));
+    Ok(())
+}
+
+/// Drops every per-model choice (before the settings' are applied again).
+pub fn clear_model_providers() {
+    FOR_MODEL.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// The providers `model`'s sessions ask for: its own choice, else the process-wide one.
+pub fn chosen_for(model: &Path) -> Vec<Provider> {
+    let overrides = FOR_MODEL.lock().unwrap_or_else(|e| e.into_inner());
+    overrides.iter().find(|(m, _)| m == model).map(|(_, p)| p.clone()).unwrap_or_else(chosen)
+}
+
+/// Registers the plugins among `providers` and checks each offers a device here.
+fn prepare(env: &Environment, providers: &[Provider]) -> Result<(), OnnxError> {
     for p in providers {
         if let Some((library, name, entry)) = p.plugin() {
             let mut registered = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,7 +144,6 @@ pub fn use_providers(env: &Environment, providers: &[Provider]) -> Result<(), On
             )));
         }
     }
-    *CHOSEN.lock().unwrap_or_else(|e| e.into_inner()) = providers.to_vec();
     Ok(())
 }
 
@@ -144,7 +173,7 @@ pub fn assignments() -> Vec<Assignment> {
 /// session opened on it, when ONNX Runtime reported them; else the providers asked for.
 pub fn placement(model: &Path) -> String {
     let recorded = assignments().into_iter().find(|a| a.model == model);
-    describe(&chosen(), recorded.as_ref())
+    describe(&chosen_for(model), recorded.as_ref())
 }
 
 fn describe(chosen: &[Provider], recorded: Option<&Assignment>) -> String {
@@ -163,11 +192,17 @@ fn describe(chosen: &[Provider], recorded: Option<&Assignment>) -> String {
 pub(crate) fn builder_with_providers(
     env: &Environment,
     builder: ort::session::builder::SessionBuilder,
+    model: &Path,
 ) -> ort::Result<ort::session::builder::SessionBuilder> {
-    let chosen = chosen();
-    if chosen.is_empty() || chosen == [Provider::Cpu] {
+    let chosen = chosen_for(model);
+    let cpu_only = chosen.is_empty() || chosen == [Provider::Cpu];
+    // Once a plugin is registered, a session that names no device gets ONNX Runtime's own pick,
+    // which may be the plugin's (QNN's then fails, given no backend): the CPU is named instead.
+    let plugins = !REGISTERED.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+    if cpu_only && !plugins {
         return Ok(builder);
     }
+    let chosen = if chosen.is_empty() { vec![Provider::Cpu] } else { chosen };
     let (mut devices, mut options) = (Vec::new(), Vec::new());
     for p in &chosen {
         devices.extend(env.devices().filter(|d| d.ep().is_ok_and(|ep| ep == p.ep_name())));
@@ -183,8 +218,10 @@ pub(crate) fn builder_with_providers(
 /// Records which provider took how many of `session`'s nodes (ONNX Runtime's own account,
 /// kept when the session was built with a provider list).
 pub(crate) fn record(model: &Path, session: &Session) {
-    let chosen = chosen();
+    let chosen = chosen_for(model);
     if chosen.is_empty() || chosen == [Provider::Cpu] {
+        // An account of an earlier session on other providers no longer says where it runs.
+        ASSIGNED.lock().unwrap_or_else(|e| e.into_inner()).retain(|a| a.model != model);
         return;
     }
     let nodes = match graph_assignment(session) {

@@ -94,24 +94,39 @@ impl Models {
         Ok(m)
     }
 
-    /// ONNX Runtime, asking for the execution providers in `[onnx] providers`.
+    /// ONNX Runtime, asking for the execution providers in `[onnx] providers`, and for a
+    /// model's own list in `[onnx.models]` (on each of its ONNX files).
     pub fn onnx(&self) -> Result<&'static iris_onnx::Environment> {
         let env = iris_onnx::init(&iris_onnx::library_path(&self.file(&self.config.models.runtime, "runtime")?))?;
-        let providers = self
-            .config
-            .onnx
-            .providers
+        let providers = self.providers(&self.config.onnx.providers)?;
+        if iris_onnx::chosen() != providers {
+            iris_onnx::use_providers(env, &providers)?;
+        }
+        iris_onnx::clear_model_providers();
+        for (id, list) in &self.config.onnx.models {
+            let entry = self.entry(id, "ONNX").with_context(|| format!("[onnx.models] names `{id}`"))?;
+            let main = self.store.main_file(entry)?;
+            let dir = main.parent().map(Path::to_path_buf).unwrap_or_default();
+            let files: Vec<PathBuf> = entry.files.iter().filter(|f| f.name.ends_with(".onnx")).map(|f| dir.join(&f.name)).collect();
+            anyhow::ensure!(!files.is_empty(), "[onnx.models] names `{id}`, which has no ONNX file; name one of the ONNX models (silero-vad, smart-turn, openwakeword, a voice, ppocr-v6-tiny)");
+            let list = self.providers(list)?;
+            for file in files {
+                iris_onnx::use_providers_for(env, &file, &list).with_context(|| format!("[onnx.models] {id}"))?;
+            }
+        }
+        Ok(env)
+    }
+
+    /// The providers named in a list of `[onnx]`, with their plugins' libraries.
+    fn providers(&self, names: &[String]) -> Result<Vec<iris_onnx::Provider>> {
+        names
             .iter()
             .map(|p| match p.as_str() {
                 "openvino" => Ok(iris_onnx::Provider::OpenVino(self.file(OPENVINO_EP, "runtime")?)),
                 "qnn" => Ok(iris_onnx::Provider::Qnn(self.file(QNN_EP, "runtime")?)),
                 _ => Ok(iris_onnx::Provider::Cpu),
             })
-            .collect::<Result<Vec<_>>>()?;
-        if iris_onnx::chosen() != providers {
-            iris_onnx::use_providers(env, &providers)?;
-        }
-        Ok(env)
+            .collect()
     }
 
     /// The verified main file of a configured model.
