@@ -74,17 +74,10 @@ impl Weights {
     /// Logits of the token after `x` ([1, n] ids at positions `pos..`).
     pub fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
-            Self::Cpu(m) => {
-                let logits = m.forward(&x.flatten_all()?.to_vec1::<u32>()?, pos).map_err(candle_core::Error::wrap)?;
-                let n = logits.len();
-                Tensor::from_vec(logits, (1, n), x.device())
-            }
+            // Iris's engines take the ids and give the logits on the host.
+            Self::Cpu(m) => host_logits(m.forward(&x.flatten_all()?.to_vec1::<u32>()?, pos)),
             #[cfg(feature = "cuda")]
-            Self::Cuda(m) => {
-                let logits = m.forward(&x.flatten_all()?.to_vec1::<u32>()?, pos).map_err(candle_core::Error::wrap)?;
-                let n = logits.len();
-                Tensor::from_vec(logits, (1, n), &Device::Cpu)
-            }
+            Self::Cuda(m) => host_logits(m.forward(&x.flatten_all()?.to_vec1::<u32>()?, pos)),
             Self::Llama(m) => m.forward(x, pos),
             Self::Qwen2(m) => m.forward(x, pos),
             Self::Gemma3(m) => m.forward(x, pos),
@@ -116,6 +109,13 @@ impl Weights {
             _ => "candle".to_owned(),
         }
     }
+}
+
+/// An engine's logits as a [1, vocab] tensor on the host.
+fn host_logits<E: std::error::Error + Send + Sync + 'static>(logits: Result<Vec<f32>, E>) -> candle_core::Result<Tensor> {
+    let logits = logits.map_err(candle_core::Error::wrap)?;
+    let n = logits.len();
+    Tensor::from_vec(logits, (1, n), &Device::Cpu)
 }
 
 /// The engine that runs the file on an NVIDIA GPU in this build: "iris-cuda", or candle and

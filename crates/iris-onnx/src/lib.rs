@@ -10,7 +10,8 @@ use std::sync::{Mutex, OnceLock};
 
 mod providers;
 pub use providers::{
-    assignments, chosen, chosen_for, clear_model_providers, offered, placement, use_providers, use_providers_for, Assignment, Provider,
+    assignments, chosen, chosen_for, clear_model_providers, offered, placement, set_model_providers, use_providers, use_providers_for,
+    Assignment, Provider,
 };
 
 pub use ort::environment::Environment;

@@ -98,9 +98,23 @@ pub fn use_providers_for(env: &Environment, model: &Path, providers: &[Provider]
     Ok(())
 }
 
-/// Drops every per-model choice (before the settings' are applied again).
+/// Drops every per-model choice.
 pub fn clear_model_providers() {
     FOR_MODEL.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// Replaces every per-model choice with `choices` at once (the settings' `[onnx.models]`), so
+/// a session opened meanwhile on another thread sees the old set or the new, never none; an
+/// unchanged set costs nothing.
+pub fn set_model_providers(env: &Environment, choices: Vec<(PathBuf, Vec<Provider>)>) -> Result<(), OnnxError> {
+    if *FOR_MODEL.lock().unwrap_or_else(|e| e.into_inner()) == choices {
+        return Ok(());
+    }
+    for (_, providers) in &choices {
+        prepare(env, providers)?;
+    }
+    *FOR_MODEL.lock().unwrap_or_else(|e| e.into_inner()) = choices;
+    Ok(())
 }
 
 /// The providers `model`'s sessions ask for: its own choice, else the process-wide one.

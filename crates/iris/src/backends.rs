@@ -102,18 +102,17 @@ impl Models {
         if iris_onnx::chosen() != providers {
             iris_onnx::use_providers(env, &providers)?;
         }
-        iris_onnx::clear_model_providers();
+        let mut choices = Vec::new();
         for (id, list) in &self.config.onnx.models {
             let entry = self.entry(id, "ONNX").with_context(|| format!("[onnx.models] names `{id}`"))?;
             let main = self.store.main_file(entry)?;
             let dir = main.parent().map(Path::to_path_buf).unwrap_or_default();
             let files: Vec<PathBuf> = entry.files.iter().filter(|f| f.name.ends_with(".onnx")).map(|f| dir.join(&f.name)).collect();
             anyhow::ensure!(!files.is_empty(), "[onnx.models] names `{id}`, which has no ONNX file; name one of the ONNX models (silero-vad, smart-turn, openwakeword, a voice, ppocr-v6-tiny)");
-            let list = self.providers(list)?;
-            for file in files {
-                iris_onnx::use_providers_for(env, &file, &list).with_context(|| format!("[onnx.models] {id}"))?;
-            }
+            let list = self.providers(list).with_context(|| format!("[onnx.models] {id}"))?;
+            choices.extend(files.into_iter().map(|file| (file, list.clone())));
         }
+        iris_onnx::set_model_providers(env, choices).context("[onnx.models]")?;
         Ok(env)
     }
 
