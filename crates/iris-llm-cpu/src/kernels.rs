@@ -101,7 +101,6 @@ pub(crate) mod x86 {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
-    use crate::kquant::{Q4KMatrix, Q6KMatrix};
     use crate::q8::{Q8Matrix, QActs, GROUP};
 
     /// Walks the row groups in order, every token per group (the group stays in L1).
@@ -127,6 +126,9 @@ pub(crate) mod x86 {
 
     /// How far ahead of the rows in use to prefetch, in bytes.
     const PREFETCH: usize = 2048;
+
+    mod kquant;
+    pub use kquant::*;
 
     driver!(matmul_vnni, Q8Matrix, rows_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
     driver!(matmul_avx2_each, Q8Matrix, rows_avx2, "avx2,fma,f16c");
@@ -165,34 +167,6 @@ pub(crate) mod x86 {
         }
     }
 
-    driver!(matmul_q4k_vnni, Q4KMatrix, rows_q4k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
-    driver!(matmul_q6k_vnni, Q6KMatrix, rows_q6k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
-    driver!(matmul_q4k_avx2_each, Q4KMatrix, rows_q4k_avx2, "avx2,fma,f16c");
-
-    /// Q4_K on AVX2: a pre-fill's tokens two at a time per group of rows (each chunk unpacked
-    /// once for both), decode and a last odd token one at a time.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn matmul_q4k_avx2(w: &Q4KMatrix, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize) {
-        const TILE: usize = 2;
-        let tiles = acts.len() / TILE;
-        let mut r = rows.start - rows.start % GROUP;
-        while r < rows.end {
-            for k in 0..tiles {
-                let v = rows_q4k_avx2_tokens::<TILE>(w, r / GROUP, std::array::from_fn(|j| &acts[k * TILE + j]));
-                for (j, v) in v.iter().enumerate() {
-                    for (i, v) in v.iter().enumerate() {
-                        if (rows.start..rows.end).contains(&(r + i)) {
-                            *out.add((k * TILE + j) * stride + r + i) = *v;
-                        }
-                    }
-                }
-            }
-            r += GROUP;
-        }
-        matmul_q4k_avx2_each(w, rows, &acts[tiles * TILE..], out.add(tiles * TILE * stride), stride);
-    }
-    driver!(matmul_q6k_avx2, Q6KMatrix, rows_q6k_avx2, "avx2,fma,f16c");
-
     /// Signed bytes times signed bytes, pairs summed into eight i32 lanes: `vpmaddubsw` needs one
     /// side unsigned, so |w| meets x with w's sign (llama.cpp's trick).
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -206,174 +180,6 @@ pub(crate) mod x86 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
-    }
-
-    /// Q4_K on AVX2: the low nibbles (slots 0–31) against the first 32 activations, the high
-    /// ones against the rest. The quants are unsigned and at most 15, so `vpmaddubsw` cannot
-    /// saturate (2·15·127 < 2^15). Lanes alternate between the chunk's two blocks in both
-    /// halves, so one scale vector serves both.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn rows_q4k_avx2(w: &Q4KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
-        rows_q4k_avx2_tokens::<1>(w, g, [a])[0]
-    }
-
-    /// A group of rows times `T` tokens: each chunk's nibbles unpacked once for all of them
-    /// (a prompt's pre-fill), each token's sums made as for one token alone. The arithmetic is
-    /// that of llama.cpp's AVX2 kernel for Q4_K (its rows repacked eight at a time): per
-    /// super-block of 256 values and per row, the products weighted by the 6-bit scales and
-    /// the minimums times the activation's block sums are exact integers; each is converted
-    /// once and added in with d (or dmin) times the activation's scale, and the minimums' total
-    /// is taken off at the end, in llama.cpp's order.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn rows_q4k_avx2_tokens<const T: usize>(w: &Q4KMatrix, g: usize, a: [&QActs; T]) -> [[f32; GROUP]; T] {
-        let n = w.chunks;
-        let supers = n / 4;
-        let (wq, wi) = (w.quants.as_ptr(), w.int_scales.as_ptr());
-        let nibble = _mm256_set1_epi8(0x0F);
-        let mut acc = [_mm_setzero_ps(); T];
-        let mut acc_min = [_mm_setzero_ps(); T];
-        for s in 0..supers {
-            let k = (g * supers + s) * GROUP;
-            let mut sums = [[_mm_setzero_si128(); GROUP]; T];
-            let mut mins = [[_mm_setzero_si128(); GROUP]; T];
-            for r in 0..GROUP {
-                let row_mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(w.super_mins.as_ptr().add(k + r) as *const __m128i));
-                let mut row = [_mm256_setzero_si256(); T];
-                for j in 0..4 {
-                    let c = 4 * s + j;
-                    let i = (g * n + c) * GROUP + r;
-                    _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH / 2));
-                    let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
-                    let lo = _mm256_and_si256(packed, nibble);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-                    // Widened to 16-bit lanes `sa, sa, sb, sb`, four times.
-                    let scale = _mm256_cvtepu8_epi16(_mm_set1_epi32(i32::from_le_bytes(*wi.add(i))));
-                    for t in 0..T {
-                        let xq = a[t].quants.as_ptr().add(c) as *const __m256i;
-                        // Both halves' lanes share a block, so their pair sums add as 16-bit
-                        // integers (at most 2·2·15·127 < 2^15); times a scale of at most 63,
-                        // four chunks stay far inside 32 bits.
-                        let pairs = _mm256_add_epi16(
-                            _mm256_maddubs_epi16(lo, _mm256_load_si256(xq)),
-                            _mm256_maddubs_epi16(hi, _mm256_load_si256(xq.add(1))),
-                        );
-                        row[t] = _mm256_add_epi32(row[t], _mm256_madd_epi16(pairs, scale));
-                    }
-                }
-                for t in 0..T {
-                    sums[t][r] = _mm_add_epi32(_mm256_castsi256_si128(row[t]), _mm256_extracti128_si256::<1>(row[t]));
-                    let block_sums = _mm_loadu_si128(a[t].block_quant_sums.as_ptr().add(s) as *const __m128i);
-                    mins[t][r] = _mm_madd_epi16(row_mins, block_sums);
-                }
-            }
-            // The four rows' d and dmin, as lanes.
-            let dd = w.super_d.as_ptr().add(k) as *const f32;
-            let (v0, v1) = (_mm_loadu_ps(dd), _mm_loadu_ps(dd.add(4)));
-            let (d, dmin) = (_mm_shuffle_ps::<0b10_00_10_00>(v0, v1), _mm_shuffle_ps::<0b11_01_11_01>(v0, v1));
-            for t in 0..T {
-                // Q8_K: one scale for the whole super-block.
-                let dx = _mm_set1_ps(a[t].scales.get_unchecked(4 * s).0[0]);
-                acc[t] = _mm_fmadd_ps(row_totals(sums[t]), _mm_mul_ps(d, dx), acc[t]);
-                acc_min[t] = _mm_fmadd_ps(row_totals(mins[t]), _mm_mul_ps(dmin, dx), acc_min[t]);
-            }
-        }
-        std::array::from_fn(|t| {
-            let mut out = [0f32; GROUP];
-            _mm_storeu_ps(out.as_mut_ptr(), _mm_sub_ps(acc[t], acc_min[t]));
-            out
-        })
-    }
-
-    /// Four rows' integer lanes to their four totals (exact), as floats.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn row_totals(v: [__m128i; GROUP]) -> __m128 {
-        _mm_cvtepi32_ps(_mm_hadd_epi32(_mm_hadd_epi32(v[0], v[1]), _mm_hadd_epi32(v[2], v[3])))
-    }
-
-    /// Q6_K on AVX2: the stored bytes (q + 96) back to the unsigned 6-bit q, so `vpmaddubsw`
-    /// takes them as they are (2·63·127 < 2^15), and 32 times the activation's sums (kept in
-    /// `init` as −128 times them) taken off as integers: exactly Σ (q − 32)·x, without the
-    /// sign trick's two extra operations per vector.
-    /// Lane l of the first half takes scale 0 or 2 (its block), of the second half 1 or 3.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn rows_q6k_avx2(w: &Q6KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
-        let n = w.chunks;
-        let (wq, ws) = (w.quants.as_ptr() as *const u8, w.scales.as_ptr());
-        let (ones, offset) = (_mm256_set1_epi16(1), _mm256_set1_epi8(96));
-        let mut acc = [_mm256_setzero_ps(); GROUP];
-        for c in 0..n {
-            let xq = a.quants.as_ptr().add(c) as *const u8;
-            let x = [_mm256_load_si256(xq as *const __m256i), _mm256_load_si256(xq.add(32) as *const __m256i)];
-            let dx = a.scales.as_ptr().add(c) as *const f32;
-            let dx = [_mm256_load_ps(dx), _mm256_load_ps(dx.add(8))];
-            let init = a.init.as_ptr().add(c) as *const __m256i;
-            let less = [_mm256_srai_epi32::<2>(_mm256_load_si256(init)), _mm256_srai_epi32::<2>(_mm256_load_si256(init.add(1)))];
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let i = (g * n + c) * GROUP + r;
-                _mm_prefetch::<_MM_HINT_T0>(wq.add(i * 64 + PREFETCH) as *const i8);
-                let s = _mm_loadu_ps(ws.add(i) as *const f32);
-                let scales = [_mm_shuffle_ps::<0b10_00_10_00>(s, s), _mm_shuffle_ps::<0b11_01_11_01>(s, s)];
-                for h in 0..2 {
-                    let q = _mm256_sub_epi8(_mm256_load_si256(wq.add(i * 64 + 32 * h) as *const __m256i), offset);
-                    let p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, x[h]), ones), less[h]);
-                    let scale = _mm256_set_m128(scales[h], scales[h]);
-                    *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dx[h]), scale, *acc);
-                }
-            }
-        }
-        acc.map(|v| sum8(v))
-    }
-
-    /// Q4_K: nibbles unpacked in registers; `vpdpbusd` from zero (the quants are unsigned), then
-    /// the minimum times the activations' sums taken off.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
-    unsafe fn rows_q4k_vnni(w: &Q4KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
-        let n = w.chunks;
-        let (wq, ws, wm) = (w.quants.as_ptr(), w.scales.as_ptr(), w.mins.as_ptr());
-        let nibble = _mm256_set1_epi8(0x0F);
-        let mut acc = [_mm512_setzero_ps(); GROUP];
-        for c in 0..n {
-            let x = _mm512_load_si512(a.quants.as_ptr().add(c) as *const _);
-            let dx = _mm512_load_ps(a.scales.as_ptr().add(c) as *const f32);
-            let sums = _mm512_load_ps(a.sums.as_ptr().add(c) as *const f32);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let i = (g * n + c) * GROUP + r;
-                _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH / 2));
-                let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
-                let lo = _mm256_and_si256(packed, nibble);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-                let q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-                let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
-                let scale = _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits((ws.add(i) as *const u64).read())));
-                let min = _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits((wm.add(i) as *const u64).read())));
-                *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), scale, *acc);
-                *acc = _mm512_fnmadd_ps(min, sums, *acc);
-            }
-        }
-        acc.map(|v| _mm512_reduce_add_ps(v))
-    }
-
-    /// Q6_K: bytes as Q8_0's, four scales per chunk spread over the lanes they cover.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
-    unsafe fn rows_q6k_vnni(w: &Q6KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
-        let n = w.chunks;
-        let (wq, ws) = (w.quants.as_ptr(), w.scales.as_ptr());
-        // Lane l holds block l % 2, values 4·(l / 2)…: scale index 2·(l % 2) + l / 8.
-        let spread = _mm512_setr_epi32(0, 2, 0, 2, 0, 2, 0, 2, 1, 3, 1, 3, 1, 3, 1, 3);
-        let mut acc = [_mm512_setzero_ps(); GROUP];
-        for c in 0..n {
-            let x = _mm512_load_si512(a.quants.as_ptr().add(c) as *const _);
-            let init = _mm512_load_si512(a.init.as_ptr().add(c) as *const _);
-            let dx = _mm512_load_ps(a.scales.as_ptr().add(c) as *const f32);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let i = (g * n + c) * GROUP + r;
-                _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH));
-                let dot = _mm512_dpbusd_epi32(init, _mm512_load_si512(wq.add(i) as *const _), x);
-                let scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(ws.add(i) as *const f32)));
-                *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), scale, *acc);
-            }
-        }
-        acc.map(|v| _mm512_reduce_add_ps(v))
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]

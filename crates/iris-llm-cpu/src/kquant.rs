@@ -43,6 +43,10 @@ pub struct Q6KMatrix {
     pub(crate) quants: Vec<Chunk>,
     /// Per chunk: d·sc of values 0–15 and 16–31 of the first block, then of the second.
     pub(crate) scales: Vec<[f32; 4]>,
+    /// Per 256 values of a row (in the order of `at` over super-blocks), for the AVX2 kernel's
+    /// integer sums (llama.cpp's): d, and the sixteen 8-bit scales.
+    pub(crate) super_d: Vec<f32>,
+    pub(crate) super_scales: Vec<[i8; 16]>,
 }
 
 /// llama.cpp's `get_scale_min_k4`: the 6-bit scale and minimum of sub-block `j`.
@@ -119,12 +123,23 @@ impl Q6KMatrix {
         }
         let chunks = cols / 64;
         let stored = rows.div_ceil(GROUP) * GROUP * chunks;
-        let mut m = Self { rows, cols, chunks, quants: vec![Chunk([128; 64]); stored], scales: vec![[0.0; 4]; stored] };
+        let mut m = Self {
+            rows,
+            cols,
+            chunks,
+            quants: vec![Chunk([128; 64]); stored],
+            scales: vec![[0.0; 4]; stored],
+            super_d: vec![0.0; stored / 4],
+            super_scales: vec![[0; 16]; stored / 4],
+        };
         for r in 0..rows {
             for s in 0..cols / QK_K {
                 let b = &raw[(r * cols / QK_K + s) * 210..][..210];
                 let (ql, qh, sc) = (&b[..128], &b[128..192], &b[192..208]);
                 let d = f16::from_le_bytes([b[208], b[209]]).to_f32();
+                let k = at(chunks / 4, r, s);
+                m.super_d[k] = d;
+                m.super_scales[k] = std::array::from_fn(|g| sc[g] as i8);
                 // llama.cpp's `dequantize_row_q6_K`, keeping the integers.
                 let mut q = [0i8; QK_K];
                 for n in 0..2 {

@@ -13,7 +13,7 @@ use half::f16;
 use crate::config::{arch, config, matrices, matrix, optional_vector, vector, Config, Family};
 use crate::kernels::Kernel;
 use crate::matrix::Matrix;
-use crate::ops::{attention, gelu, rmsnorm_in_place, rmsnorm_rows, rope, silu};
+use crate::ops::{attention, gelu, rmsnorm_in_place, rmsnorm_rows, rope, rope_angles, silu};
 use crate::pool::{share, Pool, SyncPtr};
 use crate::q8::{ActKind, QActs, ACT_KINDS};
 use crate::CpuLlmError;
@@ -276,9 +276,12 @@ impl Model {
         let (mut xn, mut proj) = (vec![0f32; n * dim], vec![0f32; n * dim]);
         let (mut qkv, mut att) = (vec![0f32; n * qkv_dim], vec![0f32; n * q_dim]);
         let (mut gu, mut h) = (vec![0f32; n * 2 * ffn], vec![0f32; n * ffn]);
+        let global_angles = rope_angles(pos, n, &self.freqs);
+        let local_angles = if c.window.is_some() { rope_angles(pos, n, &self.local_freqs) } else { Vec::new() };
+        let pairs = self.freqs.len();
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let window = c.window_of(l);
-            let freqs = if window.is_some() { &self.local_freqs } else { &self.freqs };
+            let angles = if window.is_some() { &local_angles } else { &global_angles };
             rmsnorm_rows(&x, &layer.attn_norm, c.eps, &mut xn);
             acts.quantize(pool, &xn, n, &[&layer.q, &layer.k, &layer.v]);
             par_matmul(pool, kernel, &[(&layer.q, 0), (&layer.k, q_dim), (&layer.v, q_dim + kv_dim)], acts, n, &mut qkv, qkv_dim);
@@ -291,7 +294,7 @@ impl Model {
                     rmsnorm_in_place(&mut row[q_dim..q_dim + kv_dim], kn, c.eps);
                 }
                 for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
-                    rope(head, pos + t, freqs, c.neox());
+                    rope(head, &angles[t * pairs..(t + 1) * pairs], c.neox());
                 }
                 layer.k_cache.extend(row[q_dim..q_dim + kv_dim].iter().map(|v| f16::from_f32(*v)));
                 layer.v_cache.extend(row[q_dim + kv_dim..].iter().map(|v| f16::from_f32(*v)));

@@ -212,6 +212,9 @@ pub struct QActs {
     /// Per 256 values (Q8_K only): each block of 32's sum of quants, as llama.cpp's `bsums`
     /// give them, for the minimums of Q4_K.
     pub(crate) block_quant_sums: Vec<[i16; 8]>,
+    /// Per 256 values (Q8_K only): the sums of quants of each 16 (llama.cpp's `bsums`), for
+    /// the −32 of Q6_K's values.
+    pub(crate) sixteen_sums: Vec<[i16; 16]>,
 }
 
 impl QActs {
@@ -247,6 +250,14 @@ impl QActs {
             std::array::from_fn(|j| {
                 let lanes = &chunks.get(j / 2).map_or([0; 16], |c| c.0);
                 (lanes.iter().skip(j % 2).step_by(2).sum::<i32>() / -128) as i16
+            })
+        }));
+        // Sixteen values of a block fill every other lane of one half of its chunk.
+        self.sixteen_sums.clear();
+        self.sixteen_sums.extend(self.init.chunks(4).map(|chunks| {
+            std::array::from_fn(|g| {
+                let (lanes, block, second) = (chunks.get(g / 4).map_or([0; 16], |c| c.0), (g % 4) / 2, g % 2);
+                (lanes.iter().skip(8 * second + block).step_by(2).take(4).sum::<i32>() / -128) as i16
             })
         }));
     }

@@ -56,13 +56,16 @@ enum EngineArg {
     Cuda,
 }
 
-/// llama.cpp through llama-cpp-python, on the same token ids; greedy from the raw logits.
+/// llama.cpp through llama-cpp-python, on the same token ids; greedy from the raw logits. It
+/// stays loaded and runs once for each `run` line, so its runs alternate with Iris's: this VM's
+/// speed drifts by a third over a minute, which two blocks of runs one after the other took
+/// for a difference between the engines.
 const LLAMA_CPP: &str = r#"
-import json, statistics, sys, time
+import json, sys, time
 from llama_cpp import Llama  # before numpy: the other order crashed llama.cpp's CUDA build at load
 import numpy as np
-path, threads, runs, n_gen, text, gpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6] == "cuda"
-ids = json.loads(sys.stdin.read())
+path, threads, n_gen, text, gpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "cuda"
+ids = json.loads(sys.stdin.readline())
 llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, n_batch=512, n_gpu_layers=-1 if gpu else 0, verbose=False)
 if gpu and not getattr(__import__("llama_cpp").llama_cpp, "llama_supports_gpu_offload", lambda: False)():
     sys.exit("this llama.cpp was built without GPU support")
@@ -74,12 +77,91 @@ def run():
     out = []; t1 = time.perf_counter()
     for _ in range(n_gen):
         tok = int(np.argmax(logits())); out.append(tok); llm.eval([tok])
-    return pp, time.perf_counter() - t1, out
+    return {"pp_s": pp, "tg_s": time.perf_counter() - t1, "tokens": out}
 run()
-res = [run() for _ in range(runs)]
-print(json.dumps({"pp_s": statistics.median(r[0] for r in res), "tg_s": statistics.median(r[1] for r in res),
-                  "tokens": res[0][2], "tokenized": llm.tokenize(text.encode(), add_bos=False, special=True)}))
+print(json.dumps({"tokenized": llm.tokenize(text.encode(), add_bos=False, special=True)}), flush=True)
+for line in sys.stdin:
+    if line.strip() != "run":
+        break
+    print(json.dumps(run()), flush=True)
 "#;
+
+/// The pause before each run of either engine.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// The llama.cpp process, loaded and warmed up, waiting for `run` lines.
+struct Reference {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    stderr: std::thread::JoinHandle<String>,
+    python: PathBuf,
+}
+
+impl Reference {
+    fn start(python: &Path, path: &Path, threads: usize, tokens: usize, text: &str, device: &str, ids: &[u32]) -> Result<(Self, Vec<u32>)> {
+        use std::io::{Read, Write};
+        let mut child = Command::new(python)
+            .args(["-c", LLAMA_CPP])
+            .arg(path)
+            .args([threads.to_string(), tokens.to_string(), text.to_owned(), device.to_owned()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        let (Some(mut stdin), Some(stdout), Some(mut err)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+            bail!("no pipes to {}", python.display());
+        };
+        // Read as it comes, so a chatty llama.cpp cannot fill the pipe and stall.
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        writeln!(stdin, "{}", serde_json::to_string(ids)?)?;
+        let mut reference = Self { child, stdin, stdout: std::io::BufReader::new(stdout), stderr, python: python.to_owned() };
+        let ready = reference.line()?;
+        let tokenized = ready["tokenized"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
+        Ok((reference, tokenized))
+    }
+
+    /// One run: pre-fill and decode seconds, and the greedy tokens.
+    fn run(&mut self) -> Result<(f64, f64, Vec<u32>)> {
+        use std::io::Write;
+        writeln!(self.stdin, "run")?;
+        let v = self.line()?;
+        let tokens = v["tokens"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
+        Ok((v["pp_s"].as_f64().unwrap_or(f64::NAN), v["tg_s"].as_f64().unwrap_or(f64::NAN), tokens))
+    }
+
+    /// The next JSON line, or the process's own last words if it ended instead.
+    fn line(&mut self) -> Result<serde_json::Value> {
+        use std::io::{BufRead, Read};
+        let mut line = String::new();
+        // A line of JSON from a script of ours: 16 MiB is far beyond any real one.
+        Read::take(&mut self.stdout, 16 << 20).read_line(&mut line)?;
+        if line.trim().is_empty() {
+            let _ = self.child.wait();
+            let err = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new)).join().unwrap_or_default();
+            if err.contains("No module named 'llama_cpp'") {
+                bail!(
+                    "the reference needs llama.cpp: `{} -m pip install llama-cpp-python` (it compiles llama.cpp), or --python with one that has it",
+                    self.python.display()
+                );
+            }
+            bail!("llama.cpp failed: {}", err.lines().last().unwrap_or("it printed nothing").trim());
+        }
+        serde_json::from_str(&line).context("llama.cpp printed no timings")
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
     use iris_backend::{ChatMessage, Role};
@@ -118,50 +200,47 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
         }
         Ok((pp, t1.elapsed().as_secs_f64(), out))
     };
+    let threads = config.threads();
+    // Started first, so its runs can alternate with Iris's; a failure to start is reported after
+    // Iris's own figures.
+    let mut reference = (args.python.as_os_str() != "none")
+        .then(|| Reference::start(&args.python, &path, threads, args.tokens, &text, &args.device, &ids))
+        .transpose();
     once()?;
-    let runs: Vec<_> = (0..args.runs).map(|_| once()).collect::<Result<_>>()?;
+    let (mut runs, mut ref_runs) = (Vec::new(), Vec::new());
+    for _ in 0..args.runs {
+        // llama.cpp's OpenMP threads spin for a while after its run, and Iris's for 200 µs after
+        // each job: each side starts on quiet cores.
+        std::thread::sleep(SETTLE);
+        runs.push(once()?);
+        if let Ok(Some((r, _))) = &mut reference {
+            std::thread::sleep(SETTLE);
+            ref_runs.push(r.run()?);
+        }
+    }
     let (iris_pp, iris_tg) = (median(runs.iter().map(|r| r.0)), median(runs.iter().map(|r| r.1)));
     let iris_tokens = runs[0].2.clone();
-    // Printed now, so a reference that fails later does not lose them.
+    // Printed now, so a reference that failed does not lose them.
     println!("iris on {}: prompt {:.1} tok/s, decode {:.1} tok/s", llm.engine(), ids.len() as f64 / iris_pp, args.tokens as f64 / iris_tg);
     if args.device != "cpu" && args.compare_cpu {
         agreement_with_cpu(&path, &ids, &mut llm)?;
     }
-
-    if args.python.as_os_str() == "none" {
+    let Some((_, ref_ids)) = reference? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let threads = config.threads();
-    let mut child = Command::new(&args.python)
-        .args(["-c", LLAMA_CPP])
-        .arg(&path)
-        .args([threads.to_string(), args.runs.to_string(), args.tokens.to_string(), text.clone(), args.device.clone()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {}", args.python.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        stdin.write_all(serde_json::to_string(&ids)?.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("No module named 'llama_cpp'") {
-            bail!("the reference needs llama.cpp: `{} -m pip install llama-cpp-python` (it compiles llama.cpp), or --python with one that has it", args.python.display());
-        }
-        bail!("llama.cpp failed: {}", err.lines().last().unwrap_or("").trim());
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("llama.cpp printed no timings")?;
-    let (ref_pp, ref_tg) = (v["pp_s"].as_f64().unwrap_or(f64::NAN), v["tg_s"].as_f64().unwrap_or(f64::NAN));
-    let ref_tokens: Vec<u32> = v["tokens"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
-    let ref_ids: Vec<u32> = v["tokenized"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
+    };
+    let (ref_pp, ref_tg) = (median(ref_runs.iter().map(|r| r.0)), median(ref_runs.iter().map(|r| r.1)));
+    let ref_tokens = ref_runs[0].2.clone();
+    // Each alternating pair's own ratio: how far the machine's drift moves a single one.
+    let spread = |f: fn(&(f64, f64, Vec<u32>)) -> f64| {
+        let r: Vec<f64> = runs.iter().zip(&ref_runs).map(|(i, l)| f(l) / f(i)).collect();
+        (r.iter().copied().fold(f64::MAX, f64::min), r.iter().copied().fold(f64::MIN, f64::max))
+    };
+    let ((pp_lo, pp_hi), (tg_lo, tg_hi)) = (spread(|r| r.0), spread(|r| r.1));
 
     let n = ids.len() as f64;
     let g = args.tokens as f64;
     println!(
-        "{} ({} threads, {} prompt tokens, {} decoded, median of {} runs)",
+        "{} ({} threads, {} prompt tokens, {} decoded, median of {} runs, the two engines taking turns)",
         path.display(),
         threads,
         ids.len(),
@@ -173,6 +252,7 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
     println!("{:<10} {:>16.1} {:>14.1}", "iris", n / iris_pp, g / iris_tg);
     println!("{:<10} {:>16.1} {:>14.1}", "llama.cpp", n / ref_pp, g / ref_tg);
     println!("ratio iris/llama.cpp (>1 is faster): prompt x{:.2}, decode x{:.2}", ref_pp / iris_pp, ref_tg / iris_tg);
+    println!("each run against the llama.cpp run after it: prompt x{pp_lo:.2} to x{pp_hi:.2}, decode x{tg_lo:.2} to x{tg_hi:.2}");
     let bandwidth = args.bandwidth_gbs.or((args.device == "cuda").then_some(4800.0));
     if let Some(gbs) = bandwidth {
         // Per decoded token: the weights, and the KV cache up to the middle of the decode.
