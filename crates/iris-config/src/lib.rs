@@ -11,6 +11,7 @@ mod board;
 mod onnx;
 mod profile;
 mod remote;
+mod tflite;
 mod web;
 mod wyoming;
 pub use atomic::{remove_leftovers, why_not_written, write_atomic, TEMP_PREFIX};
@@ -18,6 +19,7 @@ pub use board::{Board, BoardError};
 pub use onnx::Onnx;
 pub use profile::{Profile, ProfileError};
 pub use remote::LlmServer;
+pub use tflite::Tflite;
 pub use web::Web;
 pub use wyoming::Wyoming;
 
@@ -41,6 +43,7 @@ pub struct Config {
     pub camera: Camera,
     pub llm_server: LlmServer,
     pub onnx: Onnx,
+    pub tflite: Tflite,
     pub web: Web,
     pub kiosk: Kiosk,
     /// Worker threads for inference; 0 means all cores.
@@ -414,6 +417,9 @@ impl Config {
             return bad(field, problem);
         }
         if let Err((field, problem)) = self.onnx.check() {
+            return bad(field, problem);
+        }
+        if let Err((field, problem)) = self.tflite.check() {
             return bad(field, problem);
         }
         if let Err((field, problem)) = self.web.check() {

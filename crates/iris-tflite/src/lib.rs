@@ -9,9 +9,14 @@
 //! calls the dozen functions of the stable C API it needs: a model, an interpreter, float tensors
 //! in and out. The binding stays this small on purpose.
 
+mod delegate;
+
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+pub use delegate::Delegate;
+use delegate::{Made, Plugin, XnnpackApi};
 
 /// A model file larger than this is refused before it is read (the wake word models are ≤ 2 MB).
 pub const MAX_MODEL_BYTES: u64 = 256 << 20;
@@ -26,6 +31,8 @@ pub enum TfliteError {
     Model { path: PathBuf, message: String },
     #[error("TensorFlow Lite model {model}: {message}")]
     Run { model: String, message: String },
+    #[error("TensorFlow Lite delegate {library}: {message}. Check [tflite] in the settings")]
+    Delegate { library: PathBuf, message: String },
 }
 
 enum Model {}
@@ -58,12 +65,18 @@ struct Api {
     byte_size: unsafe extern "C" fn(*const Tensor) -> usize,
     copy_from: unsafe extern "C" fn(*mut Tensor, *const c_void, usize) -> Status,
     copy_to: unsafe extern "C" fn(*const Tensor, *mut c_void, usize) -> Status,
+    add_delegate: unsafe extern "C" fn(*mut Options, *mut c_void),
+    xnnpack: Option<XnnpackApi>,
 }
 
-/// The loaded library. Shared (`Arc`) by every interpreter made from it, so it outlives them.
+/// The loaded library and the delegate its interpreters use. Shared (`Arc`) by every
+/// interpreter made from it, so it (and a delegate plugin) outlives them.
 pub struct Runtime {
     api: Api,
     path: PathBuf,
+    delegate: Delegate,
+    /// The external delegate's plugin, loaded with the runtime so a bad one is said at once.
+    plugin: Option<Plugin>,
     _library: libloading::Library,
 }
 
@@ -74,8 +87,14 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Opens `libtensorflowlite_c.so` at `path` and resolves the functions Iris uses.
+    /// Opens `libtensorflowlite_c.so` at `path` and resolves the functions Iris uses; its
+    /// interpreters run on XNNPACK with their own thread counts.
     pub fn load(path: &Path) -> Result<Arc<Self>, TfliteError> {
+        Self::load_with(path, Delegate::default())
+    }
+
+    /// As [`Runtime::load`], the interpreters on `delegate` (an external one is loaded now).
+    pub fn load_with(path: &Path, delegate: Delegate) -> Result<Arc<Self>, TfliteError> {
         let fail = |message: String| TfliteError::Library { path: path.into(), message };
         if !path.is_file() {
             return Err(fail("no such file".into()));
@@ -112,8 +131,24 @@ impl Runtime {
             byte_size: get!("TfLiteTensorByteSize"),
             copy_from: get!("TfLiteTensorCopyFromBuffer"),
             copy_to: get!("TfLiteTensorCopyToBuffer"),
+            add_delegate: get!("TfLiteInterpreterOptionsAddDelegate"),
+            // SAFETY: the signatures of xnnpack_delegate.h (2.x).
+            xnnpack: unsafe {
+                match (
+                    library.get(b"TfLiteXNNPackDelegateOptionsDefault\0"),
+                    library.get(b"TfLiteXNNPackDelegateCreate\0"),
+                    library.get(b"TfLiteXNNPackDelegateDelete\0"),
+                ) {
+                    (Ok(default), Ok(create), Ok(delete)) => Some(XnnpackApi { default: *default, create: *create, delete: *delete }),
+                    _ => None,
+                }
+            },
         };
-        Ok(Arc::new(Self { api, path: path.into(), _library: library }))
+        let plugin = match &delegate {
+            Delegate::External { library, options } => Some(Plugin::load(library, options)?),
+            Delegate::Xnnpack { .. } => None,
+        };
+        Ok(Arc::new(Self { api, path: path.into(), delegate, plugin, _library: library }))
     }
 
     /// The library's version, e.g. "2.17.1".
@@ -128,6 +163,36 @@ impl Runtime {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The delegate, as the status page and `iris doctor` say it: "XNNPACK (1 thread)",
+    /// "external delegate /usr/lib/libedgetpu.so.1".
+    pub fn delegate(&self, threads: usize) -> String {
+        match (&self.delegate, &self.plugin) {
+            (_, Some(p)) => format!("external delegate {}", p.path().display()),
+            (Delegate::Xnnpack { threads: t }, None) => {
+                let n = if *t == 0 { threads.max(1) } else { *t };
+                format!("XNNPACK ({n} thread{})", if n == 1 { "" } else { "s" })
+            }
+            (Delegate::External { library, .. }, None) => format!("external delegate {}", library.display()),
+        }
+    }
+
+    /// The delegate for one interpreter of `threads` threads.
+    fn make_delegate(&self, threads: usize, fail: impl Fn(String) -> TfliteError) -> Result<Made, TfliteError> {
+        match (&self.delegate, &self.plugin) {
+            (_, Some(plugin)) => plugin.make(),
+            (Delegate::Xnnpack { threads: t }, None) => {
+                let api = self.api.xnnpack.as_ref().ok_or_else(|| {
+                    fail(format!(
+                        "{} has no XNNPACK delegate; use a TensorFlow Lite built with it (`iris models pull tflite`) or set [tflite] delegate = \"external\"",
+                        self.path.display()
+                    ))
+                })?;
+                delegate::xnnpack(api, if *t == 0 { threads } else { *t }).map_err(fail)
+            }
+            (Delegate::External { library, .. }, None) => Err(fail(format!("the delegate {} is not loaded", library.display()))),
+        }
     }
 
     /// Reads a `.tflite` model (bounded by [`MAX_MODEL_BYTES`]) and makes an interpreter for it
@@ -152,16 +217,31 @@ impl Runtime {
             return Err(fail("out of memory making interpreter options".into()));
         }
         unsafe { (api.options_threads)(options, threads.clamp(1, 64) as i32) };
+        let delegate = match self.make_delegate(threads, fail) {
+            Ok(d) => d,
+            Err(e) => {
+                unsafe { (api.options_delete)(options) };
+                unsafe { (api.model_delete)(handle) };
+                return Err(e);
+            }
+        };
+        // SAFETY: the delegate outlives the interpreter (freed after it, in `Drop`).
+        unsafe { (api.add_delegate)(options, delegate.as_ptr()) };
         let interp = unsafe { (api.create)(handle, options) };
         unsafe { (api.options_delete)(options) };
         if interp.is_null() {
+            drop(delegate);
             unsafe { (api.model_delete)(handle) };
-            return Err(fail("the interpreter refused it (an operator this library lacks?)".into()));
+            return Err(fail(match &self.plugin {
+                Some(p) => format!("the interpreter refused it on {} (a model not made for this NPU?)", p.path().display()),
+                None => "the interpreter refused it (an operator this library lacks?)".into(),
+            }));
         }
         let name = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // Tensors are allocated at the first run, for its shape: a dynamic input (the
         // melspectrogram's [-1, -1]) cannot be allocated at the placeholder size.
-        let me = Interpreter { runtime: self.clone(), model: handle, interp, _bytes: bytes, name, shape: Vec::new() };
+        let me =
+            Interpreter { runtime: self.clone(), model: handle, interp, delegate: Some(delegate), _bytes: bytes, name, shape: Vec::new() };
         let (inputs, outputs) = unsafe { ((api.input_count)(me.interp), (api.output_count)(me.interp)) };
         if inputs < 1 || outputs < 1 {
             return Err(fail(format!("{inputs} input(s) and {outputs} output(s); Iris runs models with one of each")));
@@ -175,6 +255,8 @@ pub struct Interpreter {
     runtime: Arc<Runtime>,
     model: *mut Model,
     interp: *mut Interp,
+    /// Freed after the interpreter, before the model.
+    delegate: Option<Made>,
     /// The flatbuffer TensorFlow Lite reads from; freed after the model.
     _bytes: Vec<u8>,
     name: String,
@@ -250,9 +332,10 @@ impl Interpreter {
 
 impl Drop for Interpreter {
     fn drop(&mut self) {
-        // SAFETY: both were made by this library and are freed once, interpreter first.
+        // SAFETY: all three were made for this interpreter and are freed once, interpreter first.
         unsafe {
             (self.runtime.api.delete)(self.interp);
+            drop(self.delegate.take());
             (self.runtime.api.model_delete)(self.model);
         }
     }

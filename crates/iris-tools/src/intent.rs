@@ -40,7 +40,7 @@ const TENS: [(&str, u64); 7] =
 
 /// Lower case, punctuation removed except what arithmetic needs.
 fn normalise(text: &str) -> String {
-    let t: String = text.to_lowercase().chars().map(|c| if c.is_alphanumeric() || " +-*/^().'".contains(c) { c } else { ' ' }).collect();
+    let t: String = text.to_lowercase().chars().map(|c| if c.is_alphanumeric() || " +-*/^().'%".contains(c) { c } else { ' ' }).collect();
     t.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches(['.', ' ']).to_owned()
 }
 
@@ -98,6 +98,26 @@ fn duration_in(t: &str) -> u64 {
     total
 }
 
+/// Spoken fractions, percentages and powers as arithmetic (each phrase starts at a word).
+const FRACTIONS: [(&str, &str); 16] = [
+    (" three quarters of ", " 3 / 4 * "),
+    (" a quarter of ", " 1 / 4 * "),
+    (" one quarter of ", " 1 / 4 * "),
+    (" quarter of ", " 1 / 4 * "),
+    (" two thirds of ", " 2 / 3 * "),
+    (" a third of ", " 1 / 3 * "),
+    (" one third of ", " 1 / 3 * "),
+    (" a half of ", " 1 / 2 * "),
+    (" one half of ", " 1 / 2 * "),
+    (" half of ", " 1 / 2 * "),
+    (" twice ", " 2 * "),
+    (" double ", " 2 * "),
+    (" percent of ", " / 100 * "),
+    ("% of ", " / 100 * "),
+    (" squared", " ^ 2"),
+    (" cubed", " ^ 3"),
+];
+
 pub fn parse(text: &str) -> Option<Intent> {
     let t = normalise(text);
     let has = |phrases: &[&str]| phrases.iter().any(|p| t.contains(p));
@@ -115,7 +135,12 @@ pub fn parse(text: &str) -> Option<Intent> {
     }
     for prefix in ["what is ", "what's ", "calculate ", "compute ", "how much is "] {
         if let Some(rest) = t.strip_prefix(prefix) {
-            let expr = rest
+            let mut expr = format!(" {rest}");
+            for (words, arithmetic) in FRACTIONS {
+                expr = expr.replace(words, arithmetic);
+            }
+            let expr = expr
+                .trim()
                 .replace("multiplied by", "*")
                 .replace("divided by", "/")
                 .replace(" plus ", " + ")
@@ -123,10 +148,20 @@ pub fn parse(text: &str) -> Option<Intent> {
                 .replace(" times ", " * ")
                 .replace(" over ", " / ")
                 .replace(" to the power of ", " ^ ");
-            let words_as_numbers: Vec<String> = expr
-                .split(' ')
-                .map(|w| number(w).filter(|_| !matches!(w, "a" | "an")).map_or_else(|| w.to_owned(), |n| n.to_string()))
-                .collect();
+            let mut words_as_numbers: Vec<String> = Vec::new();
+            for w in expr.split(' ') {
+                let n = number(w).filter(|_| !matches!(w, "a" | "an"));
+                // "twenty five": the tens and the unit as one number.
+                let tens = words_as_numbers.last().and_then(|p| p.parse::<u64>().ok()).filter(|p| p % 10 == 0 && (20..=90).contains(p));
+                match (n, tens) {
+                    (Some(unit @ 1..=9), Some(tens)) if number_word(w).is_some() => {
+                        words_as_numbers.pop();
+                        words_as_numbers.push((tens + unit).to_string());
+                    }
+                    (Some(n), _) => words_as_numbers.push(n.to_string()),
+                    (None, _) => words_as_numbers.push(w.to_owned()),
+                }
+            }
             let expr = words_as_numbers.join(" ");
             let arithmetic = expr.chars().all(|c| c.is_ascii_digit() || " .+-*/^()".contains(c));
             if arithmetic && expr.chars().any(|c| "+-*/^".contains(c)) && expr.chars().any(|c| c.is_ascii_digit()) {
@@ -165,6 +200,22 @@ mod tests {
         assert_eq!(parse("Wake me up in a quarter of an hour."), Some(Intent::Timer(Duration::from_secs(900))));
         assert_eq!(parse("What is 12 times 7?"), Some(Intent::Calculate("12 * 7".into())));
         assert_eq!(parse("what's two plus two"), Some(Intent::Calculate("2 + 2".into())));
+        // Fractions, percentages, powers and two-word numbers, as a cook asks them.
+        let value = |q: &str| match parse(q) {
+            Some(Intent::Calculate(e)) => crate::calc::eval(&e).ok(),
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(value("What is a quarter of twenty?"), Some(5.0));
+        assert_eq!(value("What's half of 36?"), Some(18.0));
+        assert_eq!(value("What is three quarters of forty?"), Some(30.0));
+        assert_eq!(value("What is 15% of 80?"), Some(12.0));
+        assert_eq!(value("what is twenty five percent of 200"), Some(50.0));
+        assert_eq!(value("What is twelve squared?"), Some(144.0));
+        assert_eq!(value("What is twenty five times four?"), Some(100.0));
+        assert_eq!(value("How much is twice 21?"), Some(42.0));
+        // Not arithmetic: left to the model.
+        assert_eq!(parse("What is half of the moon made of?"), None);
+        assert_eq!(parse("What is the capital of France?"), None);
         assert_eq!(parse("Turn on the kitchen lights"), Some(Intent::Home { service: "turn_on".into(), target: "kitchen lights".into() }));
     }
 

@@ -16,6 +16,8 @@ use serde::Serialize;
 
 use crate::backends::{catalog, Models};
 
+mod runtimes;
+
 #[derive(Args)]
 pub struct DoctorArgs {
     /// Recompute every configured model's sha256 (slow on big models), not only its size and stamp.
@@ -114,8 +116,9 @@ pub fn run(config_path: Option<&Path>, args: DoctorArgs) -> Result<ExitCode> {
     installed(&mut r, &models, args.verify);
     audio(&mut r, &models.config);
     camera(&mut r, &models.config);
-    gpu(&mut r, &models.config);
-    onnx_providers(&mut r, &models);
+    runtimes::gpu(&mut r, &models.config);
+    runtimes::onnx_providers(&mut r, &models);
+    runtimes::tflite(&mut r, &models);
     ports(&mut r, &args);
     web(&mut r, &models, &config_file);
     llm_server(&mut r, &models.config);
@@ -229,7 +232,7 @@ fn memory(r: &mut Report, m: &Models) {
             let need = plan.total() + others;
             // A CUDA build with a driver runs the language model on the GPU: on Iris's CUDA
             // engine where it takes the file, else on candle.
-            let gpu = cfg!(feature = "cuda") && c.device != "cpu" && nvidia_driver().is_some();
+            let gpu = cfg!(feature = "cuda") && c.device != "cpu" && runtimes::nvidia_driver().is_some();
             let engine = match llm.as_deref().filter(|_| gpu).map(iris_llm_candle::LlamaChat::inspect_gpu) {
                 Some(Ok(on_gpu)) => format!("{on_gpu} on the GPU (cuda:0)"),
                 _ => engine,
@@ -370,53 +373,6 @@ fn camera(r: &mut Report, c: &Config) {
             "no camera (the camera is off)",
             "for \"what is in front of me?\", connect a USB camera and turn `[camera] enabled` on",
         ),
-    }
-}
-
-/// The NVIDIA driver's version line, if one is loaded.
-/// The execution providers ONNX Runtime offers here (with the plugins `[onnx] providers` asks
-/// for registered), and whether those asked for can be had.
-fn onnx_providers(r: &mut Report, m: &Models) {
-    if m.file(&m.config.models.runtime, "runtime").is_err() {
-        return; // the models check names the missing runtime
-    }
-    match m.onnx() {
-        Ok(env) => {
-            let offered: Vec<String> = iris_onnx::offered(env).into_iter().map(|(ep, device)| format!("{ep} ({device})")).collect();
-            r.ok("onnx", format!("providers asked for: {}; offered here: {}", m.config.onnx.providers.join(", "), offered.join(", ")));
-        }
-        Err(e) => r.problem(
-            "onnx",
-            format!("{e:#}"),
-            "OpenVINO's provider offers Intel CPUs, GPUs and NPUs only, and needs `iris models pull openvino-ep`; QNN's needs `iris models pull qnn-ep`; elsewhere set [onnx] providers = [\"cpu\"]",
-        ),
-    }
-}
-
-fn nvidia_driver() -> Option<String> {
-    std::fs::read_to_string("/proc/driver/nvidia/version").ok().and_then(|v| v.lines().next().map(str::to_owned))
-}
-
-fn gpu(r: &mut Report, c: &Config) {
-    let driver = nvidia_driver();
-    let built = cfg!(feature = "cuda");
-    let what = format!(
-        "{}; this build {} CUDA",
-        driver.as_deref().map_or("no NVIDIA driver".to_owned(), |d| format!(
-            "NVIDIA driver: {}",
-            d.split("  ").find(|s| s.contains('.')).unwrap_or(d).trim()
-        )),
-        if built { "has" } else { "has no" }
-    );
-    match (c.models.device.as_str(), built, driver.is_some()) {
-        ("metal", _, _) if !cfg!(feature = "metal") => {
-            r.problem("gpu", what, "set `[models] device = \"cpu\"`, or use a Metal build on a Mac (README: On a GPU)")
-        }
-        ("cuda", false, _) => r.problem("gpu", what, "set `[models] device = \"cpu\"`, or use the CUDA build (README: On a GPU)"),
-        ("cuda", true, false) => r.problem("gpu", what, "install the NVIDIA driver, or set `[models] device = \"cpu\"`"),
-        (_, false, true) => r.note("gpu", what, "the CUDA build runs the language model and Whisper on this GPU (README: On a GPU)"),
-        ("cuda" | "auto", true, true) => r.ok("gpu", format!("{what}; the language model, Whisper on candle and the VLM run on the GPU")),
-        _ => r.ok("gpu", format!("{what}; `[models] device = {:?}` runs them on the CPU", c.models.device)),
     }
 }
 

@@ -55,17 +55,31 @@ pub fn load(models: &Models, words: &[String], runtime: &str, onnx: &iris_onnx::
         })
         .collect::<Result<Vec<PathBuf>>>()?;
     let tflite = if files.iter().any(|(set, _)| *set == TFLITE_SET) { Some(tflite_runtime(models)?) } else { None };
+    if let Some(rt) = &tflite {
+        // Where the words run, said once in the log (the doctor says it too).
+        eprintln!("wake word: TensorFlow Lite {} on {}", rt.version(), rt.delegate(1));
+    }
     let runtimes = iris_wakeword::Runtimes { onnx: Some(onnx), tflite: tflite.as_ref() };
     let words: Vec<(String, &std::path::Path)> = words.iter().cloned().zip(paths[2..].iter().map(|p| p.as_path())).collect();
     Ok(iris_wakeword::OpenWakeWord::load(runtimes, &paths[0], &paths[1], &words)?)
 }
 
 /// TensorFlow Lite's C library: `IRIS_TFLITE_LIB` when set (a board's own build), else the
-/// catalog's `tflite` entry.
+/// catalog's `tflite` entry; on the delegate `[tflite]` names.
 pub fn tflite_runtime(models: &Models) -> Result<Arc<iris_tflite::Runtime>> {
     let path = match std::env::var_os("IRIS_TFLITE_LIB") {
         Some(p) => PathBuf::from(p),
         None => models.file(TFLITE_RUNTIME, "runtime").context("TensorFlow Lite for the .tflite wake words")?,
     };
-    Ok(iris_tflite::Runtime::load(&path)?)
+    Ok(iris_tflite::Runtime::load_with(&path, delegate(&models.config.tflite))?)
+}
+
+/// `[tflite]` as the runtime takes it.
+pub fn delegate(t: &iris_config::Tflite) -> iris_tflite::Delegate {
+    if t.delegate == "external" {
+        let options = t.external_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        iris_tflite::Delegate::External { library: PathBuf::from(&t.external_library), options }
+    } else {
+        iris_tflite::Delegate::Xnnpack { threads: t.threads }
+    }
 }
