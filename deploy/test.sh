@@ -56,6 +56,23 @@ if arm64_tools; then
     say "the CPU engine's tests on 64-bit ARM (qemu-user)"
     cargo test --release --locked --target aarch64-unknown-linux-gnu -p iris-llm-cpu "$@"
     QEMU_CPU=cortex-a72 cargo test --release --locked --target aarch64-unknown-linux-gnu -p iris-llm-cpu "$@"
+    # The catalog's ONNX Runtime and TensorFlow Lite for 64-bit ARM, fetched beside this
+    # machine's own, give x86-64's Silero probabilities and melspectrogram. qemu-user shows a
+    # program the host's /proc/cpuinfo, on which ONNX Runtime's CPU probe (cpuinfo) crashes, so
+    # qemu's path prefix lends it a Cortex-A76's.
+    say "ONNX Runtime and TensorFlow Lite for 64-bit ARM (qemu-user)"
+    "$IRIS" models pull --arch aarch64 onnxruntime tflite
+    store="$(dirname "$IRIS_DATA")/models"
+    arm_root="$(mktemp -d)"
+    mkdir -p "$arm_root/proc"
+    ln -s /usr/aarch64-linux-gnu/lib "$arm_root/lib"
+    for cpu in 0 1; do
+        printf 'processor\t: %d\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$cpu"
+    done >"$arm_root/proc/cpuinfo"
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $arm_root -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib" \
+        IRIS_ORT_LIB="$store/onnxruntime.aarch64/libonnxruntime.so.1.31.1" IRIS_TFLITE_LIB="$store/tflite.aarch64/libtensorflowlite_c.so" \
+        cargo test --release --locked --target aarch64-unknown-linux-gnu -p iris-silero -p iris-tflite --test runtime "$@"
+    rm -rf "$arm_root"
 else
     echo "warning: the 64-bit ARM tools could not be installed (apt-get, rustup target add): the CPU engine's ARM tests did not run" >&2
 fi

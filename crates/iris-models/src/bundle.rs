@@ -79,7 +79,7 @@ pub fn create(
         let mut files = Vec::new();
         for f in &m.files {
             let rel = format!("models/{}/{}", m.id, f.name);
-            copy_whole(&store.model_dir(&m.id).join(&f.name), &dir.join(&rel), f.size, progress)?;
+            copy_whole(&store.entry_dir(m).join(&f.name), &dir.join(&rel), f.size, progress)?;
             files.push(BundledFile { path: rel, size: f.size, sha256: f.sha256.clone() });
         }
         bundled.push(BundledModel { id: m.id.clone(), files });

@@ -12,9 +12,16 @@ use crate::ModelsError;
 pub struct Catalog {
     #[serde(default)]
     pub packs: std::collections::BTreeMap<String, Vec<String>>,
+    /// The models for this machine's architecture (and those for any): one entry per id.
     #[serde(rename = "model", default)]
     pub models: Vec<ModelEntry>,
+    /// Runtime libraries built for other architectures, for [`Catalog::for_arch`].
+    #[serde(skip)]
+    pub other_arch: Vec<ModelEntry>,
 }
+
+/// The architectures a runtime library may be built for (as `std::env::consts::ARCH` names them).
+pub const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +37,10 @@ pub struct ModelEntry {
     pub files: Vec<FileEntry>,
     #[serde(rename = "source", default)]
     pub sources: Vec<Source>,
+    /// The architecture a runtime library is built for; none for a model, which runs anywhere.
+    /// An id may have one entry per architecture.
+    #[serde(default)]
+    pub arch: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -116,15 +127,31 @@ impl Catalog {
     fn parse_with(text: &str, origin: &Path, local: bool) -> Result<Self, ModelsError> {
         let catalog: Catalog = toml::from_str(text).map_err(|e| ModelsError::Catalog(format!("{}: {}", origin.display(), e.message())))?;
         catalog.check(local).map_err(|m| ModelsError::Catalog(format!("{}: {m}", origin.display())))?;
-        Ok(catalog)
+        Ok(catalog.for_arch(std::env::consts::ARCH))
+    }
+
+    /// The catalog as a machine of `arch` sees it (e.g. to fetch a board's runtime libraries, or
+    /// bundle them, on another machine).
+    pub fn for_arch(self, arch: &str) -> Catalog {
+        let all = self.models.into_iter().chain(self.other_arch);
+        let (models, other_arch) = all.partition(|m| m.arch.as_deref().is_none_or(|a| a == arch));
+        Catalog { packs: self.packs, models, other_arch }
     }
 
     fn check(&self, local: bool) -> Result<(), String> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::HashMap::new();
         for m in &self.models {
-            if !seen.insert(&m.id) {
+            if let Some(a) = &m.arch {
+                if !ARCHES.contains(&a.as_str()) {
+                    return Err(format!("{}: arch `{a}`; use one of {ARCHES:?}", m.id));
+                }
+            }
+            // An id once per architecture, and not both for any and for one.
+            let arches: &mut Vec<Option<&str>> = seen.entry(&m.id).or_default();
+            if arches.iter().any(|a| a.is_none() || m.arch.is_none() || *a == m.arch.as_deref()) {
                 return Err(format!("model `{}` is listed twice", m.id));
             }
+            arches.push(m.arch.as_deref());
             if !crate::store::is_safe_name(&m.id) {
                 return Err(format!("model id `{}` must be letters, digits, '.', '-' or '_'", m.id));
             }
@@ -148,7 +175,7 @@ impl Catalog {
         }
         for (pack, ids) in &self.packs {
             for id in ids {
-                if !self.models.iter().any(|m| &m.id == id) {
+                if !self.models.iter().chain(&self.other_arch).any(|m| &m.id == id) {
                     return Err(format!("pack `{pack}` names unknown model `{id}`"));
                 }
             }
@@ -170,5 +197,59 @@ impl Catalog {
             known.extend(self.models.iter().map(|m| m.id.as_str()));
             ModelsError::Unknown { name: name.to_owned(), known: known.join(", ") }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Catalog {
+        Catalog::parse(include_str!("../../../models/catalog.toml"), Path::new("catalog.toml")).unwrap()
+    }
+
+    /// A board gets its own runtime libraries under the ids every machine uses, and a laptop can
+    /// fetch a board's beside its own, stored apart.
+    #[test]
+    fn runtimes_exist_for_each_architecture_under_one_id() {
+        for arch in ARCHES {
+            let c = shipped().for_arch(arch);
+            for id in ["onnxruntime", "tflite"] {
+                let entry = c.get(id).unwrap_or_else(|| panic!("no {id} for {arch}"));
+                assert_eq!(entry.arch.as_deref(), Some(arch), "{id}");
+                assert!(
+                    entry.sources.iter().flat_map(|s| &s.pip_args).any(|a| a.ends_with(arch)),
+                    "{id} for {arch} fetches another platform's wheel"
+                );
+            }
+            // Models run anywhere; each id is seen once.
+            assert!(c.get("silero-vad").is_some_and(|m| m.arch.is_none()));
+            let mut ids: Vec<&str> = c.models.iter().map(|m| m.id.as_str()).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), c.models.len(), "{arch}: an id twice");
+        }
+        assert_eq!(shipped().get("onnxruntime").and_then(|m| m.arch.as_deref()), Some(std::env::consts::ARCH));
+        let home = tempfile::tempdir().unwrap();
+        let store = crate::Store::new(home.path());
+        let other = if std::env::consts::ARCH == "aarch64" { "x86_64" } else { "aarch64" };
+        let theirs = shipped().for_arch(other);
+        assert_eq!(store.entry_dir(theirs.get("tflite").unwrap()), store.model_dir(&format!("tflite.{other}")));
+        assert_eq!(store.entry_dir(shipped().get("tflite").unwrap()), store.model_dir("tflite"));
+    }
+
+    #[test]
+    fn an_id_twice_for_one_architecture_is_refused() {
+        let entry = |arch: &str| {
+            format!(
+                "[[model]]\nid = \"rt\"\ntask = \"runtime\"\nformat = \"so\"\nlicence = \"MIT\"\n{arch}\n[[model.file]]\nname = \"a.so\"\nsize = 1\nsha256 = \"{}\"\n[[model.source]]\nurl = \"http://127.0.0.1:9\"\nfiles = [\"a.so\"]\n",
+                "00".repeat(32)
+            )
+        };
+        let parse = |text: String| Catalog::parse(&text, Path::new("t.toml")).map(|_| ()).map_err(|e| e.to_string());
+        assert!(parse(entry("arch = \"x86_64\"") + &entry("arch = \"aarch64\"")).is_ok());
+        assert!(parse(entry("arch = \"x86_64\"") + &entry("arch = \"x86_64\"")).unwrap_err().contains("listed twice"));
+        assert!(parse(entry("") + &entry("arch = \"aarch64\"")).unwrap_err().contains("listed twice"));
+        assert!(parse(entry("arch = \"riscv64\"")).unwrap_err().contains("riscv64"));
     }
 }

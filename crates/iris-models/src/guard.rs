@@ -123,6 +123,7 @@ mod tests {
             description: String::new(),
             files: vec![FileEntry { name: "tiny.gguf".into(), size, sha256: "0".repeat(64) }],
             sources: Vec::new(),
+            arch: None,
         }
     }
 

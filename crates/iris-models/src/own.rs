@@ -76,6 +76,7 @@ pub fn import_whisper(store: &Store, catalog: &Catalog, dir: &Path, id: &str, pr
             ),
             files: vec![FileEntry { name: FILE.into(), size, sha256 }],
             sources: Vec::new(),
+            arch: None,
         };
         store.install(&entry, &[out])?;
         let mut own: Vec<ModelEntry> = read_local(store)?.into_iter().filter(|m| m.id != id).collect();

@@ -55,6 +55,15 @@ impl Store {
         self.home.join("models").join(id)
     }
 
+    /// Where an entry's files go: its id's folder, or for a runtime library of another
+    /// architecture (fetched to bundle it for a board) `ID.ARCH`, beside this machine's own.
+    pub fn entry_dir(&self, model: &ModelEntry) -> PathBuf {
+        match model.arch.as_deref() {
+            Some(arch) if arch != std::env::consts::ARCH => self.model_dir(&format!("{}.{arch}", model.id)),
+            _ => self.model_dir(&model.id),
+        }
+    }
+
     pub fn cache_dir(&self) -> PathBuf {
         self.home.join("cache")
     }
@@ -65,7 +74,7 @@ impl Store {
 
     pub fn state(&self, model: &ModelEntry) -> InstallState {
         let sizes: Vec<Option<u64>> =
-            model.files.iter().map(|f| std::fs::metadata(self.model_dir(&model.id).join(&f.name)).ok().map(|m| m.len())).collect();
+            model.files.iter().map(|f| std::fs::metadata(self.entry_dir(model).join(&f.name)).ok().map(|m| m.len())).collect();
         match sizes.iter().filter(|s| s.is_some()).count() {
             0 => InstallState::Missing,
             n if n == sizes.len() => InstallState::Installed { bytes: sizes.iter().flatten().sum() },
@@ -101,7 +110,7 @@ impl Store {
     }
 
     fn check_file(&self, model: &ModelEntry, file: &FileEntry, force: bool, progress: &dyn Progress) -> Result<PathBuf, ModelsError> {
-        let dir = self.model_dir(&model.id);
+        let dir = self.entry_dir(model);
         let path = dir.join(&file.name);
         let meta = std::fs::metadata(&path).map_err(|_| ModelsError::NotInstalled { id: model.id.clone(), path: path.clone() })?;
         let key = stamp_key(&file.name, &meta);
@@ -126,7 +135,7 @@ impl Store {
 
     /// Moves verified files from staging into place. Each file must already match its sha256.
     pub fn install(&self, model: &ModelEntry, staged: &[PathBuf]) -> Result<(), ModelsError> {
-        let dir = self.model_dir(&model.id);
+        let dir = self.entry_dir(model);
         std::fs::create_dir_all(&dir).map_err(|e| ModelsError::io(&dir, e))?;
         let mut stamps = Vec::new();
         for (file, src) in model.files.iter().zip(staged) {
@@ -142,7 +151,7 @@ impl Store {
 
     /// Removes an installed model; returns the bytes freed.
     pub fn remove(&self, model: &ModelEntry) -> Result<u64, ModelsError> {
-        let dir = self.model_dir(&model.id);
+        let dir = self.entry_dir(model);
         let bytes = match self.state(model) {
             InstallState::Installed { bytes } => bytes,
             _ => 0,
@@ -192,6 +201,7 @@ mod tests {
             description: String::new(),
             files: vec![FileEntry { name: "tiny.gguf".into(), size: bytes.len() as u64, sha256 }],
             sources: Vec::new(),
+            arch: None,
         };
         let staged = home.path().join("staged");
         std::fs::write(&staged, &bytes).unwrap();

@@ -26,6 +26,10 @@ pub enum BundleCmd {
         /// (made by `deploy/deb.sh`).
         #[arg(long = "with-deb", value_name = "DEB", num_args = 0..=1, default_missing_value = "")]
         with_deb: Option<PathBuf>,
+        /// For a board of another architecture (e.g. `aarch64`): its runtime libraries, fetched
+        /// first with `iris models pull --arch aarch64 ...`.
+        #[arg(long, value_parser = iris_models::catalog::ARCHES)]
+        arch: Option<String>,
     },
 }
 
@@ -33,7 +37,11 @@ pub fn run(cmd: BundleCmd) -> Result<ExitCode> {
     let store = Store::from_env()?;
     let catalog = catalog(&store)?;
     match cmd {
-        BundleCmd::Create { dir, pack, models, with_deb } => {
+        BundleCmd::Create { dir, pack, models, with_deb, arch } => {
+            let catalog = match arch {
+                Some(a) => catalog.for_arch(&a),
+                None => catalog,
+            };
             let mut chosen = catalog.resolve(&pack)?;
             for id in &models {
                 for m in catalog.resolve(id)? {

@@ -19,6 +19,10 @@ pub enum ModelsCmd {
         /// Model ids or pack names (e.g. `default`).
         #[arg(required = true)]
         names: Vec<String>,
+        /// The runtime libraries for another machine's architecture (e.g. `aarch64`, to bundle
+        /// them for a board); kept beside this machine's own.
+        #[arg(long, value_parser = iris_models::catalog::ARCHES)]
+        arch: Option<String>,
     },
     /// Show the catalog: what is installed, sizes, licences.
     List {
@@ -47,7 +51,11 @@ pub fn run(cmd: ModelsCmd) -> Result<ExitCode> {
     let catalog = catalog(&store)?;
     let bars = Bars::new();
     match cmd {
-        ModelsCmd::Pull { names } => {
+        ModelsCmd::Pull { names, arch } => {
+            let catalog = match arch {
+                Some(a) => catalog.clone().for_arch(&a),
+                None => catalog.clone(),
+            };
             let mut failed = Vec::new();
             for name in &names {
                 for model in catalog.resolve(name)? {
