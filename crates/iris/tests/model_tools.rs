@@ -23,9 +23,9 @@ fn the_model_calls_the_calculator_when_the_phrasing_is_new() {
     std::fs::write(&on, "[models]\nllm = \"qwen2.5-coder-0.5b-instruct\"\n[assistant]\nmodel_tools = true\n").unwrap();
     let off = dir.path().join("off.toml");
     std::fs::write(&off, "[models]\nllm = \"qwen2.5-coder-0.5b-instruct\"\n").unwrap();
-    // The matcher does not know "squared": without tools the model answers in its own words.
-    assert_ne!(ask(&off, "How much is seventeen squared?"), "That is 289.");
-    assert_eq!(ask(&on, "How much is seventeen squared?"), "That is 289.");
+    // The matcher does not know "raised to": without tools the model answers in its own words.
+    assert_ne!(ask(&off, "What is 17 raised to the power of 2?"), "That is 289.");
+    assert_eq!(ask(&on, "What is 17 raised to the power of 2?"), "That is 289.");
     // Nothing to calculate or time: no tool's sentence.
     let answer = ask(&on, "What is the capital of France?");
     assert!(answer.contains("Paris") && !answer.starts_with("That is") && !answer.starts_with("Timer"), "{answer}");
