@@ -119,6 +119,10 @@ reference_live() {
             return 0
         }
     fi
+    if ! "$venv/bin/python" -c "import pymicro_wakeword, pymicro_features" >/dev/null 2>&1; then
+        "$venv/bin/python" -m pip install -q --no-deps pymicro-wakeword==2.5.0 pymicro-features==2.0.2 >&2 ||
+            echo "warning: could not install pymicro-wakeword; the microWakeWord conformance test will fail" >&2
+    fi
     if ! "$venv/bin/python" -c "import ai_edge_litert.interpreter" >/dev/null 2>&1; then
         "$venv/bin/python" -m pip install -q --no-deps ai-edge-litert==2.1.4 >&2 ||
             echo "warning: could not install ai-edge-litert; the TFLite wake word conformance test will fail" >&2

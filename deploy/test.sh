@@ -4,9 +4,9 @@
 source "$(dirname "$0")/common.sh"
 setup
 # The multilingual Whisper for the language tests, Qwen2.5 0.5B for the conversation-recall
-# test, Gemma 3 270M for the gemma3 family, OpenVINO's execution provider and SmolLM2-135M
-# (none is in the default pack).
-"$IRIS" models pull whisper-base qwen2.5-coder-0.5b-instruct gemma3-270m openvino-ep qnn-ep smollm2-135m-instruct
+# test, Gemma 3 270M for the gemma3 family, OpenVINO's execution provider, SmolLM2-135M and
+# microWakeWord (none is in the default pack).
+"$IRIS" models pull whisper-base qwen2.5-coder-0.5b-instruct gemma3-270m openvino-ep qnn-ep smollm2-135m-instruct microwakeword
 # The tests that talk to the assistant run on SmolLM2-135M, about ten times faster than the
 # default pack's model on two cores; the tests of the default itself clear this.
 export IRIS_DEFAULT_LLM=smollm2-135m-instruct

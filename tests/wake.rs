@@ -192,3 +192,54 @@ fn a_damaged_tflite_model_is_refused_with_its_name() {
     assert!(lib.to_string().contains("iris models pull tflite"), "{lib}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// microWakeWord on TensorFlow Lite against the reference pymicro-wakeword 2.5.0, on every spoken
+/// session and each of its four words: each model call's score equal (the frontend's features,
+/// the quantisation and the sliding mean), and the words heard where the reference hears them.
+#[test]
+fn microwakeword_scores_equal_the_reference_pymicro_wakeword() {
+    let Some(python) = std::env::var_os("IRIS_LIVE_REFERENCE_PYTHON") else {
+        panic!("IRIS_LIVE_REFERENCE_PYTHON is not set: deploy/test.sh installs the reference pymicro-wakeword package");
+    };
+    let dir = sessions();
+    let rt = tflite();
+    let mut wavs: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "wav")).collect();
+    wavs.sort();
+    let (mut heard, mut reference_heard) = (Vec::new(), Vec::new());
+    for word in ["okay_nabu", "hey_jarvis", "alexa", "hey_mycroft"] {
+        let json = wake_file("microwakeword", &format!("{word}.json"));
+        wake_file("microwakeword", &format!("{word}.tflite"));
+        let cutoff = iris_wakeword::MicroConfig::read(&json).unwrap().cutoff;
+        for wav in &wavs {
+            let out = Command::new(&python)
+                .arg(root().join("tests/reference/microwakeword_probs.py"))
+                .args([&json, &iris_tests::model("tflite"), wav])
+                .output()
+                .expect("the reference runs");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let reference: Vec<f32> = serde_json::from_slice(&out.stdout).expect("scores as JSON");
+            let mut micro = iris_wakeword::MicroWakeWord::load(&rt, &[(word.into(), &json)]).expect("microWakeWord loads");
+            let pcm = iris_audio::load_speech(wav).unwrap();
+            // The first hop fills the frontend's window; each later one makes one model call.
+            let ours: Vec<f32> = pcm.chunks_exact(iris_wakeword::MICRO_HOP).map(|hop| micro.scores(hop).unwrap()[0]).skip(1).collect();
+            let name = format!("{word} in {}", wav.file_name().unwrap().to_string_lossy());
+            assert!(
+                ours.len().abs_diff(reference.len()) <= 1 && !ours.is_empty(),
+                "{name}: {} calls against {}",
+                ours.len(),
+                reference.len()
+            );
+            let worst = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-6, "{name}: scores differ by up to {worst}");
+            if ours.iter().any(|s| *s >= cutoff) {
+                heard.push(name.clone());
+            }
+            if reference.iter().any(|s| *s >= cutoff) {
+                reference_heard.push(name);
+            }
+        }
+    }
+    assert_eq!(heard, reference_heard);
+    assert!(heard.iter().any(|h| h.starts_with("okay_nabu")) && heard.iter().any(|h| h.starts_with("hey_jarvis")), "heard only {heard:?}");
+}

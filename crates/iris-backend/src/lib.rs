@@ -281,6 +281,11 @@ pub trait WakeWord: Send {
     fn words(&self) -> Vec<String>;
     /// One score (0..1) per word for the audio heard so far, this hop included.
     fn scores(&mut self, hop: &[f32]) -> Result<Vec<f32>, BackendError>;
+    /// Each word's own threshold, where its model ships one (microWakeWord's cutoffs); `None`:
+    /// the settings' `wake_threshold` for every word.
+    fn thresholds(&self) -> Option<Vec<f32>> {
+        None
+    }
     /// Forget what was heard (a new stream, or after a detection so it does not fire twice).
     fn reset(&mut self);
 }

@@ -125,6 +125,10 @@ pub struct Audio {
     /// The runtime of the wake-word networks: "onnx" (ONNX Runtime) or "tflite" (TensorFlow
     /// Lite, as on small boards). A word that exists only in the other format runs there.
     pub wake_runtime: String,
+    /// The wake-word engine: "openwakeword" (on `wake_runtime`) or "microwakeword" (TensorFlow
+    /// Lite, 50-80 KB a word, for small boards: [`MICRO_WAKE_WORDS`]; each word's model brings
+    /// its own cutoff, used in place of `wake_threshold`).
+    pub wake_engine: String,
     /// Score (0..1) at or above which a wake word wakes Iris.
     pub wake_threshold: f32,
     /// During an answer, a wake word score at or above this (and under `wake_threshold`) pauses
@@ -157,6 +161,7 @@ impl Default for Audio {
             mode: "wake_word".into(),
             wake_words: vec!["hey_jarvis".into()],
             wake_runtime: "onnx".into(),
+            wake_engine: "openwakeword".into(),
             wake_threshold: 0.5,
             wake_hold_threshold: 0.2,
             barge_in_on_speech: false,
@@ -181,6 +186,9 @@ pub struct Camera {
 
 /// The wake words the `openwakeword` (ONNX) and `openwakeword-tflite` models ship between them.
 pub const WAKE_WORDS: &[&str] = &["hey_jarvis", "alexa", "hey_mycroft", "hey_marvin", "hey_rhasspy", "okay_nabu"];
+
+/// The words of the `microwakeword` models.
+pub const MICRO_WAKE_WORDS: &[&str] = &["okay_nabu", "hey_jarvis", "alexa", "hey_mycroft"];
 
 /// The home-action webhook (e.g. a Home Assistant service URL); empty means none.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -374,8 +382,12 @@ impl Config {
         if !["wake_word", "always", "push_to_talk"].contains(&a.mode.as_str()) {
             return bad("audio.mode", format!("is {:?}; use \"wake_word\", \"always\" or \"push_to_talk\"", a.mode));
         }
-        if let Some(w) = a.wake_words.iter().find(|w| !WAKE_WORDS.contains(&w.as_str())) {
-            return bad("audio.wake_words", format!("has {w:?}; use some of {}", WAKE_WORDS.join(", ")));
+        if !["openwakeword", "microwakeword"].contains(&a.wake_engine.as_str()) {
+            return bad("audio.wake_engine", format!("is {:?}; use \"openwakeword\" or \"microwakeword\"", a.wake_engine));
+        }
+        let words = if a.wake_engine == "microwakeword" { MICRO_WAKE_WORDS } else { WAKE_WORDS };
+        if let Some(w) = a.wake_words.iter().find(|w| !words.contains(&w.as_str())) {
+            return bad("audio.wake_words", format!("has {w:?}; {} has {}", a.wake_engine, words.join(", ")));
         }
         if !["onnx", "tflite"].contains(&a.wake_runtime.as_str()) {
             return bad("audio.wake_runtime", format!("is {:?}; use \"onnx\" or \"tflite\"", a.wake_runtime));
@@ -516,6 +528,8 @@ mod tests {
             ("[audio]\nwake_threshold = 0.0", "audio.wake_threshold"),
             ("[audio]\nwake_hold_threshold = 0.6", "audio.wake_hold_threshold"),
             ("[audio]\nwake_runtime = \"tpu\"", "audio.wake_runtime"),
+            ("[audio]\nwake_engine = \"porcupine\"", "audio.wake_engine"),
+            ("[audio]\nwake_engine = \"microwakeword\"\nwake_words = [\"hey_rhasspy\"]", "audio.wake_words"),
             ("[audio]\nfollow_up_ms = 3600000", "audio.follow_up_ms"),
             ("[assistant]\ntop_k = 100000", "assistant.top_k"),
             ("[assistant]\nhistory_turns = 100000", "assistant.history_turns"),

@@ -9,16 +9,18 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// The delegates Iris knows.
-pub const DELEGATES: [&str; 2] = ["xnnpack", "external"];
+pub const DELEGATES: [&str; 3] = ["default", "xnnpack", "external"];
 /// Options a delegate may be given (vendors document a handful).
 pub const MAX_OPTIONS: usize = 32;
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Tflite {
-    /// "xnnpack" (TensorFlow Lite's CPU delegate) or "external" (`external_library`).
+    /// "default" (TensorFlow Lite's own choice: its built-in XNNPACK where it applies, as the
+    /// reference packages run the models), "xnnpack" (made explicitly, with `threads`) or
+    /// "external" (`external_library`).
     pub delegate: String,
-    /// XNNPACK's threads; 0: one per model, as the wake word's hop is about 2 ms of work.
+    /// XNNPACK's threads with "xnnpack"; 0: one per model, as a wake word's hop is about 2 ms.
     pub threads: usize,
     /// The external delegate's shared library, an absolute path.
     pub external_library: String,
@@ -28,7 +30,7 @@ pub struct Tflite {
 
 impl Default for Tflite {
     fn default() -> Self {
-        Self { delegate: "xnnpack".into(), threads: 0, external_library: String::new(), external_options: BTreeMap::new() }
+        Self { delegate: "default".into(), threads: 0, external_library: String::new(), external_options: BTreeMap::new() }
     }
 }
 
@@ -36,7 +38,7 @@ impl Tflite {
     /// The field that is wrong and why.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         if !DELEGATES.contains(&self.delegate.as_str()) {
-            return Err(("tflite.delegate", format!("is {:?}; use \"xnnpack\" or \"external\"", self.delegate)));
+            return Err(("tflite.delegate", format!("is {:?}; use \"default\", \"xnnpack\" or \"external\"", self.delegate)));
         }
         if self.threads > 64 {
             return Err(("tflite.threads", format!("is {}; use 0 (one per model) to 64", self.threads)));

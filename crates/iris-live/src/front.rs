@@ -53,6 +53,8 @@ pub enum Heard {
 pub struct FrontEnd {
     wake: Option<Box<dyn WakeWord>>,
     words: Vec<String>,
+    /// Each word's threshold: its model's own, else `settings.wake_threshold`.
+    thresholds: Vec<f32>,
     vad: Box<dyn Vad>,
     settings: FrontSettings,
     wake_buf: Vec<f32>,
@@ -75,9 +77,12 @@ impl FrontEnd {
     pub fn new(wake: Option<Box<dyn WakeWord>>, vad: Box<dyn Vad>, settings: FrontSettings) -> Self {
         let words = wake.as_ref().map(|w| w.words()).unwrap_or_default();
         let max_scores = vec![0.0; words.len()];
+        let own = wake.as_ref().and_then(|w| w.thresholds()).filter(|t| t.len() == words.len());
+        let thresholds = own.unwrap_or_else(|| vec![settings.wake_threshold; words.len()]);
         Self {
             wake,
             words,
+            thresholds,
             vad,
             settings,
             wake_buf: Vec::new(),
@@ -118,7 +123,7 @@ impl FrontEnd {
                     if resting {
                         continue;
                     }
-                    if score >= self.settings.wake_threshold {
+                    if score >= self.thresholds.get(i).copied().unwrap_or(self.settings.wake_threshold) {
                         self.last_wake = Some(at);
                         heard.push(Heard::Wake { at, word: self.words.get(i).cloned().unwrap_or_default(), score });
                     } else if self.settings.hold_threshold > 0.0 && score >= self.settings.hold_threshold {

@@ -21,6 +21,16 @@ use delegate::{Made, Plugin, XnnpackApi};
 /// A model file larger than this is refused before it is read (the wake word models are ≤ 2 MB).
 pub const MAX_MODEL_BYTES: u64 = 256 << 20;
 const FLOAT32: c_int = 1; // kTfLiteFloat32
+const UINT8: c_int = 3; // kTfLiteUInt8
+const INT8: c_int = 9; // kTfLiteInt8
+
+/// `TfLiteQuantizationParams`: a quantised value q stands for `scale * (q - zero_point)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Quantization {
+    scale: f32,
+    zero_point: i32,
+}
 const OK: c_int = 0; // kTfLiteOk
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +76,7 @@ struct Api {
     copy_from: unsafe extern "C" fn(*mut Tensor, *const c_void, usize) -> Status,
     copy_to: unsafe extern "C" fn(*const Tensor, *mut c_void, usize) -> Status,
     add_delegate: unsafe extern "C" fn(*mut Options, *mut c_void),
+    quantization: unsafe extern "C" fn(*const Tensor) -> Quantization,
     xnnpack: Option<XnnpackApi>,
 }
 
@@ -132,6 +143,7 @@ impl Runtime {
             copy_from: get!("TfLiteTensorCopyFromBuffer"),
             copy_to: get!("TfLiteTensorCopyToBuffer"),
             add_delegate: get!("TfLiteInterpreterOptionsAddDelegate"),
+            quantization: get!("TfLiteTensorQuantizationParams"),
             // SAFETY: the signatures of xnnpack_delegate.h (2.x).
             xnnpack: unsafe {
                 match (
@@ -146,7 +158,7 @@ impl Runtime {
         };
         let plugin = match &delegate {
             Delegate::External { library, options } => Some(Plugin::load(library, options)?),
-            Delegate::Xnnpack { .. } => None,
+            Delegate::Xnnpack { .. } | Delegate::Default => None,
         };
         Ok(Arc::new(Self { api, path: path.into(), delegate, plugin, _library: library }))
     }
@@ -170,6 +182,7 @@ impl Runtime {
     pub fn delegate(&self, threads: usize) -> String {
         match (&self.delegate, &self.plugin) {
             (_, Some(p)) => format!("external delegate {}", p.path().display()),
+            (Delegate::Default, None) => format!("its default delegates ({} thread{})", threads.max(1), if threads > 1 { "s" } else { "" }),
             (Delegate::Xnnpack { threads: t }, None) => {
                 let n = if *t == 0 { threads.max(1) } else { *t };
                 format!("XNNPACK ({n} thread{})", if n == 1 { "" } else { "s" })
@@ -178,10 +191,11 @@ impl Runtime {
         }
     }
 
-    /// The delegate for one interpreter of `threads` threads.
-    fn make_delegate(&self, threads: usize, fail: impl Fn(String) -> TfliteError) -> Result<Made, TfliteError> {
+    /// The delegate for one interpreter of `threads` threads (none: the library's own).
+    fn make_delegate(&self, threads: usize, fail: impl Fn(String) -> TfliteError) -> Result<Option<Made>, TfliteError> {
         match (&self.delegate, &self.plugin) {
-            (_, Some(plugin)) => plugin.make(),
+            (_, Some(plugin)) => plugin.make().map(Some),
+            (Delegate::Default, None) => Ok(None),
             (Delegate::Xnnpack { threads: t }, None) => {
                 let api = self.api.xnnpack.as_ref().ok_or_else(|| {
                     fail(format!(
@@ -189,7 +203,7 @@ impl Runtime {
                         self.path.display()
                     ))
                 })?;
-                delegate::xnnpack(api, if *t == 0 { threads } else { *t }).map_err(fail)
+                delegate::xnnpack(api, if *t == 0 { threads } else { *t }).map(Some).map_err(fail)
             }
             (Delegate::External { library, .. }, None) => Err(fail(format!("the delegate {} is not loaded", library.display()))),
         }
@@ -225,8 +239,10 @@ impl Runtime {
                 return Err(e);
             }
         };
-        // SAFETY: the delegate outlives the interpreter (freed after it, in `Drop`).
-        unsafe { (api.add_delegate)(options, delegate.as_ptr()) };
+        if let Some(d) = &delegate {
+            // SAFETY: the delegate outlives the interpreter (freed after it, in `Drop`).
+            unsafe { (api.add_delegate)(options, d.as_ptr()) };
+        }
         let interp = unsafe { (api.create)(handle, options) };
         unsafe { (api.options_delete)(options) };
         if interp.is_null() {
@@ -240,8 +256,7 @@ impl Runtime {
         let name = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // Tensors are allocated at the first run, for its shape: a dynamic input (the
         // melspectrogram's [-1, -1]) cannot be allocated at the placeholder size.
-        let me =
-            Interpreter { runtime: self.clone(), model: handle, interp, delegate: Some(delegate), _bytes: bytes, name, shape: Vec::new() };
+        let me = Interpreter { runtime: self.clone(), model: handle, interp, delegate, _bytes: bytes, name, shape: Vec::new() };
         let (inputs, outputs) = unsafe { ((api.input_count)(me.interp), (api.output_count)(me.interp)) };
         if inputs < 1 || outputs < 1 {
             return Err(fail(format!("{inputs} input(s) and {outputs} output(s); Iris runs models with one of each")));
@@ -323,6 +338,51 @@ impl Interpreter {
         // SAFETY: `values` holds `size` bytes (rounded down to whole floats, as copied).
         self.check(unsafe { (api.copy_to)(output, values.as_mut_ptr().cast(), values.len() * 4) }, "copying the output")?;
         Ok((out_shape, values))
+    }
+
+    /// Runs a quantised model (8-bit input and output, its declared shape) on float `data`,
+    /// quantised as pymicro-wakeword does (x / scale + zero point, rounded half to even, in
+    /// f64), and returns the first output dequantised (in f32, as numpy does there).
+    pub fn run_quantized(&mut self, data: &[f32]) -> Result<Vec<f32>, TfliteError> {
+        let api = &self.runtime.api;
+        if self.shape.is_empty() {
+            self.check(unsafe { (api.allocate)(self.interp) }, "allocating tensors")?;
+            self.shape = self.input_shape();
+        }
+        let input = unsafe { (api.input)(self.interp, 0) };
+        let (kind, q) = unsafe { ((api.tensor_type)(input), (api.quantization)(input)) };
+        if !matches!(kind, INT8 | UINT8) || !(q.scale > 0.0) {
+            return Err(self.error("the input is not quantised to 8 bits".into()));
+        }
+        let size = unsafe { (api.byte_size)(input) };
+        if size != data.len() {
+            return Err(self.error(format!("the input takes {size} values, not {}", data.len())));
+        }
+        let bytes: Vec<u8> = data
+            .iter()
+            .map(|x| {
+                // Out of range wraps, as numpy's cast does (the models' features stay inside).
+                let v = (f64::from(*x) / f64::from(q.scale) + f64::from(q.zero_point)).round_ties_even() as i64;
+                if kind == INT8 {
+                    v as i8 as u8
+                } else {
+                    v as u8
+                }
+            })
+            .collect();
+        // SAFETY: `bytes` holds exactly the tensor's size.
+        self.check(unsafe { (api.copy_from)(input, bytes.as_ptr().cast(), bytes.len()) }, "copying the input")?;
+        self.check(unsafe { (api.invoke)(self.interp) }, "running")?;
+        let output = unsafe { (api.output)(self.interp, 0) };
+        let (kind, q) = unsafe { ((api.tensor_type)(output), (api.quantization)(output)) };
+        if !matches!(kind, INT8 | UINT8) {
+            return Err(self.error("the output is not quantised to 8 bits".into()));
+        }
+        let mut out = vec![0u8; unsafe { (api.byte_size)(output) }];
+        // SAFETY: `out` holds the tensor's size.
+        self.check(unsafe { (api.copy_to)(output, out.as_mut_ptr().cast(), out.len()) }, "copying the output")?;
+        let value = |b: u8| if kind == INT8 { f32::from(b as i8) } else { f32::from(b) };
+        Ok(out.into_iter().map(|b| (value(b) - q.zero_point as f32) * q.scale).collect())
     }
 
     fn error(&self, message: String) -> TfliteError {

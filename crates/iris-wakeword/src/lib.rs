@@ -14,7 +14,9 @@ use std::path::Path;
 
 use iris_backend::{BackendError, WakeWord};
 
+mod micro;
 mod net;
+pub use micro::{MicroConfig, MicroWakeWord, MICRO_HOP};
 use net::Net;
 pub use net::Runtimes;
 

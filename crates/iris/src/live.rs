@@ -74,11 +74,8 @@ pub fn front_end(models: &Models, mode: Mode) -> Result<FrontEnd> {
     let cfg = &models.config;
     let env = models.onnx()?;
     let vad = iris_silero::SileroVad::load(env, &models.file(&cfg.models.vad, "vad")?)?;
-    let wake: Option<Box<dyn iris_backend::WakeWord>> = if mode == Mode::WakeWord {
-        Some(Box::new(crate::wake::load(models, &cfg.audio.wake_words, &cfg.audio.wake_runtime, env)?))
-    } else {
-        None
-    };
+    let wake: Option<Box<dyn iris_backend::WakeWord>> =
+        if mode == Mode::WakeWord { Some(crate::wake::load_engine(models, env)?) } else { None };
     let a = &cfg.audio;
     let settings = FrontSettings {
         wake_threshold: a.wake_threshold,

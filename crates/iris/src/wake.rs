@@ -12,6 +12,30 @@ use crate::backends::Models;
 pub const ONNX_SET: &str = "openwakeword";
 pub const TFLITE_SET: &str = "openwakeword-tflite";
 pub const TFLITE_RUNTIME: &str = "tflite";
+pub const MICRO_SET: &str = "microwakeword";
+
+/// The wake-word engine `[audio]` names, with its words.
+pub fn load_engine(models: &Models, onnx: &iris_onnx::Environment) -> Result<Box<dyn iris_backend::WakeWord>> {
+    let a = &models.config.audio;
+    if a.wake_engine != MICRO_SET {
+        return Ok(Box::new(load(models, &a.wake_words, &a.wake_runtime, onnx)?));
+    }
+    let entry = models.catalog.get(MICRO_SET).with_context(|| format!("the {MICRO_SET} model is not in the catalog"))?;
+    let jsons = a
+        .wake_words
+        .iter()
+        .map(|w| {
+            // The model file beside each description is verified too.
+            models.store.verified_file(entry, &format!("{w}.tflite"))?;
+            models.store.verified_file(entry, &format!("{w}.json"))
+        })
+        .collect::<Result<Vec<PathBuf>, _>>()
+        .with_context(|| format!("the microWakeWord models; fetch them with `iris models pull {MICRO_SET}`"))?;
+    let rt = tflite_runtime(models)?;
+    eprintln!("wake word: microWakeWord on TensorFlow Lite {} on {}", rt.version(), rt.delegate(1));
+    let words: Vec<(String, &std::path::Path)> = a.wake_words.iter().cloned().zip(jsons.iter().map(|p| p.as_path())).collect();
+    Ok(Box::new(iris_wakeword::MicroWakeWord::load(&rt, &words)?))
+}
 
 /// The file a word's classifier comes from in each set.
 fn onnx_name(word: &str) -> String {
@@ -79,7 +103,9 @@ pub fn delegate(t: &iris_config::Tflite) -> iris_tflite::Delegate {
     if t.delegate == "external" {
         let options = t.external_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         iris_tflite::Delegate::External { library: PathBuf::from(&t.external_library), options }
-    } else {
+    } else if t.delegate == "xnnpack" {
         iris_tflite::Delegate::Xnnpack { threads: t.threads }
+    } else {
+        iris_tflite::Delegate::Default
     }
 }

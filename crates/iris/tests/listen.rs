@@ -163,6 +163,34 @@ fn other_wake_words_wake_the_loop_on_either_runtime() {
     }
 }
 
+/// microWakeWord, the small boards' engine: "Okay Nabu" wakes the loop at its model's own
+/// cutoff, and the question after it is answered out loud; "Hey Rhasspy" (not one of its words)
+/// wakes nothing.
+#[test]
+fn microwakeword_wakes_the_loop_at_its_own_cutoff() {
+    let _turn = one_at_a_time();
+    let (dir, _) = sessions();
+    let text = std::fs::read_to_string(dir.join("words.jsonl")).expect("words.jsonl (deploy/loop-sessions.sh)");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, "[audio]\nwake_engine = \"microwakeword\"\nwake_words = [\"okay_nabu\"]\n").unwrap();
+    for line in text.lines().take(2) {
+        let s: Value = serde_json::from_str(line).unwrap();
+        let (ev, played, log) = room(&dir.join(s["file"].as_str().unwrap()), tmp.path(), &["--config", config.to_str().unwrap()]);
+        let ctx = format!("{}: {log}", s["file"]);
+        if s["wake_word"] != "okay_nabu" {
+            assert!(first(&ev, "wake").is_none() && first(&ev, "answer").is_none(), "woke on {} in {ctx}", s["wake_word"]);
+            continue;
+        }
+        let wake = first(&ev, "wake").unwrap_or_else(|| panic!("no wake word heard in {ctx}"));
+        assert!(wake["word"] == "okay_nabu" && wake["score"].as_f64().unwrap() >= 0.85, "{ctx}");
+        let answer = first(&ev, "answer").unwrap_or_else(|| panic!("no answer in {ctx}"))["text"].as_str().unwrap().to_lowercase();
+        let right = s["answer_has_any"].as_array().unwrap().iter().any(|w| answer.contains(w.as_str().unwrap()));
+        assert!(right, "answer {answer:?} to {:?} in {ctx}", s["question"]);
+        assert!(played.iter().any(|x| x.abs() > 0.01), "nothing played in {ctx}");
+    }
+}
+
 /// A spoken session with the times of its parts (deploy/loop-sessions.sh): `NAME.json`, or
 /// the first line of `NAME.jsonl`.
 fn timed_session(name: &str) -> (PathBuf, Value) {

@@ -57,7 +57,7 @@ pub(super) fn gpu(r: &mut Report, c: &Config) {
 /// delegate (an external one's plugin included) is there.
 pub(super) fn tflite(r: &mut Report, m: &Models) {
     let c = &m.config;
-    if c.audio.wake_runtime != "tflite" && c.tflite.delegate != "external" {
+    if c.audio.wake_runtime != "tflite" && c.audio.wake_engine != "microwakeword" && c.tflite.delegate != "external" {
         return;
     }
     match crate::wake::tflite_runtime(m) {
