@@ -11,7 +11,7 @@ pub mod tools;
 
 use std::fmt;
 
-pub use tools::{ToolCall, ToolCallScanner, ToolSpec};
+pub use tools::{stray_call, ToolCall, ToolCallScanner, ToolSpec};
 
 /// Why a backend call failed. Messages are for a person: they say what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]

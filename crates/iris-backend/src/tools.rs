@@ -182,6 +182,17 @@ fn partial_suffix(text: &str, tag: &str) -> usize {
 }
 
 /// The body of a Markdown code fence, or the text as it is.
+/// A whole answer shaped like a call to a function that was not offered (`{"name": "multiply",
+/// "arguments": …}`, bare or in a code fence): what a small model writes when it reaches for a
+/// tool it does not have. Not text to read out; the caller decides what to do instead.
+pub fn stray_call(text: &str) -> Option<ToolCall> {
+    let v: Value = serde_json::from_str(unfenced(text.trim())).ok()?;
+    let f = v.get("function").unwrap_or(&v);
+    let name = f.get("name")?.as_str()?.to_owned();
+    let arguments = f.get("arguments").filter(|a| a.is_object()).map_or_else(|| "{}".to_owned(), Value::to_string);
+    Some(ToolCall { id: "call_0".into(), name, arguments })
+}
+
 fn unfenced(text: &str) -> &str {
     let Some(rest) = text.strip_prefix("```") else { return text };
     let rest = rest.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
@@ -191,6 +202,16 @@ fn unfenced(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_to_a_function_not_offered_is_recognised_as_one() {
+        let fenced = "```json\n{\n  \"name\": \"multiply\",\n  \"arguments\": {\"expression\": \"17 * 17\"}\n}\n```";
+        let call = stray_call(fenced).expect("a stray call");
+        assert_eq!((call.name.as_str(), call.arguments.as_str()), ("multiply", r#"{"expression":"17 * 17"}"#));
+        assert!(stray_call("{\"name\": \"get_weather\"}").is_some());
+        assert!(stray_call("The capital of France is Paris.").is_none());
+        assert!(stray_call("{\"city\": \"Paris\"}").is_none());
+    }
 
     fn scan(pieces: &[&str]) -> (String, Vec<ToolCall>) {
         let mut s = ToolCallScanner::new(vec!["get_weather".into(), "set_timer".into()]);

@@ -66,3 +66,15 @@ fn plain_answers_stream_and_tools_stay_off_unless_asked_for() {
     let (text, _, called) = spoken(&["{\"name\": \"set_timer\", \"arguments\": {\"minutes\": 15}}"], false);
     assert!(text.starts_with("{\"name\"") && called.is_empty(), "{text}");
 }
+
+#[test]
+fn a_call_to_a_function_not_offered_is_not_read_out_but_asked_again() {
+    // The 0.5B model's own invention, fenced: `multiply` is not one of the tools.
+    let stray = ["```json\n{\"name\": \"multiply\", ", "\"arguments\": {\"expression\": \"17 * 17\"}}\n```"];
+    let (_, prompts, called) = spoken(&stray, true);
+    assert!(called.is_empty());
+    assert_eq!(prompts.len(), 2, "asked again without tools, in words");
+    // Without tools offered, a model's JSON is its answer and is not second-guessed.
+    let (_, prompts, _) = spoken(&stray, false);
+    assert_eq!(prompts.len(), 1);
+}

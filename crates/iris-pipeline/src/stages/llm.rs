@@ -208,6 +208,13 @@ impl LlmStage {
         }
         let Some(scan) = scanner else { return Ok((answer, Vec::new(), false)) };
         let (rest, calls) = scan.finish();
+        if calls.is_empty() && answer.is_empty() {
+            if let Some(call) = iris_backend::stray_call(&rest) {
+                // A call to a function not offered is not read out: no skill takes it, so the
+                // model is asked again without tools.
+                return Ok((String::new(), vec![call], false));
+            }
+        }
         if !rest.is_empty() {
             out.emit(turn, pts, Frame::TextDelta(rest.clone()))?;
             answer.push_str(&rest);
