@@ -9,7 +9,70 @@ pub enum Intent {
     Date,
     Timer(Duration),
     Calculate(String),
-    Home { service: String, target: String },
+    Home {
+        service: String,
+        target: String,
+    },
+    /// A question about the assistant itself: who it is, or whether it needs the internet.
+    About(About),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum About {
+    /// "Who are you?", "What is your name?", "Who made you?"
+    Identity,
+    /// "Do you need the internet?", "Do you send what I say to the cloud?"
+    Offline,
+}
+
+/// Questions about the assistant, as whole utterances (after an optional "hey iris"): a small
+/// model answers them from its training ("created by OpenAI"), not from what Iris is.
+const IDENTITY: [&str; 13] = [
+    "who are you",
+    "what are you",
+    "what is your name",
+    "what's your name",
+    "whats your name",
+    "what are you called",
+    "what should i call you",
+    "tell me about yourself",
+    "introduce yourself",
+    "who made you",
+    "who created you",
+    "who built you",
+    "who programmed you",
+];
+const OFFLINE: [&str; 10] = [
+    "do you need the internet",
+    "do you need internet",
+    "do you need an internet connection",
+    "do you work without the internet",
+    "do you work without internet",
+    "can you work without the internet",
+    "can you work without internet",
+    "are you online",
+    "are you connected to the internet",
+    "do you use the internet",
+];
+
+/// The question with a leading "hey iris" / "iris" (any assistant name) and trailing words of
+/// address left off, for the whole-utterance phrases.
+fn about(t: &str) -> Option<About> {
+    let t = t.trim_end_matches(['?', '.', '!', ' ']);
+    let t = t.strip_prefix("hey ").unwrap_or(t);
+    let rest =
+        |p: &str| t == p || t.split_once(' ').is_some_and(|(_, r)| r == p) || t.strip_prefix(p).is_some_and(|r| r.starts_with(" to work"));
+    if IDENTITY.iter().any(|p| rest(p)) {
+        return Some(About::Identity);
+    }
+    if OFFLINE.iter().any(|p| rest(p)) {
+        return Some(About::Offline);
+    }
+    // "Do you send what I say to the cloud?", "Does what I say leave this device?"
+    let sends = ["do you send", "do you upload", "does what i say", "is what i say", "does my voice"].iter().any(|p| t.starts_with(p));
+    let away =
+        ["cloud", "internet", "server", "leave this", "leave the device", "sent anywhere", "go anywhere"].iter().any(|w| t.contains(w));
+    (sends && away).then_some(About::Offline)
 }
 
 const SMALL: [&str; 21] = [
@@ -120,6 +183,9 @@ const FRACTIONS: [(&str, &str); 16] = [
 
 pub fn parse(text: &str) -> Option<Intent> {
     let t = normalise(text);
+    if let Some(a) = about(&t) {
+        return Some(Intent::About(a));
+    }
     let has = |phrases: &[&str]| phrases.iter().any(|p| t.contains(p));
     if has(&["what time is it", "what's the time", "whats the time", "what is the time", "tell me the time", "current time"]) {
         return Some(Intent::Time);
@@ -213,6 +279,26 @@ mod tests {
         assert_eq!(value("What is twelve squared?"), Some(144.0));
         assert_eq!(value("What is twenty five times four?"), Some(100.0));
         assert_eq!(value("How much is twice 21?"), Some(42.0));
+        // Questions about the assistant itself, answered from what it is.
+        for q in ["Who are you?", "What is your name?", "Hey Iris, what are you called?", "Who made you?"] {
+            assert_eq!(parse(q), Some(Intent::About(About::Identity)), "{q}");
+        }
+        for q in [
+            "Do you need the internet to work?",
+            "Do you send what I say to the cloud?",
+            "Are you online?",
+            "Does what I say leave this device?",
+        ] {
+            assert_eq!(parse(q), Some(Intent::About(About::Offline)), "{q}");
+        }
+        for q in [
+            "Who are you going to vote for?",
+            "Do you know who made the Eiffel Tower?",
+            "Can you search the internet for recipes?",
+            "What are you doing tomorrow?",
+        ] {
+            assert_eq!(parse(q), None, "{q}");
+        }
         // Not arithmetic: left to the model.
         assert_eq!(parse("What is half of the moon made of?"), None);
         assert_eq!(parse("What is the capital of France?"), None);

@@ -26,11 +26,21 @@ pub struct Tools {
     timers: Timers,
     webhook: Option<Webhook>,
     now: Box<dyn Fn() -> DateTime<Local> + Send>,
+    /// The assistant's name, for questions about itself.
+    name: String,
 }
 
 impl Tools {
     pub fn new(timers: Timers, webhook: Option<Webhook>) -> Self {
-        Self { timers, webhook, now: Box::new(Local::now) }
+        Self { timers, webhook, now: Box::new(Local::now), name: "Iris".into() }
+    }
+
+    /// The name the assistant answers to (`[assistant] name`).
+    pub fn named(mut self, name: &str) -> Self {
+        if !name.trim().is_empty() {
+            self.name = name.trim().to_owned();
+        }
+        self
     }
 
     /// The answer to an intent, in a sentence to be spoken.
@@ -48,6 +58,12 @@ impl Tools {
                 Err(calc::CalcError::DivideByZero) => "That cannot be worked out: it divides by zero.".into(),
                 Err(calc::CalcError::Syntax) => "I could not work that out.".into(),
             },
+            Intent::About(intent::About::Identity) => {
+                format!("I am {}, a voice assistant that runs entirely on this device, built from open-source parts.", self.name)
+            }
+            Intent::About(intent::About::Offline) => {
+                "No. I run entirely on this device: I need no internet, and what you say never leaves it.".into()
+            }
             Intent::Home { service, target } => match &self.webhook {
                 None => "No home system is set up; add a webhook under [tools] in the settings.".into(),
                 Some(hook) => match call_webhook(hook, service, target, text) {

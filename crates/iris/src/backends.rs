@@ -291,7 +291,7 @@ impl Models {
                         url: cfg.tools.webhook_url.clone(),
                         token: (!cfg.tools.webhook_token.is_empty()).then(|| cfg.tools.webhook_token.clone()),
                     });
-                    let tools = iris_tools::Tools::new(timers.clone(), hook);
+                    let tools = iris_tools::Tools::new(timers.clone(), hook).named(&cfg.assistant.name);
                     let mut stage = LlmStage::new(llm, Some(self.vision()?), settings).with_skills(Box::new(tools));
                     stage.warm();
                     Box::new(match camera.take() {

@@ -99,7 +99,9 @@ impl RealLoader {
             url: config.tools.webhook_url.clone(),
             token: (!config.tools.webhook_token.is_empty()).then(|| config.tools.webhook_token.clone()),
         });
-        let skills: iris_engine::SkillsFactory = Arc::new(move || Box::new(iris_tools::Tools::new(timers.clone(), hook.clone())));
+        let name = config.assistant.name.clone();
+        let skills: iris_engine::SkillsFactory =
+            Arc::new(move || Box::new(iris_tools::Tools::new(timers.clone(), hook.clone()).named(&name)));
         let mut loaded = vec![
             LoadedModel { task: "asr".into(), id: config.models.asr.clone(), device: asr.device().to_string() },
             LoadedModel { task: "llm".into(), id: config.models.llm.clone(), device: llm.device().to_string() },
