@@ -10,7 +10,7 @@ use iris_onnx::Provider;
 mod providers;
 
 use iris_tests::{model, root};
-use providers::{turn_probabilities, vad_probabilities, worst};
+use providers::{ocr_reading, turn_probabilities, vad_probabilities, wake_scores, worst};
 
 #[test]
 fn qnn_takes_what_it_can_and_the_cpu_provider_the_rest() {
@@ -18,6 +18,13 @@ fn qnn_takes_what_it_can_and_the_cpu_provider_the_rest() {
     let pcm = iris_audio::load_speech(&root().join("tests/data/question.wav")).expect("the sample question");
     iris_onnx::use_providers(env, &[Provider::Cpu]).expect("the CPU provider");
     let (vad_cpu, turn_cpu) = (vad_probabilities(env, &pcm), turn_probabilities(env, &pcm));
+    // A spoken "Hey Jarvis" and a photographed page (deploy/test.sh makes both).
+    let sessions = std::env::var_os("IRIS_LOOP_SESSIONS").map(std::path::PathBuf::from).expect("IRIS_LOOP_SESSIONS (deploy/test.sh)");
+    let session = iris_audio::load_speech(&sessions.join("01.wav")).expect("a spoken session");
+    let images = std::env::var_os("IRIS_IMAGES_DIR").map(std::path::PathBuf::from).expect("IRIS_IMAGES_DIR (deploy/test.sh)");
+    let page = iris_vision::load_image(&images.join("page.png")).expect("the page photo");
+    let (wake_cpu, ocr_cpu) = (wake_scores(env, &session), ocr_reading(env, &page));
+    assert!(wake_cpu.iter().any(|s| *s >= 0.5) && !ocr_cpu.0.is_empty(), "the CPU provider hears the word and reads the page");
 
     let missing = iris_onnx::use_providers(env, &[Provider::Qnn("/nonexistent/libonnxruntime_providers_qnn.so".into()), Provider::Cpu]);
     assert!(missing.expect_err("a missing plugin").to_string().contains("iris models pull qnn-ep"));
@@ -29,6 +36,13 @@ fn qnn_takes_what_it_can_and_the_cpu_provider_the_rest() {
     let (vad_q, turn_q) = (vad_probabilities(env, &pcm), turn_probabilities(env, &pcm));
     let (dv, dt) = (worst(&vad_cpu, &vad_q), worst(&turn_cpu, &turn_q));
     assert!(dv < 0.01 && dt < 0.01, "QNN beside the CPU provider differs by {dv} (VAD) and {dt} (turn)");
+    // The wake word's three networks and the OCR's two, on the same list: the same outputs.
+    let (wake_q, ocr_q) = (wake_scores(env, &session), ocr_reading(env, &page));
+    let dw = worst(&wake_cpu, &wake_q);
+    assert!(dw < 0.01, "QNN beside the CPU provider changes Hey Jarvis's scores by {dw}");
+    assert_eq!(ocr_q.0, ocr_cpu.0, "QNN beside the CPU provider reads the page otherwise");
+    let dc = worst(&ocr_cpu.1, &ocr_q.1);
+    assert!(dc < 0.01, "the OCR's confidences move by {dc}");
     let assigned = iris_onnx::assignments();
     let vad = assigned.iter().find(|a| a.model == model("silero-vad")).expect("an account for the VAD");
     let total: usize = vad.nodes.iter().map(|(_, n)| n).sum();
