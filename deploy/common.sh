@@ -91,10 +91,15 @@ reference_whisper_cpp() {
 # `iris bench llm --python`. Prints the Python to use.
 reference_llama() {
     local venv="$IRIS_DATA/reference/llama"
-    if ! "$venv/bin/python" -c "import llama_cpp.server.app" >/dev/null 2>&1; then
+    # Built without Intel's AMX: on a Sapphire Rapids VM (2026-12-03) llama.cpp's AMX matrix
+    # product (ggml_backend_amx_mul_mat) died with SIGSEGV on SmolLM2's Q8_0 and Q4_1 files
+    # and on the 1.5B shape's Q4_K_M. GCC's explicit -mno-amx-* win over -march=native.
+    local no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    if ! "$venv/bin/python" -c "import llama_cpp.server.app, llama_cpp; assert b'AMX_INT8 = 1' not in llama_cpp.llama_print_system_info()" >/dev/null 2>&1; then
         say "building llama.cpp's server (llama-cpp-python, once; a few minutes)"
         [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
-        "$venv/bin/python" -m pip install -q "llama-cpp-python[server]==0.3.36" >&2 || {
+        CMAKE_ARGS="-DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'" \
+            "$venv/bin/python" -m pip install -q --no-cache-dir --force-reinstall "llama-cpp-python[server]==0.3.36" >&2 || {
             echo "warning: could not build llama-cpp-python; the language-model server test will fail" >&2
             return 0
         }

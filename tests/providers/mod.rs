@@ -25,7 +25,6 @@ pub fn worst(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// openWakeWord's Hey Jarvis score for each hop of `pcm`, every network on ONNX Runtime.
-#[allow(dead_code)] // qnn_provider.rs's: OpenVINO offers no device on this machine
 pub fn wake_scores(env: &iris_onnx::Environment, pcm: &[f32]) -> Vec<f32> {
     use iris_backend::WakeWord;
     let catalog = iris_tests::catalog();
@@ -40,7 +39,6 @@ pub fn wake_scores(env: &iris_onnx::Environment, pcm: &[f32]) -> Vec<f32> {
 }
 
 /// The OCR's reading of `image`: its lines' text, and their confidences.
-#[allow(dead_code)]
 pub fn ocr_reading(env: &iris_onnx::Environment, image: &iris_frames::ImageFrame) -> (Vec<String>, Vec<f32>) {
     let dir = model("ppocr-v6-tiny").parent().expect("a folder").to_owned();
     let mut ocr =

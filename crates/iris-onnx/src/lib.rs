@@ -67,16 +67,45 @@ pub fn open_session(env: &Environment, model: &Path, threads: usize) -> Result<S
     if !model.is_file() {
         return Err(fail("no such file".into()));
     }
-    let builder = Session::builder(env)
-        .map_err(|e| fail(e.to_string()))?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| fail(e.to_string()))?
-        .with_intra_threads(threads.max(1))
-        .map_err(|e| fail(e.to_string()))?;
-    let session = providers::builder_with_providers(env, builder, model)
-        .map_err(|e| fail(format!("the providers in [onnx] providers (or [onnx.models]): {e}")))?
-        .commit_from_file(model)
-        .map_err(|e| fail(e.to_string()))?;
-    providers::record(model, &session);
-    Ok(session)
+    let open = |cpu_alone: bool| -> Result<Session, OnnxError> {
+        let builder = Session::builder(env)
+            .map_err(|e| fail(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| fail(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| fail(e.to_string()))?;
+        providers::builder_with_providers(env, builder, model, cpu_alone)
+            .map_err(|e| fail(format!("the providers in [onnx] providers (or [onnx.models]): {e}")))?
+            .commit_from_file(model)
+            .map_err(|e| fail(e.to_string()))
+    };
+    match open(false) {
+        Ok(session) => {
+            providers::record(model, &session, None);
+            Ok(session)
+        }
+        // A plugin that took the model and then could not compile it (OpenVINO 2026.4 and
+        // Silero VAD's `If` branches, whose tensors have no static rank) fails the whole
+        // session; where the list goes on to the CPU provider, it runs the model, and the
+        // status line and the log say so.
+        Err(OnnxError::Model { message, .. }) if providers::plugins_before_cpu(model).is_some() => {
+            let plugins = providers::plugins_before_cpu(model).unwrap_or_default();
+            // OpenVINO's report ends with the operators it could not convert.
+            let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let why = lines
+                .iter()
+                .rev()
+                .find(|l| l.contains("failed for"))
+                .or(lines.first())
+                .map_or("no reason given", |l| l.trim_start_matches("-- "));
+            eprintln!(
+                "onnx: {plugins} could not build a session for {} ({why}); the CPU provider, next in its list, runs it",
+                model.display()
+            );
+            let session = open(true)?;
+            providers::record(model, &session, Some(format!("{plugins} could not compile this model")));
+            Ok(session)
+        }
+        Err(e) => Err(e),
+    }
 }

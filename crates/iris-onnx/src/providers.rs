@@ -56,7 +56,11 @@ impl Provider {
                 let htp = library.parent().unwrap_or(Path::new(".")).join("libQnnHtp.so");
                 vec![(format!("{}.backend_path", self.ep_name()), htp.to_string_lossy().into_owned())]
             }
-            _ => Vec::new(),
+            // f32 on the CPU, as the model is: on a CPU with AMX or AVX-512 BF16, OpenVINO
+            // otherwise infers in bf16, and the OCR read a word otherwise. (Its own `precision`
+            // option changed nothing there: ACCURACY, FP32 and FP16 gave the same outputs.)
+            Self::OpenVino(_) => vec![(format!("{}.load_config", self.ep_name()), r#"{"CPU":{"INFERENCE_PRECISION_HINT":"f32"}}"#.into())],
+            Self::Cpu => Vec::new(),
         }
     }
 }
@@ -66,6 +70,8 @@ impl Provider {
 pub struct Assignment {
     pub model: PathBuf,
     pub nodes: Vec<(String, usize)>,
+    /// Why the model runs on the CPU provider alone though a plugin was asked for first.
+    pub refused: Option<String>,
 }
 
 static CHOSEN: Mutex<Vec<Provider>> = Mutex::new(Vec::new());
@@ -194,7 +200,10 @@ fn describe(chosen: &[Provider], recorded: Option<&Assignment>) -> String {
     let short = |ep: &str| ep.trim_end_matches("ExecutionProvider").to_owned();
     if let Some(a) = recorded.filter(|a| !a.nodes.is_empty()) {
         let parts: Vec<String> = a.nodes.iter().map(|(ep, n)| format!("{} {n} nodes", short(ep))).collect();
-        return format!("{} (ONNX Runtime)", parts.join(", "));
+        return match &a.refused {
+            Some(why) => format!("{} (ONNX Runtime; {why})", parts.join(", ")),
+            None => format!("{} (ONNX Runtime)", parts.join(", ")),
+        };
     }
     if chosen.is_empty() || chosen == [Provider::Cpu] {
         return "cpu (ONNX Runtime)".into();
@@ -203,12 +212,25 @@ fn describe(chosen: &[Provider], recorded: Option<&Assignment>) -> String {
     format!("{} (ONNX Runtime, asked for; not opened yet)", asked.join(", then "))
 }
 
+/// The plugins asked for ahead of the CPU provider on `model`'s list, by their short names
+/// (e.g. "OpenVINO"), when the list goes on to the CPU provider: a session a plugin cannot build
+/// may then run on the CPU provider instead (`open_session`).
+pub(crate) fn plugins_before_cpu(model: &Path) -> Option<String> {
+    let chosen = chosen_for(model);
+    let cpu = chosen.iter().position(|p| *p == Provider::Cpu)?;
+    let plugins: Vec<&str> = chosen[..cpu].iter().map(|p| p.ep_name().trim_end_matches("ExecutionProvider")).collect();
+    (!plugins.is_empty()).then(|| plugins.join(" and "))
+}
+
+/// `builder` asking for `model`'s providers; `cpu_alone`: the CPU provider's device only (after
+/// the plugins failed to build the session).
 pub(crate) fn builder_with_providers(
     env: &Environment,
     builder: ort::session::builder::SessionBuilder,
     model: &Path,
+    cpu_alone: bool,
 ) -> ort::Result<ort::session::builder::SessionBuilder> {
-    let chosen = chosen_for(model);
+    let chosen = if cpu_alone { vec![Provider::Cpu] } else { chosen_for(model) };
     let cpu_only = chosen.is_empty() || chosen == [Provider::Cpu];
     // Once a plugin is registered, a session that names no device gets ONNX Runtime's own pick,
     // which may be the plugin's (QNN's then fails, given no backend): the CPU is named instead.
@@ -231,7 +253,7 @@ pub(crate) fn builder_with_providers(
 
 /// Records which provider took how many of `session`'s nodes (ONNX Runtime's own account,
 /// kept when the session was built with a provider list).
-pub(crate) fn record(model: &Path, session: &Session) {
+pub(crate) fn record(model: &Path, session: &Session, refused: Option<String>) {
     let chosen = chosen_for(model);
     if chosen.is_empty() || chosen == [Provider::Cpu] {
         // An account of an earlier session on other providers no longer says where it runs.
@@ -247,7 +269,7 @@ pub(crate) fn record(model: &Path, session: &Session) {
     if assigned.len() >= MAX_ASSIGNMENTS {
         assigned.remove(0);
     }
-    assigned.push(Assignment { model: model.to_owned(), nodes });
+    assigned.push(Assignment { model: model.to_owned(), nodes, refused });
 }
 
 /// Provider name → nodes, from `Session_GetEpGraphAssignmentInfo` (ONNX Runtime ≥ 1.24).
@@ -299,7 +321,15 @@ mod tests {
         let ran = Assignment {
             model: PathBuf::from("voice.onnx"),
             nodes: vec![("OpenVINOExecutionProvider".into(), 112), ("CPUExecutionProvider".into(), 4)],
+            refused: None,
         };
-        assert_eq!(describe(&[openvino, Provider::Cpu], Some(&ran)), "OpenVINO 112 nodes, CPU 4 nodes (ONNX Runtime)");
+        assert_eq!(describe(&[openvino.clone(), Provider::Cpu], Some(&ran)), "OpenVINO 112 nodes, CPU 4 nodes (ONNX Runtime)");
+        let refused = Assignment {
+            model: PathBuf::from("vad.onnx"),
+            nodes: vec![("CPUExecutionProvider".into(), 224)],
+            refused: Some("OpenVINO could not compile it".into()),
+        };
+        let line = describe(&[openvino, Provider::Cpu], Some(&refused));
+        assert_eq!(line, "CPU 224 nodes (ONNX Runtime; OpenVINO could not compile it)");
     }
 }

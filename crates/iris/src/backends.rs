@@ -14,6 +14,8 @@ use iris_pipeline::{PipelineSpec, Stage};
 pub const CATALOG: &str = include_str!("../../../models/catalog.toml");
 /// The text-reading model of the vision aid.
 pub const OCR: &str = "ppocr-v6-tiny";
+/// The semantic end-of-turn model.
+pub const TURN: &str = "smart-turn";
 /// The classifier of the vision aid and its class names.
 pub const CLASSIFIER: &str = "mobilenet-v2";
 pub const LABELS: &str = "imagenet-labels";
@@ -102,8 +104,23 @@ impl Models {
         if iris_onnx::chosen() != providers {
             iris_onnx::use_providers(env, &providers)?;
         }
+        // Models a provider runs wrongly stay on the CPU provider unless `[onnx.models]` names
+        // them (measured 2026-12-03, `iris bench onnx`): OpenVINO 2026.4 computes Smart Turn
+        // otherwise, even in f32 (0.34 where ONNX Runtime's CPU provider and pipecat's reference
+        // give 0.87 on the sample question); QNN 2.7 fails a Piper voice at run time ("cannot
+        // broadcast 108 by 109": the nodes it takes fix a length the next sentence changes).
+        let mut lists = self.config.onnx.models.clone();
+        let first = self.config.onnx.providers.first().map(String::as_str);
+        let kept: Vec<&str> = match first {
+            Some("openvino") => vec![TURN],
+            Some("qnn") => self.catalog.models.iter().filter(|m| m.task == "tts").map(|m| m.id.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        for id in kept.into_iter().filter(|id| self.installed(id).is_some()) {
+            lists.entry(id.to_owned()).or_insert_with(|| vec!["cpu".to_owned()]);
+        }
         let mut choices = Vec::new();
-        for (id, list) in &self.config.onnx.models {
+        for (id, list) in &lists {
             let entry = self.entry(id, "ONNX").with_context(|| format!("[onnx.models] names `{id}`"))?;
             let main = self.store.main_file(entry)?;
             let dir = main.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -22,7 +22,6 @@ use iris_pipeline::{Pipeline, PipelineSpec, Turns};
 use crate::backends::Models;
 
 pub const LISTEN_PIPELINE: &str = include_str!("../../../pipelines/listen.toml");
-const TURN_MODEL: &str = "smart-turn";
 
 #[derive(Args)]
 pub struct ListenArgs {
@@ -122,7 +121,7 @@ impl Assistant {
         let env = models.onnx()?;
         let front = front_end(models, mode)?;
         let detector: Option<Box<dyn iris_backend::TurnDetector>> = if semantic {
-            let file = models.file(TURN_MODEL, "turn").context(
+            let file = models.file(crate::backends::TURN, "turn").context(
                 "the semantic end-of-turn model; fetch it with `iris models pull smart-turn`, or set [audio] semantic_turn = false",
             )?;
             Some(Box::new(iris_smartturn::SmartTurn::load(env, &file, 1)?))

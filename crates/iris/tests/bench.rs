@@ -66,3 +66,54 @@ fn a_synthetic_model_of_a_real_shape_runs_on_both_engines() {
         assert!(text.contains("tokenizer: same token ids as llama.cpp"), "{text}");
     }
 }
+
+/// `iris bench onnx`: every ONNX model on the CPU provider and beside another provider, timed,
+/// with how far the outputs moved and ONNX Runtime's account of where the nodes ran. OpenVINO's
+/// plugin offers only Intel hardware: elsewhere the bench stops with that one clear error.
+#[test]
+fn the_onnx_models_are_timed_on_each_provider_beside_the_cpu_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Some(images) = std::env::var_os("IRIS_IMAGES_DIR") else {
+        panic!("IRIS_IMAGES_DIR (deploy/test.sh) holds the photographed page the OCR reads");
+    };
+    let run = |provider: &str| {
+        Command::new(IRIS)
+            .args(["bench", "onnx", "--provider", provider, "--runs", "1", "--json", "--image"])
+            .arg(std::path::Path::new(&images).join("page.png"))
+            .arg(root.join("tests/data/question.wav"))
+            .output()
+            .unwrap()
+    };
+    let intel = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().contains("GenuineIntel");
+    let mut providers = vec!["qnn"];
+    if intel {
+        providers.push("openvino");
+    } else {
+        let out = run("openvino");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("offers no device"), "{err}");
+    }
+    for provider in providers {
+        let out = run(provider);
+        assert!(out.status.success(), "{provider}: {}", String::from_utf8_lossy(&out.stderr));
+        // QNN's libraries print a line of their own to standard output.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("{provider}: no JSON report in {stdout}"));
+        let report: serde_json::Value = serde_json::from_str(line).expect("a JSON report");
+        let models = report["models"].as_array().expect("the models");
+        let names: Vec<&str> = models.iter().filter_map(|m| m["model"].as_str()).collect();
+        for name in ["silero-vad", "smart-turn", "openwakeword", "ppocr-v6-tiny", "piper"] {
+            assert!(names.iter().any(|n| n.starts_with(name)), "{provider}: no {name} in {names:?}");
+        }
+        for m in models {
+            assert!(m["cpu_ms"].as_f64().is_some_and(|t| t > 0.0) && m["provider_ms"].as_f64().is_some_and(|t| t > 0.0), "{m}");
+            assert!(m["same_text"].as_bool() == Some(true), "{provider} reads other text: {m}");
+            // Piper draws noise inside its model: no difference to compare there.
+            if !m["model"].as_str().unwrap_or_default().starts_with("piper") {
+                let moved = m["max_difference"].as_f64().unwrap_or(f64::INFINITY);
+                assert!(moved < 0.01, "{provider} moves the outputs: {m}");
+            }
+            assert!(m["placement"].as_str().is_some_and(|p| p.contains("(ONNX Runtime")), "{m}");
+        }
+    }
+}

@@ -142,7 +142,7 @@ impl Reference {
         // A line of JSON from a script of ours: 16 MiB is far beyond any real one.
         Read::take(&mut self.stdout, 16 << 20).read_line(&mut line)?;
         if line.trim().is_empty() {
-            let _ = self.child.wait();
+            let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
             let err = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new)).join().unwrap_or_default();
             if err.contains("No module named 'llama_cpp'") {
                 bail!(
@@ -150,7 +150,7 @@ impl Reference {
                     self.python.display()
                 );
             }
-            bail!("llama.cpp failed: {}", err.lines().last().unwrap_or("it printed nothing").trim());
+            bail!("llama.cpp failed ({status}): {}", err.lines().last().unwrap_or("it printed nothing").trim());
         }
         serde_json::from_str(&line).context("llama.cpp printed no timings")
     }

@@ -5,6 +5,7 @@ mod asr;
 mod barge_in;
 mod llm;
 pub mod loop_bench;
+mod onnx;
 mod self_talk;
 mod soak;
 mod synth;
@@ -29,6 +30,8 @@ pub enum BenchCmd {
     Loop(loop_bench::LoopArgs),
     /// Mixed turns against `iris serve` with its memory sampled, then bursts of concurrent clients.
     Soak(soak::SoakArgs),
+    /// The ONNX models on the CPU provider and on another execution provider beside it.
+    Onnx(onnx::OnnxArgs),
     /// Writes a GGUF of a real model's shape with random weights, for speed measurements.
     Synth(synth::SynthArgs),
 }
@@ -41,6 +44,7 @@ pub fn run(config_path: Option<&Path>, cmd: BenchCmd) -> Result<ExitCode> {
         BenchCmd::Loop(args) => loop_bench::run(config_path, args),
         BenchCmd::Soak(args) => soak::run(config_path, args),
         BenchCmd::Synth(args) => synth::run(args),
+        BenchCmd::Onnx(args) => onnx::run(config_path, args),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The K-quant kernels for x86: Q4_K and Q6_K on AVX2 (llama.cpp's integer arithmetic, a
-//! pre-fill's tokens in tiles) and on AVX-512 VNNI.
+//! pre-fill's tokens in tiles), which AVX-512 CPUs run too (`Matrix::matmul` says why).
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -8,8 +8,6 @@ use super::PREFETCH;
 use crate::kquant::{Q4KMatrix, Q6KMatrix};
 use crate::q8::{QActs, GROUP};
 
-driver!(matmul_q4k_vnni, Q4KMatrix, rows_q4k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
-driver!(matmul_q6k_vnni, Q6KMatrix, rows_q6k_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
 driver!(matmul_q4k_avx2_each, Q4KMatrix, rows_q4k_avx2, "avx2,fma,f16c");
 
 /// Q4_K on AVX2: a pre-fill's tokens four at a time per group of rows (each chunk unpacked
@@ -209,56 +207,4 @@ unsafe fn rows_q6k_avx2_tokens<const T: usize>(w: &Q6KMatrix, g: usize, a: [&QAc
         _mm_storeu_ps(out.as_mut_ptr(), acc[t]);
         out
     })
-}
-
-/// Q4_K: nibbles unpacked in registers; `vpdpbusd` from zero (the quants are unsigned), then
-/// the minimum times the activations' sums taken off.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
-unsafe fn rows_q4k_vnni(w: &Q4KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
-    let n = w.chunks;
-    let (wq, ws, wm) = (w.quants.as_ptr(), w.scales.as_ptr(), w.mins.as_ptr());
-    let nibble = _mm256_set1_epi8(0x0F);
-    let mut acc = [_mm512_setzero_ps(); GROUP];
-    for c in 0..n {
-        let x = _mm512_load_si512(a.quants.as_ptr().add(c) as *const _);
-        let dx = _mm512_load_ps(a.scales.as_ptr().add(c) as *const f32);
-        let sums = _mm512_load_ps(a.sums.as_ptr().add(c) as *const f32);
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let i = (g * n + c) * GROUP + r;
-            _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH / 2));
-            let packed = _mm256_load_si256(wq.add(i) as *const __m256i);
-            let lo = _mm256_and_si256(packed, nibble);
-            let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
-            let q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
-            let scale = _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits((ws.add(i) as *const u64).read())));
-            let min = _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits((wm.add(i) as *const u64).read())));
-            *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), scale, *acc);
-            *acc = _mm512_fnmadd_ps(min, sums, *acc);
-        }
-    }
-    acc.map(|v| _mm512_reduce_add_ps(v))
-}
-
-/// Q6_K: bytes as Q8_0's, four scales per chunk spread over the lanes they cover.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
-unsafe fn rows_q6k_vnni(w: &Q6KMatrix, g: usize, a: &QActs) -> [f32; GROUP] {
-    let n = w.chunks;
-    let (wq, ws) = (w.quants.as_ptr(), w.scales.as_ptr());
-    // Lane l holds block l % 2, values 4·(l / 2)…: scale index 2·(l % 2) + l / 8.
-    let spread = _mm512_setr_epi32(0, 2, 0, 2, 0, 2, 0, 2, 1, 3, 1, 3, 1, 3, 1, 3);
-    let mut acc = [_mm512_setzero_ps(); GROUP];
-    for c in 0..n {
-        let x = _mm512_load_si512(a.quants.as_ptr().add(c) as *const _);
-        let init = _mm512_load_si512(a.init.as_ptr().add(c) as *const _);
-        let dx = _mm512_load_ps(a.scales.as_ptr().add(c) as *const f32);
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let i = (g * n + c) * GROUP + r;
-            _mm_prefetch::<_MM_HINT_T0>((wq.add(i) as *const i8).add(PREFETCH));
-            let dot = _mm512_dpbusd_epi32(init, _mm512_load_si512(wq.add(i) as *const _), x);
-            let scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(ws.add(i) as *const f32)));
-            *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), dx), scale, *acc);
-        }
-    }
-    acc.map(|v| _mm512_reduce_add_ps(v))
 }
