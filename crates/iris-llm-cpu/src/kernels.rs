@@ -128,7 +128,9 @@ pub(crate) mod x86 {
     const PREFETCH: usize = 2048;
 
     mod kquant;
+    mod kquant512;
     pub use kquant::*;
+    pub use kquant512::*;
 
     driver!(matmul_vnni, Q8Matrix, rows_vnni, "avx512f,avx512bw,avx512vnni,fma,f16c");
     driver!(matmul_avx2_each, Q8Matrix, rows_avx2, "avx2,fma,f16c");

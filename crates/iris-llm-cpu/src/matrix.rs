@@ -140,12 +140,14 @@ impl Matrix {
             match (self, kernel) {
                 (Self::Q8(m) | Self::Q8Min(m, _), Kernel::Avx512Vnni) => x86::matmul_vnni(m, rows.clone(), acts, out, stride),
                 (Self::Q8(m) | Self::Q8Min(m, _), Kernel::Avx2) => x86::matmul_avx2(m, rows.clone(), acts, out, stride),
-                // The K-quants take the AVX2 kernels on an AVX-512 CPU too: their integer sums
-                // per super-block (llama.cpp's arithmetic) and pre-fill tiles pre-filled the
-                // default model at x0.93 of llama.cpp on a Sapphire Rapids, where the VNNI kernel's
-                // float sums per chunk reached x0.71; decode, memory-bound, was level (x1.12, x1.13).
-                (Self::Q4K(m), Kernel::Avx2 | Kernel::Avx512Vnni) => return x86::matmul_q4k_avx2(m, rows, acts, out, stride),
-                (Self::Q6K(m), Kernel::Avx2 | Kernel::Avx512Vnni) => return x86::matmul_q6k_avx2(m, rows, acts, out, stride),
+                // The K-quants on AVX-512 sum as the AVX2 kernels do (integers per super-block,
+                // llama.cpp's arithmetic; bit for bit the same results), 64 values at a time. The
+                // earlier VNNI kernel's float sums per chunk pre-filled the default model at
+                // x0.71 of llama.cpp on a Sapphire Rapids, the AVX2 kernels at x0.93.
+                (Self::Q4K(m), Kernel::Avx512Vnni) => return x86::matmul_q4k_512(m, rows, acts, out, stride),
+                (Self::Q6K(m), Kernel::Avx512Vnni) => return x86::matmul_q6k_512(m, rows, acts, out, stride),
+                (Self::Q4K(m), Kernel::Avx2) => return x86::matmul_q4k_avx2(m, rows, acts, out, stride),
+                (Self::Q6K(m), Kernel::Avx2) => return x86::matmul_q6k_avx2(m, rows, acts, out, stride),
                 // Memory-bound: AVX2's eight lanes keep up on an AVX-512 CPU too.
                 (Self::F16(m), Kernel::Avx2 | Kernel::Avx512Vnni) => return crate::f16::matmul_avx2(m, rows, acts, out, stride),
                 _ => {

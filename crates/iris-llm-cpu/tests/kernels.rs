@@ -212,6 +212,7 @@ fn every_format_dequantises_as_llama_cpp_and_every_kernel_agrees() {
                 assert!(close(t * rows + r, f64::from(w.dot_scalar(r, a))), "{dtype:?} scalar r{r}: {} vs {e}", w.dot_scalar(r, a));
             }
         }
+        let mut results = Vec::new();
         for kernel in kernels() {
             if !Matrix::takes(dtype, kernel) && kernel != Kernel::Scalar {
                 continue;
@@ -225,6 +226,15 @@ fn every_format_dequantises_as_llama_cpp_and_every_kernel_agrees() {
             for (i, (o, e)) in out.iter().zip(&expected).enumerate() {
                 assert!(close(i, f64::from(*o)), "{dtype:?} {kernel:?} {rows}x{cols} [{i}]: {o} vs {e}");
             }
+            results.push((kernel, out));
+        }
+        // The K-quants' AVX-512 kernels sum as their AVX2 kernels do: the same bits.
+        let of = |k: Kernel| results.iter().find(|(kernel, _)| *kernel == k).map(|(_, out)| out);
+        if let (true, Some(avx2), Some(avx512)) =
+            (matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K), of(Kernel::Avx2), of(Kernel::Avx512Vnni))
+        {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(avx2), bits(avx512), "{dtype:?}: AVX2 and AVX-512 differ");
         }
     }
 }

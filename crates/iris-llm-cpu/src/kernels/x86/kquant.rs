@@ -1,5 +1,5 @@
 //! The K-quant kernels for x86: Q4_K and Q6_K on AVX2 (llama.cpp's integer arithmetic, a
-//! pre-fill's tokens in tiles), which AVX-512 CPUs run too (`Matrix::matmul` says why).
+//! pre-fill's tokens in tiles); `kquant512` runs the same arithmetic on AVX-512.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -31,7 +31,7 @@ pub unsafe fn matmul_q6k_avx2(w: &Q6KMatrix, rows: Range<usize>, acts: &[QActs],
 /// As many whole tiles of `T` tokens as `acts` holds, each group of rows by `group`;
 /// returns the tokens done.
 #[inline(always)]
-unsafe fn tiles<const T: usize>(
+pub(super) unsafe fn tiles<const T: usize>(
     rows: Range<usize>,
     acts: &[QActs],
     out: *mut f32,
@@ -136,7 +136,7 @@ unsafe fn rows_q4k_avx2_tokens<const T: usize>(w: &Q4KMatrix, g: usize, a: [&QAc
 
 /// Four rows' integer lanes to their four totals (exact), as floats.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn row_totals(v: [__m128i; GROUP]) -> __m128 {
+pub(super) unsafe fn row_totals(v: [__m128i; GROUP]) -> __m128 {
     _mm_cvtepi32_ps(_mm_hadd_epi32(_mm_hadd_epi32(v[0], v[1]), _mm_hadd_epi32(v[2], v[3])))
 }
 
