@@ -10,7 +10,7 @@ use iris_onnx::Provider;
 mod providers;
 
 use iris_tests::{model, root};
-use providers::{ocr_reading, turn_probabilities, vad_probabilities, wake_scores, worst};
+use providers::{ocr_reading, spoken_session_and_page, turn_probabilities, vad_probabilities, wake_scores, worst};
 
 #[test]
 fn openvino_runs_the_onnx_models_as_the_cpu_provider_does() {
@@ -18,11 +18,7 @@ fn openvino_runs_the_onnx_models_as_the_cpu_provider_does() {
     let pcm = iris_audio::load_speech(&root().join("tests/data/question.wav")).expect("the sample question");
     iris_onnx::use_providers(env, &[Provider::Cpu]).expect("the CPU provider");
     let (vad_cpu, turn_cpu) = (vad_probabilities(env, &pcm), turn_probabilities(env, &pcm));
-    // A spoken "Hey Jarvis" and a photographed page (deploy/test.sh makes both).
-    let sessions = std::env::var_os("IRIS_LOOP_SESSIONS").map(std::path::PathBuf::from).expect("IRIS_LOOP_SESSIONS (deploy/test.sh)");
-    let session = iris_audio::load_speech(&sessions.join("01.wav")).expect("a spoken session");
-    let images = std::env::var_os("IRIS_IMAGES_DIR").map(std::path::PathBuf::from).expect("IRIS_IMAGES_DIR (deploy/test.sh)");
-    let page = iris_vision::load_image(&images.join("page.png")).expect("the page photo");
+    let (session, page) = spoken_session_and_page();
     let (wake_cpu, ocr_cpu) = (wake_scores(env, &session), ocr_reading(env, &page));
     assert!(wake_cpu.iter().any(|s| *s >= 0.5) && !ocr_cpu.0.is_empty(), "the CPU provider hears the word and reads the page");
     // The status line of a model on the CPU provider (the panel's Status page shows it).

@@ -46,3 +46,11 @@ pub fn ocr_reading(env: &iris_onnx::Environment, image: &iris_frames::ImageFrame
     let lines = ocr.read(image).expect("it reads");
     (lines.iter().map(|l| l.text.clone()).collect(), lines.iter().map(|l| l.confidence).collect())
 }
+
+/// A spoken "Hey Jarvis" session and a photographed page (deploy/test.sh makes both).
+pub fn spoken_session_and_page() -> (Vec<f32>, iris_frames::ImageFrame) {
+    let sessions = std::env::var_os("IRIS_LOOP_SESSIONS").map(std::path::PathBuf::from).expect("IRIS_LOOP_SESSIONS (deploy/test.sh)");
+    let session = iris_audio::load_speech(&sessions.join("01.wav")).expect("a spoken session");
+    let images = std::env::var_os("IRIS_IMAGES_DIR").map(std::path::PathBuf::from).expect("IRIS_IMAGES_DIR (deploy/test.sh)");
+    (session, iris_vision::load_image(&images.join("page.png")).expect("the page photo"))
+}

@@ -116,22 +116,40 @@ unsafe fn rows_q4k_avx2_tokens<const T: usize>(w: &Q4KMatrix, g: usize, a: [&QAc
                 mins[t][r] = _mm_madd_epi16(row_mins, block_sums);
             }
         }
-        // The four rows' d and dmin, as lanes.
-        let dd = w.super_d.as_ptr().add(k) as *const f32;
-        let (v0, v1) = (_mm_loadu_ps(dd), _mm_loadu_ps(dd.add(4)));
-        let (d, dmin) = (_mm_shuffle_ps::<0b10_00_10_00>(v0, v1), _mm_shuffle_ps::<0b11_01_11_01>(v0, v1));
-        for t in 0..T {
-            // Q8_K: one scale for the whole super-block.
-            let dx = _mm_set1_ps(a[t].scales.get_unchecked(4 * s).0[0]);
-            acc[t] = _mm_fmadd_ps(row_totals(sums[t]), _mm_mul_ps(d, dx), acc[t]);
-            acc_min[t] = _mm_fmadd_ps(row_totals(mins[t]), _mm_mul_ps(dmin, dx), acc_min[t]);
-        }
+        q4k_super_block(w, k, s, &a, &sums, &mins, &mut acc, &mut acc_min);
     }
     std::array::from_fn(|t| {
         let mut out = [0f32; GROUP];
         _mm_storeu_ps(out.as_mut_ptr(), _mm_sub_ps(acc[t], acc_min[t]));
         out
     })
+}
+
+/// A Q4_K super-block's end for four rows and `T` tokens: the rows' exact integer sums (and
+/// their minimums' sums) converted once each and added in with d (dmin) times the activation's
+/// scale, in llama.cpp's order.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn q4k_super_block<const T: usize>(
+    w: &Q4KMatrix,
+    k: usize,
+    s: usize,
+    a: &[&QActs; T],
+    sums: &[[__m128i; GROUP]; T],
+    mins: &[[__m128i; GROUP]; T],
+    acc: &mut [__m128; T],
+    acc_min: &mut [__m128; T],
+) {
+    // The four rows' d and dmin, as lanes.
+    let dd = w.super_d.as_ptr().add(k) as *const f32;
+    let (v0, v1) = (_mm_loadu_ps(dd), _mm_loadu_ps(dd.add(4)));
+    let (d, dmin) = (_mm_shuffle_ps::<0b10_00_10_00>(v0, v1), _mm_shuffle_ps::<0b11_01_11_01>(v0, v1));
+    for t in 0..T {
+        // Q8_K: one scale for the whole super-block.
+        let dx = _mm_set1_ps(a[t].scales.get_unchecked(4 * s).0[0]);
+        acc[t] = _mm_fmadd_ps(row_totals(sums[t]), _mm_mul_ps(d, dx), acc[t]);
+        acc_min[t] = _mm_fmadd_ps(row_totals(mins[t]), _mm_mul_ps(dmin, dx), acc_min[t]);
+    }
 }
 
 /// Four rows' integer lanes to their four totals (exact), as floats.
@@ -195,16 +213,29 @@ unsafe fn rows_q6k_avx2_tokens<const T: usize>(w: &Q6KMatrix, g: usize, a: [&QAc
                 sums[t][r] = _mm_add_epi32(_mm256_castsi256_si128(row[t]), _mm256_extracti128_si256::<1>(row[t]));
             }
         }
-        let d = _mm_loadu_ps(w.super_d.as_ptr().add(k));
-        for t in 0..T {
-            // Q8_K: one scale for the whole super-block.
-            let dx = _mm_set1_ps(a[t].scales.get_unchecked(4 * s).0[0]);
-            acc[t] = _mm_fmadd_ps(row_totals(sums[t]), _mm_mul_ps(d, dx), acc[t]);
-        }
+        q6k_super_block(w, k, s, &a, &sums, &mut acc);
     }
     std::array::from_fn(|t| {
         let mut out = [0f32; GROUP];
         _mm_storeu_ps(out.as_mut_ptr(), acc[t]);
         out
     })
+}
+
+/// A Q6_K super-block's end for four rows and `T` tokens, as `q4k_super_block` (no minimums).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q6k_super_block<const T: usize>(
+    w: &Q6KMatrix,
+    k: usize,
+    s: usize,
+    a: &[&QActs; T],
+    sums: &[[__m128i; GROUP]; T],
+    acc: &mut [__m128; T],
+) {
+    let d = _mm_loadu_ps(w.super_d.as_ptr().add(k));
+    for t in 0..T {
+        // Q8_K: one scale for the whole super-block.
+        let dx = _mm_set1_ps(a[t].scales.get_unchecked(4 * s).0[0]);
+        acc[t] = _mm_fmadd_ps(row_totals(sums[t]), _mm_mul_ps(d, dx), acc[t]);
+    }
 }

@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::kquant::{row_totals, tiles};
+use super::kquant::{q4k_super_block, q6k_super_block, tiles};
 use super::PREFETCH;
 use crate::kquant::{Q4KMatrix, Q6KMatrix};
 use crate::q8::{QActs, GROUP};
@@ -88,14 +88,7 @@ unsafe fn rows_q4k_512_tokens<const T: usize>(w: &Q4KMatrix, g: usize, a: [&QAct
                 mins[t][r] = _mm_madd_epi16(row_mins, block_sums);
             }
         }
-        let dd = w.super_d.as_ptr().add(k) as *const f32;
-        let (v0, v1) = (_mm_loadu_ps(dd), _mm_loadu_ps(dd.add(4)));
-        let (d, dmin) = (_mm_shuffle_ps::<0b10_00_10_00>(v0, v1), _mm_shuffle_ps::<0b11_01_11_01>(v0, v1));
-        for t in 0..T {
-            let dx = _mm_set1_ps(a[t].scales.get_unchecked(4 * s).0[0]);
-            acc[t] = _mm_fmadd_ps(row_totals(sums[t]), _mm_mul_ps(d, dx), acc[t]);
-            acc_min[t] = _mm_fmadd_ps(row_totals(mins[t]), _mm_mul_ps(dmin, dx), acc_min[t]);
-        }
+        q4k_super_block(w, k, s, &a, &sums, &mins, &mut acc, &mut acc_min);
     }
     std::array::from_fn(|t| {
         let mut out = [0f32; GROUP];
@@ -152,11 +145,7 @@ unsafe fn rows_q6k_512_tokens<const T: usize>(w: &Q6KMatrix, g: usize, a: [&QAct
                 sums[t][r] = quarters(row[t]);
             }
         }
-        let d = _mm_loadu_ps(w.super_d.as_ptr().add(k));
-        for t in 0..T {
-            let dx = _mm_set1_ps(a[t].scales.get_unchecked(4 * s).0[0]);
-            acc[t] = _mm_fmadd_ps(row_totals(sums[t]), _mm_mul_ps(d, dx), acc[t]);
-        }
+        q6k_super_block(w, k, s, &a, &sums, &mut acc);
     }
     std::array::from_fn(|t| {
         let mut out = [0f32; GROUP];
