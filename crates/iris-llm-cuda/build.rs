@@ -6,6 +6,7 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=src/kernels.cu");
+    println!("cargo:rerun-if-changed=src/qdot.cuh");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     println!("cargo:rerun-if-env-changed=IRIS_CUDA_PTX");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {

@@ -60,6 +60,7 @@ impl Model {
             finish_scale: gpu.function("finish_scale")?,
             mv_qkv: gpu.function("mv_qkv")?,
             to_half: gpu.function("to_half")?,
+            quantize_q8: gpu.function("quantize_q8")?,
         };
         let mut by_type = Vec::new();
         for t in ALL {
@@ -204,6 +205,8 @@ impl Model {
             x_half: Buffer::zeroed(BATCH * widest * 2)?,
             w_half: Buffer::zeroed(biggest * 2)?,
             scale: f32s(4)?,
+            xq: Buffer::zeroed(widest)?,
+            xd: f32s(widest.div_ceil(32))?,
         };
         let mut model = Self {
             embd,

@@ -50,6 +50,7 @@ struct Kernels {
     finish_scale: Kernel,
     mv_qkv: Kernel,
     to_half: Kernel,
+    quantize_q8: Kernel,
 }
 
 /// A matrix on the GPU in its padded blocks (`repack`).
@@ -104,6 +105,10 @@ struct Scratch {
     x_half: Buffer,
     w_half: Buffer,
     scale: Buffer,
+    /// A decode step's activation as int8 (`xq`) with a scale per 32 values (`xd`), for the
+    /// products of the types that take it (`qdot.cuh`).
+    xq: Buffer,
+    xd: Buffer,
 }
 
 pub struct Model {

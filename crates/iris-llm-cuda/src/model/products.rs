@@ -52,9 +52,27 @@ impl Model {
         }
     }
 
+    /// One token's activation `x` (`cols` values) as int8 with a scale per 32, into `s.xq` and
+    /// `s.xd`, for the decode kernels that take it.
+    fn quantize(&self, x: u64, cols: usize) -> Result<(), CudaLlmError> {
+        let s = &self.s;
+        let cols_i = cols as i32;
+        // SAFETY: x holds cols f32s; xq and xd were sized for the widest activation.
+        unsafe {
+            self.gpu.launch(
+                self.k.quantize_q8,
+                (cols.div_ceil(256) as u32, 1, 1),
+                (256, 1, 1),
+                0,
+                &mut [arg(&x), arg(&cols_i), arg(&s.xq.ptr), arg(&s.xd.ptr)],
+            )
+        }
+    }
+
     /// A decode step's q, k and v products in one launch (`mv_qkv`), into `s.qkv`.
     pub(super) fn qkv_one(&self, layer: &Layer) -> Result<(), CudaLlmError> {
         let (q, k, v, s) = (&layer.q, &layer.k, &layer.v, &self.s);
+        self.quantize(s.xn.ptr, q.cols)?;
         let wpr = warps_per_row(q);
         let rows = q.rows + k.rows + v.rows;
         let (rq, rk, rv, cols, wpr_i) = (q.rows as i32, k.rows as i32, v.rows as i32, q.cols as i32, wpr as i32);
@@ -83,6 +101,8 @@ impl Model {
                     arg(&s.xn.ptr),
                     arg(&s.qkv.ptr),
                     arg(&wpr_i),
+                    arg(&s.xq.ptr),
+                    arg(&s.xd.ptr),
                 ],
             )
         }
@@ -95,6 +115,25 @@ impl Model {
         let wpr = warps_per_row(gate);
         let (rows, cols, rb, n_i, dim_i, ffn_i, wpr_i) =
             (gate.rows as i32, gate.cols as i32, gate.row_bytes as i64, n as i32, self.cfg.dim as i32, self.cfg.ffn as i32, wpr as i32);
+        let mut args = vec![
+            arg(&gate.buf.ptr),
+            arg(&up.buf.ptr),
+            arg(&rows),
+            arg(&cols),
+            arg(&rb),
+            arg(&s.xn.ptr),
+            arg(&n_i),
+            arg(&dim_i),
+            arg(&s.h.ptr),
+            arg(&ffn_i),
+            arg(&gelu),
+            arg(&wpr_i),
+        ];
+        if n == 1 {
+            // The one-token kernel also takes the activation as int8.
+            self.quantize(s.xn.ptr, gate.cols)?;
+            args.extend([arg(&s.xq.ptr), arg(&s.xd.ptr)]);
+        }
         // SAFETY: gate and up are ffn × dim of one type; xn holds n rows of dim, h n rows of ffn.
         unsafe {
             self.gpu.launch(
@@ -102,20 +141,7 @@ impl Model {
                 (gate.rows.div_ceil(ROWS_PER_BLOCK as usize / wpr) as u32, n.div_ceil(tokens_per_block) as u32, 1),
                 (32, ROWS_PER_BLOCK, 1),
                 0,
-                &mut [
-                    arg(&gate.buf.ptr),
-                    arg(&up.buf.ptr),
-                    arg(&rows),
-                    arg(&cols),
-                    arg(&rb),
-                    arg(&s.xn.ptr),
-                    arg(&n_i),
-                    arg(&dim_i),
-                    arg(&s.h.ptr),
-                    arg(&ffn_i),
-                    arg(&gelu),
-                    arg(&wpr_i),
-                ],
+                &mut args,
             )
         }
     }
@@ -159,31 +185,39 @@ impl Model {
             }
             return Ok(());
         }
+        if let (1, Some((w, ..))) = (n, outs.first()) {
+            self.quantize(x, w.cols)?;
+        }
         for (w, y, y_stride, accumulate) in outs {
             let (kernel, tokens_per_block) = if n == 1 { (w.kinds.mv, 1) } else { (w.kinds.mm, 4) };
             let (rows, cols, rb) = (w.rows as i32, w.cols as i32, w.row_bytes as i64);
             let (n_i, xs, ys, acc, wpr) = (n as i32, x_stride as i32, *y_stride as i32, i32::from(*accumulate), wpr(w));
             let wpr_i = wpr as i32;
-            // SAFETY: w holds rows × row_bytes; x n rows of x_stride; y n rows of y_stride.
+            let mut args = vec![
+                arg(&w.buf.ptr),
+                arg(&rows),
+                arg(&cols),
+                arg(&rb),
+                arg(&x),
+                arg(&n_i),
+                arg(&xs),
+                arg(y),
+                arg(&ys),
+                arg(&acc),
+                arg(&wpr_i),
+            ];
+            if n == 1 {
+                args.extend([arg(&self.s.xq.ptr), arg(&self.s.xd.ptr)]);
+            }
+            // SAFETY: w holds rows × row_bytes; x n rows of x_stride; y n rows of y_stride; the
+            // one-token kernel's xq and xd hold x quantised (above).
             unsafe {
                 g.launch(
                     kernel,
                     (w.rows.div_ceil(ROWS_PER_BLOCK as usize / wpr) as u32, n.div_ceil(tokens_per_block) as u32, 1),
                     (32, ROWS_PER_BLOCK, 1),
                     0,
-                    &mut [
-                        arg(&w.buf.ptr),
-                        arg(&rows),
-                        arg(&cols),
-                        arg(&rb),
-                        arg(&x),
-                        arg(&n_i),
-                        arg(&xs),
-                        arg(y),
-                        arg(&ys),
-                        arg(&acc),
-                        arg(&wpr_i),
-                    ],
+                    &mut args,
                 )?;
             }
         }
