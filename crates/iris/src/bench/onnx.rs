@@ -63,6 +63,10 @@ pub fn run(config_path: Option<&Path>, args: OnnxArgs) -> Result<ExitCode> {
         // As `iris serve` would run with `[onnx] providers = list` (and the settings' own
         // `[onnx.models]`, with Iris's defaults for that list).
         let mut config = models.config.clone();
+        if list == ["cpu"] {
+            // The baseline is the CPU provider alone, whatever `[onnx.models]` asks for.
+            config.onnx.models.clear();
+        }
         config.onnx.providers = list.clone();
         let models = models.with_config(config);
         let env = models.onnx().with_context(|| format!("the providers {list:?}"))?;
