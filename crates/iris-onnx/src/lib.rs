@@ -79,8 +79,8 @@ pub fn open_session(env: &Environment, model: &Path, threads: usize) -> Result<S
             .commit_from_file(model)
             .map_err(|e| fail(e.to_string()))
     };
-    match open(false) {
-        Ok(session) => {
+    match (open(false), providers::plugins_before_cpu(model)) {
+        (Ok(session), _) => {
             providers::record(model, &session, None);
             Ok(session)
         }
@@ -88,8 +88,7 @@ pub fn open_session(env: &Environment, model: &Path, threads: usize) -> Result<S
         // Silero VAD's `If` branches, whose tensors have no static rank) fails the whole
         // session; where the list goes on to the CPU provider, it runs the model, and the
         // status line and the log say so.
-        Err(OnnxError::Model { message, .. }) if providers::plugins_before_cpu(model).is_some() => {
-            let plugins = providers::plugins_before_cpu(model).unwrap_or_default();
+        (Err(OnnxError::Model { message, .. }), Some(plugins)) => {
             // OpenVINO's report ends with the operators it could not convert.
             let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             let why = lines
@@ -106,6 +105,6 @@ pub fn open_session(env: &Environment, model: &Path, threads: usize) -> Result<S
             providers::record(model, &session, Some(format!("{plugins} could not compile this model")));
             Ok(session)
         }
-        Err(e) => Err(e),
+        (Err(e), _) => Err(e),
     }
 }
