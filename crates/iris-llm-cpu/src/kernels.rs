@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
+    /// AVX-512 VNNI, and AMX tiles for a pre-fill's K-quant products (`x86::amx`).
+    Amx,
     Avx512Vnni,
     Avx2,
     /// 64-bit ARM with the dot-product extension (`sdot`).
@@ -23,22 +25,24 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The best kernel this CPU has, or a lesser one named by `IRIS_LLM_KERNEL` (`avx2`,
-    /// `neon`, `scalar`) so the slower paths can be measured on a machine that has the faster
+    /// The best kernel this CPU has, or a lesser one named by `IRIS_LLM_KERNEL` (`avx512`,
+    /// `avx2`, `neon`, `scalar`) so the slower paths can be measured on a machine that has the faster
     /// one (a kernel the CPU lacks is never chosen).
     pub fn detect() -> Self {
         static KERNEL: OnceLock<Kernel> = OnceLock::new();
         *KERNEL.get_or_init(|| {
             let best = Self::best();
             let asked = match std::env::var("IRIS_LLM_KERNEL").as_deref() {
+                Ok("avx512") => Kernel::Avx512Vnni,
                 Ok("avx2") => Kernel::Avx2,
                 Ok("neon") => Kernel::Neon,
                 Ok("scalar") => Kernel::Scalar,
                 _ => best,
             };
-            // Within an architecture, Avx512Vnni > Avx2 > Scalar and NeonDot > Neon > Scalar;
-            // only a lesser or equal one of the same family is allowed.
+            // Within an architecture, Amx > Avx512Vnni > Avx2 > Scalar and NeonDot > Neon >
+            // Scalar; only a lesser or equal one of the same family is allowed.
             let rank = |k: Kernel| match k {
+                Kernel::Amx => 3,
                 Kernel::Avx512Vnni | Kernel::NeonDot => 2,
                 Kernel::Avx2 | Kernel::Neon => 1,
                 Kernel::Scalar => 0,
@@ -66,7 +70,7 @@ impl Kernel {
                     _ => false,
                 };
                 if ["avx512f", "avx512bw", "avx512vnni", "fma", "f16c"].iter().all(|s| f(s)) {
-                    return Kernel::Avx512Vnni;
+                    return if x86::amx::available() { Kernel::Amx } else { Kernel::Avx512Vnni };
                 }
                 if ["avx2", "fma", "f16c"].iter().all(|s| f(s)) {
                     return Kernel::Avx2;
@@ -87,6 +91,7 @@ impl Kernel {
 
     pub fn name(self) -> &'static str {
         match self {
+            Kernel::Amx => "amx",
             Kernel::Avx512Vnni => "avx512-vnni",
             Kernel::Avx2 => "avx2",
             Kernel::NeonDot => "neon-dotprod",
@@ -127,6 +132,7 @@ pub(crate) mod x86 {
     /// How far ahead of the rows in use to prefetch, in bytes.
     const PREFETCH: usize = 2048;
 
+    pub(crate) mod amx;
     mod kquant;
     mod kquant512;
     pub use kquant::*;

@@ -34,7 +34,7 @@ impl Matrix {
             // The K-quants have AVX-512 VNNI, AVX2 and NEON kernels (and the plain-Rust
             // reference); F16 has an x86 kernel only.
             GgmlDType::Q4K | GgmlDType::Q6K => kernel != Kernel::Scalar,
-            GgmlDType::F16 => matches!(kernel, Kernel::Avx2 | Kernel::Avx512Vnni),
+            GgmlDType::F16 => matches!(kernel, Kernel::Avx2 | Kernel::Avx512Vnni | Kernel::Amx),
             _ => false,
         }
     }
@@ -138,18 +138,27 @@ impl Matrix {
         {
             use crate::kernels::x86;
             match (self, kernel) {
-                (Self::Q8(m) | Self::Q8Min(m, _), Kernel::Avx512Vnni) => x86::matmul_vnni(m, rows.clone(), acts, out, stride),
+                (Self::Q8(m) | Self::Q8Min(m, _), Kernel::Avx512Vnni | Kernel::Amx) => x86::matmul_vnni(m, rows.clone(), acts, out, stride),
                 (Self::Q8(m) | Self::Q8Min(m, _), Kernel::Avx2) => x86::matmul_avx2(m, rows.clone(), acts, out, stride),
                 // The K-quants on AVX-512 sum as the AVX2 kernels do (integers per super-block,
                 // llama.cpp's arithmetic; bit for bit the same results), 64 values at a time. The
                 // earlier VNNI kernel's float sums per chunk pre-filled the default model at
                 // x0.71 of llama.cpp on a Sapphire Rapids, the AVX2 kernels at x0.93.
-                (Self::Q4K(m), Kernel::Avx512Vnni) => return x86::matmul_q4k_512(m, rows, acts, out, stride),
-                (Self::Q6K(m), Kernel::Avx512Vnni) => return x86::matmul_q6k_512(m, rows, acts, out, stride),
+                // A pre-fill's tokens on AMX tiles of 16 (fewer would be mostly padding).
+                (Self::Q4K(m), Kernel::Amx) if acts.len() >= x86::amx::MIN_TOKENS => {
+                    return x86::amx::matmul_q4k_amx(m, rows, acts, out, stride)
+                }
+                (Self::Q6K(m), Kernel::Amx) if acts.len() >= x86::amx::MIN_TOKENS => {
+                    return x86::amx::matmul_q6k_amx(m, rows, acts, out, stride)
+                }
+                (Self::Q4K(m), Kernel::Avx512Vnni | Kernel::Amx) => return x86::matmul_q4k_512(m, rows, acts, out, stride),
+                (Self::Q6K(m), Kernel::Avx512Vnni | Kernel::Amx) => return x86::matmul_q6k_512(m, rows, acts, out, stride),
                 (Self::Q4K(m), Kernel::Avx2) => return x86::matmul_q4k_avx2(m, rows, acts, out, stride),
                 (Self::Q6K(m), Kernel::Avx2) => return x86::matmul_q6k_avx2(m, rows, acts, out, stride),
                 // Memory-bound: AVX2's eight lanes keep up on an AVX-512 CPU too.
-                (Self::F16(m), Kernel::Avx2 | Kernel::Avx512Vnni) => return crate::f16::matmul_avx2(m, rows, acts, out, stride),
+                (Self::F16(m), Kernel::Avx2 | Kernel::Avx512Vnni | Kernel::Amx) => {
+                    return crate::f16::matmul_avx2(m, rows, acts, out, stride)
+                }
                 _ => {
                     self.matmul_scalar(rows, acts, out, stride);
                     return;

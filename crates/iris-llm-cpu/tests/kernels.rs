@@ -134,6 +134,7 @@ fn random(dtype: GgmlDType, rows: usize, cols: usize, rng: &mut Rng) -> (Vec<u8>
 fn kernels() -> Vec<Kernel> {
     let mut k = vec![Kernel::Scalar];
     match Kernel::detect() {
+        Kernel::Amx => k.extend([Kernel::Avx2, Kernel::Avx512Vnni, Kernel::Amx]),
         Kernel::Avx512Vnni => k.extend([Kernel::Avx2, Kernel::Avx512Vnni]),
         Kernel::Avx2 => k.push(Kernel::Avx2),
         Kernel::NeonDot => k.extend([Kernel::Neon, Kernel::NeonDot]),
@@ -235,6 +236,51 @@ fn every_format_dequantises_as_llama_cpp_and_every_kernel_agrees() {
         {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(avx2), bits(avx512), "{dtype:?}: AVX2 and AVX-512 differ");
+        }
+    }
+}
+
+/// A pre-fill on AMX (where the CPU has it): tiles of 16 rows and 16 tokens, with rows and
+/// tokens left over, of Q4_K and Q6_K, gives bit for bit the AVX-512 kernels' results (the
+/// same integers per 256 values, the same float operations after them).
+#[test]
+fn amx_tiles_give_the_avx512_kernels_results_bit_for_bit() {
+    if Kernel::detect() != Kernel::Amx {
+        eprintln!("no AMX on this CPU (or IRIS_LLM_KERNEL asks for less): nothing to compare");
+        return;
+    }
+    let mut rng = Rng(0xA3A3);
+    // The last: two groups of token tiles (their activations over `GROUP_BYTES`).
+    let cases = [(40, 1024, 37), (16, 256, 16), (52, 768, 5), (20, 8192, 150)];
+    for (dtype, (rows, cols, tokens)) in [GgmlDType::Q4K, GgmlDType::Q6K].into_iter().flat_map(|d| cases.map(|c| (d, c))) {
+        let (raw, values) = random(dtype, rows, cols, &mut rng);
+        let w = Matrix::from_gguf(dtype, &raw, rows, cols).unwrap();
+        let acts: Vec<QActs> = (0..tokens)
+            .map(|_| {
+                let x: Vec<f32> = (0..cols).map(|_| rng.value()).collect();
+                let mut a = QActs::default();
+                a.quantize_as(&x, w.act_kind());
+                a
+            })
+            .collect();
+        let run = |kernel: Kernel| {
+            let mut out = vec![f32::NAN; tokens * rows];
+            // Uneven parts, as three threads would take them (starts on multiples of four).
+            for i in 0..3 {
+                unsafe { w.matmul(kernel, share(rows, i, 3, 4), &acts, out.as_mut_ptr(), rows) };
+            }
+            out
+        };
+        let (amx, avx512) = (run(Kernel::Amx), run(Kernel::Avx512Vnni));
+        for (i, (a, b)) in amx.iter().zip(&avx512).enumerate() {
+            let (t, r) = (i / rows, i % rows);
+            let x = acts[t].dequantize();
+            let exact: f64 = values[r * cols..(r + 1) * cols].iter().zip(&x).map(|(w, x)| f64::from(*w) * f64::from(*x)).sum();
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "{dtype:?} {rows}x{cols}, {tokens} tokens, [{t}][{r}]: AMX {a}, AVX-512 {b}, exact {exact}"
+            );
         }
     }
 }

@@ -31,9 +31,10 @@ pub struct LlmArgs {
     /// CUDA engine (an error if it does not take the file).
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     engine: EngineArg,
-    /// Iris's CPU engine on a lesser kernel than this CPU's best (avx2 on an AVX-512 machine,
-    /// neon on an ARM core with sdot), to measure what a CPU without it gets.
-    #[arg(long, value_parser = ["avx2", "neon", "scalar"])]
+    /// Iris's CPU engine on a lesser kernel than this CPU's best (avx512 without AMX's tiles on
+    /// a Sapphire Rapids, avx2 on an AVX-512 machine, neon on an ARM core with sdot), to measure
+    /// what a CPU without it gets.
+    #[arg(long, value_parser = ["avx512", "avx2", "neon", "scalar"])]
     kernel: Option<String>,
     /// Where both sides run: the CPU, or the GPU (Iris: its CUDA engine, or candle's; llama.cpp: all
     /// layers offloaded, which needs a llama-cpp-python whose llama.cpp was built with CUDA).
