@@ -35,6 +35,11 @@ pub struct LoopArgs {
     /// (selftalk.wav, selftalk.json): what it hears of itself, per hour of talking.
     #[arg(long, conflicts_with = "barge_in")]
     self_talk: bool,
+    /// Where the models that can use a GPU run (instead of `[models] device`): on `cuda`,
+    /// Whisper on candle's engine there (whisper.cpp here is built for the CPU) and the language
+    /// model on Iris's CUDA engine; the wake word, VAD, Smart Turn and Piper stay on the CPU.
+    #[arg(long, value_parser = ["cpu", "cuda", "metal"])]
+    device: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +77,15 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 pub fn run(config_path: Option<&Path>, args: LoopArgs) -> Result<ExitCode> {
-    let models = Models::open(config_path)?;
+    let mut models = Models::open(config_path)?;
+    if let Some(device) = &args.device {
+        let mut config = models.config.clone();
+        config.models.device = device.clone();
+        if device != "cpu" {
+            config.models.asr_engine = "candle".into();
+        }
+        models = models.with_config(config);
+    }
     if args.barge_in {
         super::barge_in::run(&models, &args.sessions, args.json)?;
         return Ok(ExitCode::SUCCESS);
@@ -88,6 +101,10 @@ pub fn run(config_path: Option<&Path>, args: LoopArgs) -> Result<ExitCode> {
         bail!("{}: no sessions", args.sessions.display());
     }
     let tmp = tempfile::tempdir()?;
+    if !args.json {
+        let m = &models.config.models;
+        println!("{} and {} on {} ({} engine for Whisper)", m.asr, m.llm, m.device, m.asr_engine);
+    }
     let mut rows = Vec::new();
     for s in &sessions {
         let turns = run_session(&models, mode, semantic, &args.sessions.join(&s.file), &tmp.path().join("out.wav"))?;
