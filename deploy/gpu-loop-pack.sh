@@ -2,7 +2,7 @@
 # Packs what deploy/gpu-loop.sh needs on the GPU machine: the live loop's real models (the
 # default pack's, with SmolLM2-135M as its language model: the default's 1.1 GB cannot travel),
 # the spoken sessions of deploy/loop-sessions.sh and espeak-ng's data, as one xz'd tar cut into
-# parts that each fit one call of the device tool (64 MiB with the working tree):
+# parts that each fit one call of the device tool (64 MiB with the working tree, which counts as 15 MB: the fuzz corpus is 10,000 small files):
 #   .gpu/loop/p1       the first part, small enough to travel beside .gpu/iris.xz and .gpu/lib
 #   .gpu/loop/p2 …     the rest, one per call
 # The calls must follow each other while the machine is warm (the parts left there are kept);
@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 H=${IRIS_HOME:-$HOME/.local/share/iris}
 S=${IRIS_LOOP_SESSIONS:-$H/data/loop-sessions}
 MODELS="onnxruntime openwakeword silero-vad smart-turn ppocr-v6-tiny whisper-tiny.en smollm2-135m-instruct piper-en_US-joe-medium"
-FIRST_MIB=${FIRST_MIB:-34}
-PART_MIB=${PART_MIB:-60}
+FIRST_MIB=${FIRST_MIB:-23}
+PART_MIB=${PART_MIB:-47}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/pack/home/models" "$tmp/pack/sessions"

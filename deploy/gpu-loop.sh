@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The live loop on the GPU machine (`iris bench loop --device cuda`): end of the user's speech →
 # first audio out through the simulated room, Whisper and the language model on the GPU, the
-# wake word, VAD, Smart Turn and Piper on its CPU; then the same sessions with everything on
-# that machine's CPU, for comparison. Reads the parts deploy/gpu-loop-pack.sh made (already on
+# wake word, VAD, Smart Turn and Piper on its CPU, with the end of the turn by silence and by
+# Smart Turn; then the same sessions with everything on that machine's CPU, for comparison. Reads the parts deploy/gpu-loop-pack.sh made (already on
 # the machine, .gpu/loop/p*) and the CUDA build (.gpu/iris.xz, .gpu/lib). Results go to $OUT.
 set -u
 G=$(cd "$(dirname "$0")/.." && pwd)/.gpu
@@ -19,17 +19,14 @@ mkdir -p /usr/lib/x86_64-linux-gnu && cp -a "$L/espeak-ng-data" /usr/lib/x86_64-
 export IRIS_HOME=$L/home
 printf '[models]\nllm = "smollm2-135m-instruct"\n' > "$L/config.toml"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nproc; } > "$OUT/machine.txt" 2>&1
-for device in cuda cpu; do
-  for semantic in false true; do
-    echo "== --device $device --semantic $semantic"
-    timeout 200 env LD_LIBRARY_PATH="$G/lib" "$G/iris" bench loop --config "$L/config.toml" --sessions "$L/sessions" \
-      --device "$device" --semantic "$semantic" 2>&1
-  done
+# Each run loads the models afresh per session: about a minute for seven.
+for run in "cuda false" "cuda true" "cpu true" "cuda true"; do
+  set -- $run
+  echo "== --device $1 --semantic $2"
+  timeout 130 env LD_LIBRARY_PATH="$G/lib" "$G/iris" bench loop --config "$L/config.toml" --sessions "$L/sessions" \
+    --device "$1" --semantic "$2" 2>&1
 done > "$OUT/loop.txt" 2>&1
-# Once more on CUDA, for the spread between runs.
-for run in 2 3; do
-  echo "== run $run, --device cuda --semantic true"
-  timeout 200 env LD_LIBRARY_PATH="$G/lib" "$G/iris" bench loop --config "$L/config.toml" --sessions "$L/sessions" \
-    --device cuda --semantic true 2>&1
-done >> "$OUT/loop.txt" 2>&1
-cat "$OUT/loop.txt"
+# The real SmolLM2 file (on the machine now) on Iris's CUDA engine against its CPU engine.
+timeout 100 env LD_LIBRARY_PATH="$G/lib" "$G/iris" bench llm "$L/home/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf" \
+  --device cuda --python none --runs 3 --tokens 32 --compare-cpu > "$OUT/smollm2.txt" 2>&1
+cat "$OUT/loop.txt" "$OUT/smollm2.txt"
