@@ -689,6 +689,46 @@ extern "C" __global__ void rmsnorm_add(float* x, const float* p, const float* w,
     for (int i = threadIdx.x; i < dim; i += blockDim.x) xr[i] += pr[i] * scale * w[i];
 }
 
+// A normalised row written as f32 and as int8 with a scale per 32 (`quantize_q8`'s rounding):
+// a decode step's norm and the quantisation of its products' input in one launch, not two. A
+// warp's lanes hold 32 consecutive values (dim is a multiple of 32), so a warp is a block.
+__device__ __forceinline__ void norm_out_q8(const float* xr, const float* w, float* o, int dim, float scale, int8_t* q,
+                                            float* d) {
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = xr[i] * scale * w[i];
+        o[i] = v;
+        float amax = warp_max(fabsf(v));
+        float qs = amax / 127.f;
+        q[i] = amax == 0.f ? 0 : (int8_t)roundf(v / qs);
+        if ((threadIdx.x & 31) == 0) d[i >> 5] = qs;
+    }
+}
+
+// rmsnorm of one row, with its int8 form.
+extern "C" __global__ void rmsnorm_q8(const float* x, const float* w, float* out, int dim, float eps, int8_t* q, float* d) {
+    float s = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) s += x[i] * x[i];
+    s = block_sum(s);
+    norm_out_q8(x, w, out, dim, rsqrtf(s / dim + eps), q, d);
+}
+
+// Gemma 3 between blocks, one row: x += rmsnorm(p) * wp (the norm after attention or the
+// feed-forward block), then out = rmsnorm(x) * w with its int8 form (the norm before the next):
+// `rmsnorm_add`, `rmsnorm` and `quantize_q8` in one launch, the same arithmetic.
+extern "C" __global__ void rmsnorm_add_q8(float* x, const float* p, const float* wp, const float* w, float* out, int dim,
+                                          float eps, int8_t* q, float* d) {
+    float s = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) s += p[i] * p[i];
+    s = block_sum(s);
+    float scale = rsqrtf(s / dim + eps), s2 = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        x[i] += p[i] * scale * wp[i];
+        s2 += x[i] * x[i];
+    }
+    s2 = block_sum(s2);
+    norm_out_q8(x, w, out, dim, rsqrtf(s2 / dim + eps), q, d);
+}
+
 // h[t][j] = act(gu[t][j]) * gu[t][ffn + j]: SiLU (or GELU) of the gate times the up projection.
 extern "C" __global__ void act_mul(const float* gu, float* h, int ffn, int n, int use_gelu) {
     int j = blockIdx.x * blockDim.x + threadIdx.x, t = blockIdx.y;

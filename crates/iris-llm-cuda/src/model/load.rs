@@ -52,6 +52,8 @@ impl Model {
         let k = Kernels {
             rmsnorm: gpu.function("rmsnorm")?,
             rmsnorm_add: gpu.function("rmsnorm_add")?,
+            rmsnorm_q8: gpu.function("rmsnorm_q8")?,
+            rmsnorm_add_q8: gpu.function("rmsnorm_add_q8")?,
             act_mul: gpu.function("act_mul")?,
             qkv_post: gpu.function("qkv_post")?,
             attn_part: gpu.function("attn_part")?,

@@ -22,7 +22,7 @@ const ROWS_PER_BLOCK: u32 = 4;
 /// Attention splits a query's positions over at most this many blocks, of at least
 /// `MIN_CHUNK` positions each (a decode step has one query per head: too few blocks alone).
 const MAX_SPLITS: usize = 16;
-const MIN_CHUNK: usize = 64;
+const MIN_CHUNK: usize = 32;
 
 /// The kernels of one weight type: a product with one token, with up to four per block, the
 /// dequantisation to f16, and the embedding lookup.
@@ -42,6 +42,8 @@ struct TypeKernels {
 struct Kernels {
     rmsnorm: Kernel,
     rmsnorm_add: Kernel,
+    rmsnorm_q8: Kernel,
+    rmsnorm_add_q8: Kernel,
     act_mul: Kernel,
     qkv_post: Kernel,
     attn_part: Kernel,
@@ -230,11 +232,20 @@ impl Model {
             )?;
         }
         let gelu = i32::from(c.family == Family::Gemma3);
+        // A decode step's norms also quantise the products' input (one launch, not two); on
+        // Gemma 3 the norm after a block, the residual and the next norm are one launch too, so
+        // the next layer's attention input may be ready already.
+        let one = n == 1;
+        let mut normed = false;
         for (l, layer) in self.layers.iter().enumerate() {
             let window = c.window_of(l);
             let freqs = if window.is_some() { &self.local_freqs } else { &self.freqs };
-            self.rmsnorm(s.x.ptr, &layer.attn_norm, s.xn.ptr, n)?;
-            if n == 1 {
+            match (one, normed) {
+                (true, true) => {}
+                (true, false) => self.rmsnorm_q8(&layer.attn_norm)?,
+                (false, _) => self.rmsnorm(s.x.ptr, &layer.attn_norm, s.xn.ptr, n)?,
+            }
+            if one {
                 self.qkv_one(layer)?;
             } else {
                 self.products(
@@ -308,10 +319,22 @@ impl Model {
                     &mut [arg(&s.part.ptr), arg(&s.att.ptr), arg(&q_i), arg(&heads), arg(&hd_i), arg(&splits_i)],
                 )?;
             }
-            self.residual(&layer.wo, s.att.ptr, n, q_dim, layer.post_attn_norm.as_ref())?;
-            self.rmsnorm(s.x.ptr, &layer.ffn_norm, s.xn.ptr, n)?;
+            match (one, &layer.post_attn_norm) {
+                (true, Some(post)) => {
+                    self.products(s.att.ptr, 1, q_dim, &[(&layer.wo, s.proj.ptr, dim, false)])?;
+                    self.rmsnorm_add_q8(post, &layer.ffn_norm)?;
+                }
+                (true, None) => {
+                    self.residual(&layer.wo, s.att.ptr, n, q_dim, None)?;
+                    self.rmsnorm_q8(&layer.ffn_norm)?;
+                }
+                (false, post) => {
+                    self.residual(&layer.wo, s.att.ptr, n, q_dim, post.as_ref())?;
+                    self.rmsnorm(s.x.ptr, &layer.ffn_norm, s.xn.ptr, n)?;
+                }
+            }
             if n <= GEMM_FROM && layer.gate.kinds.suffix == layer.up.kinds.suffix {
-                self.gated(&layer.gate, &layer.up, n, gelu)?;
+                self.gated(&layer.gate, &layer.up, n, gelu, one)?;
             } else {
                 self.products(s.xn.ptr, n, dim, &[(&layer.gate, s.gu.ptr, 2 * ffn, false), (&layer.up, s.gu.at(ffn * 4), 2 * ffn, false)])?;
                 let (ffn_i, n_i) = (ffn as i32, n as i32);
@@ -325,7 +348,16 @@ impl Model {
                     )?;
                 }
             }
-            self.residual(&layer.down, s.h.ptr, n, ffn, layer.post_ffn_norm.as_ref())?;
+            let next = self.layers.get(l + 1).map(|next| &next.attn_norm);
+            normed = false;
+            match (one, &layer.post_ffn_norm, next) {
+                (true, Some(post), Some(next)) => {
+                    self.products(s.h.ptr, 1, ffn, &[(&layer.down, s.proj.ptr, dim, false)])?;
+                    self.rmsnorm_add_q8(post, next)?;
+                    normed = true;
+                }
+                (_, post, _) => self.residual(&layer.down, s.h.ptr, n, ffn, post.as_ref())?,
+            }
         }
         Ok(())
     }

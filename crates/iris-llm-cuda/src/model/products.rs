@@ -36,6 +36,48 @@ impl Model {
         }
     }
 
+    /// One row of `s.x` normalised into `s.xn`, and as int8 into `s.xq` and `s.xd` (a decode step).
+    pub(super) fn rmsnorm_q8(&self, w: &Buffer) -> Result<(), CudaLlmError> {
+        let (s, dim, eps) = (&self.s, self.cfg.dim as i32, self.cfg.eps);
+        // SAFETY: x and xn hold a row of dim, w dim values; xq and xd the widest activation.
+        unsafe {
+            self.gpu.launch(
+                self.k.rmsnorm_q8,
+                (1, 1, 1),
+                (256, 1, 1),
+                0,
+                &mut [arg(&s.x.ptr), arg(&w.ptr), arg(&s.xn.ptr), arg(&dim), arg(&eps), arg(&s.xq.ptr), arg(&s.xd.ptr)],
+            )
+        }
+    }
+
+    /// Gemma 3 between blocks, one row: `x += rmsnorm(proj) · post`, then `s.xn` (and its int8
+    /// form) `= rmsnorm(x) · next`.
+    pub(super) fn rmsnorm_add_q8(&self, post: &Buffer, next: &Buffer) -> Result<(), CudaLlmError> {
+        let (s, dim, eps) = (&self.s, self.cfg.dim as i32, self.cfg.eps);
+        // SAFETY: x, proj and xn hold a row of dim, post and next dim values; xq and xd the
+        // widest activation.
+        unsafe {
+            self.gpu.launch(
+                self.k.rmsnorm_add_q8,
+                (1, 1, 1),
+                (256, 1, 1),
+                0,
+                &mut [
+                    arg(&s.x.ptr),
+                    arg(&s.proj.ptr),
+                    arg(&post.ptr),
+                    arg(&next.ptr),
+                    arg(&s.xn.ptr),
+                    arg(&dim),
+                    arg(&eps),
+                    arg(&s.xq.ptr),
+                    arg(&s.xd.ptr),
+                ],
+            )
+        }
+    }
+
     /// `w` as f16 rows into `out`.
     pub(super) fn dequantize(&self, w: &Weight, out: u64) -> Result<(), CudaLlmError> {
         let (rows, cols, rb) = (w.rows as i32, w.cols as i32, w.row_bytes as i64);
@@ -70,9 +112,9 @@ impl Model {
     }
 
     /// A decode step's q, k and v products in one launch (`mv_qkv`), into `s.qkv`.
+    /// It reads `s.xn` and its int8 form, which the norm before it made (`rmsnorm_q8`).
     pub(super) fn qkv_one(&self, layer: &Layer) -> Result<(), CudaLlmError> {
         let (q, k, v, s) = (&layer.q, &layer.k, &layer.v, &self.s);
-        self.quantize(s.xn.ptr, q.cols)?;
         let wpr = warps_per_row(q);
         let rows = q.rows + k.rows + v.rows;
         let (rq, rk, rv, cols, wpr_i) = (q.rows as i32, k.rows as i32, v.rows as i32, q.cols as i32, wpr as i32);
@@ -109,7 +151,8 @@ impl Model {
     }
 
     /// `h = act(gate · xn) * (up · xn)` for the n tokens, in one launch (gate and up of one type).
-    pub(super) fn gated(&self, gate: &Weight, up: &Weight, n: usize, gelu: i32) -> Result<(), CudaLlmError> {
+    /// `quantized`: for one token, `s.xq` and `s.xd` already hold `s.xn`.
+    pub(super) fn gated(&self, gate: &Weight, up: &Weight, n: usize, gelu: i32, quantized: bool) -> Result<(), CudaLlmError> {
         let s = &self.s;
         let (kernel, tokens_per_block) = if n == 1 { (gate.kinds.gated_mv, 1) } else { (gate.kinds.gated_mm, 4) };
         let wpr = warps_per_row(gate);
@@ -131,7 +174,9 @@ impl Model {
         ];
         if n == 1 {
             // The one-token kernel also takes the activation as int8.
-            self.quantize(s.xn.ptr, gate.cols)?;
+            if !quantized {
+                self.quantize(s.xn.ptr, gate.cols)?;
+            }
             args.extend([arg(&s.xq.ptr), arg(&s.xd.ptr)]);
         }
         // SAFETY: gate and up are ffn × dim of one type; xn holds n rows of dim, h n rows of ffn.
