@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/kernels.cu");
-    println!("cargo:rerun-if-changed=src/qdot.cuh");
+    // kernels.cu and the headers it includes.
+    for f in ["kernels.cu", "common.cuh", "deq.cuh", "units.cuh", "qdot.cuh", "products.cuh", "attention.cuh"] {
+        println!("cargo:rerun-if-changed=src/{f}");
+    }
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     println!("cargo:rerun-if-env-changed=IRIS_CUDA_PTX");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
