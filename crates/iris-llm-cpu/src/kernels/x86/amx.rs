@@ -79,7 +79,8 @@ struct Meta {
 /// A thread's buffers, kept between products (a pre-fill makes seven per layer).
 #[derive(Default)]
 struct Scratch {
-    /// Per token tile and chunk: the chunk's sixteen 4-byte lanes × 16 tokens (transposed).
+    /// Per token tile of the group in hand and chunk: the chunk's sixteen 4-byte lanes × 16
+    /// tokens (transposed).
     acts: Vec<Tile>,
     meta: Vec<Meta>,
     /// A row block's weights for one super-block: per chunk, 16 rows × 64 bytes in tile order.
@@ -140,25 +141,27 @@ pub unsafe fn matmul_q6k_amx(w: &Q6KMatrix, rows: Range<usize>, acts: &[QActs], 
 unsafe fn run<F: Format>(w: &F, rows: Range<usize>, acts: &[QActs], out: *mut f32, stride: usize, s: &mut Scratch) {
     let (chunks, n) = (w.chunks(), acts.len());
     let (supers, tiles) = (chunks / 4, n.div_ceil(TILE));
-    prepare_acts(acts, chunks, s);
     s.sums.resize(2 * F::BLOCKS, Tile::default());
     let group = (GROUP_BYTES / (chunks * 1024)).clamp(1, tiles);
     s.acc.resize(group, [Block([[0.0; TILE]; TILE]); 2]);
     configure(F::SHAPES);
     for g0 in (0..tiles).step_by(group) {
         let g1 = (g0 + group).min(tiles);
+        // Only this group's activations are transposed: the buffer stays within GROUP_BYTES
+        // however long the prompt.
+        prepare_acts(&acts[g0 * TILE..(g1 * TILE).min(n)], chunks, s);
         for r0 in rows.clone().step_by(TILE) {
             let live = (rows.end - r0).min(TILE);
             s.acc[..g1 - g0].iter_mut().for_each(|b| *b = [Block([[0.0; TILE]; TILE]); 2]);
             for sb in 0..supers {
                 w.unpack(r0, live, sb, s);
-                F::products(s, g0 * chunks + 4 * sb, 0);
-                for tile in g0..g1 {
-                    let set = (tile - g0) % 2;
-                    if tile + 1 < g1 {
+                F::products(s, 4 * sb, 0);
+                for tile in 0..g1 - g0 {
+                    let set = tile % 2;
+                    if g0 + tile + 1 < g1 {
                         F::products(s, (tile + 1) * chunks + 4 * sb, 1 - set);
                     }
-                    super_block::<F>(s, tile * supers + sb, set, tile - g0);
+                    super_block::<F>(s, tile * supers + sb, set, tile);
                 }
             }
             for tile in g0..g1 {
@@ -220,7 +223,7 @@ unsafe fn configure(shapes: [(u16, u8); 8]) {
     asm!("ldtilecfg [{}]", in(reg) cfg.as_ptr(), options(nostack, readonly));
 }
 
-/// Each token tile's chunks transposed, so a block's activations are one tile load (lane `l`
+/// Each token tile's (of a group) chunks transposed, so a block's activations are one tile load (lane `l`
 /// of a chunk is row `l`: a block's lanes are every other one, `q8::slot`); and the scales
 /// and block sums as f32.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
