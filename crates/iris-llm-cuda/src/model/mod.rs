@@ -334,7 +334,7 @@ impl Model {
                 }
             }
             if n <= GEMM_FROM && layer.gate.kinds.suffix == layer.up.kinds.suffix {
-                self.gated(&layer.gate, &layer.up, n, gelu, one)?;
+                self.gated(&layer.gate, &layer.up, n, gelu)?;
             } else {
                 self.products(s.xn.ptr, n, dim, &[(&layer.gate, s.gu.ptr, 2 * ffn, false), (&layer.up, s.gu.at(ffn * 4), 2 * ffn, false)])?;
                 let (ffn_i, n_i) = (ffn as i32, n as i32);

@@ -151,8 +151,8 @@ impl Model {
     }
 
     /// `h = act(gate · xn) * (up · xn)` for the n tokens, in one launch (gate and up of one type).
-    /// `quantized`: for one token, `s.xq` and `s.xd` already hold `s.xn`.
-    pub(super) fn gated(&self, gate: &Weight, up: &Weight, n: usize, gelu: i32, quantized: bool) -> Result<(), CudaLlmError> {
+    /// For one token it also reads `s.xn`'s int8 form, which the norm before it made (`rmsnorm_q8`).
+    pub(super) fn gated(&self, gate: &Weight, up: &Weight, n: usize, gelu: i32) -> Result<(), CudaLlmError> {
         let s = &self.s;
         let (kernel, tokens_per_block) = if n == 1 { (gate.kinds.gated_mv, 1) } else { (gate.kinds.gated_mm, 4) };
         let wpr = warps_per_row(gate);
@@ -174,9 +174,6 @@ impl Model {
         ];
         if n == 1 {
             // The one-token kernel also takes the activation as int8.
-            if !quantized {
-                self.quantize(s.xn.ptr, gate.cols)?;
-            }
             args.extend([arg(&s.xq.ptr), arg(&s.xd.ptr)]);
         }
         // SAFETY: gate and up are ffn × dim of one type; xn holds n rows of dim, h n rows of ffn.

@@ -106,7 +106,8 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
-/// A K-quant format's part: how a super-block's weights become tiles, and their sums floats.
+/// A K-quant format's part: how a super-block's weights become tiles, and which products they
+/// take part in.
 trait Format {
     /// Tile products per super-block (one per block with its own scale).
     const BLOCKS: usize;
@@ -164,12 +165,12 @@ unsafe fn run<F: Format>(w: &F, rows: Range<usize>, acts: &[QActs], out: *mut f3
                     super_block::<F>(s, tile * supers + sb, set, tile);
                 }
             }
-            for tile in g0..g1 {
-                let [acc, acc_min] = &s.acc[tile - g0];
+            for (tile, [acc, acc_min]) in s.acc[..g1 - g0].iter().enumerate() {
+                let t0 = (g0 + tile) * TILE;
                 for m in 0..live {
-                    for j in 0..(n - tile * TILE).min(TILE) {
+                    for j in 0..(n - t0).min(TILE) {
                         // The minimums' total is taken off at the end, in llama.cpp's order.
-                        *out.add((tile * TILE + j) * stride + r0 + m) = acc.0[m][j] - acc_min.0[m][j];
+                        *out.add((t0 + j) * stride + r0 + m) = acc.0[m][j] - acc_min.0[m][j];
                     }
                 }
             }
@@ -223,9 +224,9 @@ unsafe fn configure(shapes: [(u16, u8); 8]) {
     asm!("ldtilecfg [{}]", in(reg) cfg.as_ptr(), options(nostack, readonly));
 }
 
-/// Each token tile's (of a group) chunks transposed, so a block's activations are one tile load (lane `l`
-/// of a chunk is row `l`: a block's lanes are every other one, `q8::slot`); and the scales
-/// and block sums as f32.
+/// The chunks of a group's token tiles transposed, so a block's activations are one tile load
+/// (lane `l` of a chunk is row `l`: a block's lanes are every other one, `q8::slot`); and each
+/// token's scale, and its block sums as 16-bit pairs.
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
 unsafe fn prepare_acts(acts: &[QActs], chunks: usize, s: &mut Scratch) {
     let (n, supers) = (acts.len(), chunks / 4);
@@ -366,7 +367,9 @@ impl Format for Q6KMatrix {
         let flip = _mm512_set1_epi8(-128);
         for m in 0..TILE {
             let k = at(self.chunks / 4, r0 + m.min(live - 1), sb);
-            s.d[0][m] = if m < live { self.super_d[k] } else { 0.0 };
+            let (d, scales) = if m < live { (self.super_d[k], self.super_scales[k]) } else { (0.0, [0; 16]) };
+            s.d[0][m] = d;
+            scales.iter().enumerate().for_each(|(b, sc)| s.scales[b][m] = i32::from(*sc));
         }
         for q in 0..4 {
             let c = 4 * sb + q;
@@ -375,14 +378,11 @@ impl Format for Q6KMatrix {
                 let row = dst.add(64 * m) as *mut __m512i;
                 if m >= live {
                     _mm512_store_si512(row as *mut _, _mm512_setzero_si512());
-                    (0..4).for_each(|g| s.scales[4 * q + g][m] = 0);
                     continue;
                 }
                 let i = at(self.chunks, r0 + m, c);
                 let bytes = _mm512_load_si512(self.quants.as_ptr().add(i) as *const _);
                 _mm512_store_si512(row as *mut _, blocks_apart(_mm512_xor_si512(bytes, flip)));
-                let k = at(self.chunks / 4, r0 + m, sb);
-                (0..4).for_each(|g| s.scales[4 * q + g][m] = i32::from(self.super_scales[k][4 * q + g]));
             }
         }
     }
