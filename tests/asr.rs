@@ -74,16 +74,20 @@ fn conformance(asr: &dyn Asr) -> Vec<String> {
     heard
 }
 
-/// A live turn's final is decoded with a window fitted to the audio (`fit_context`): it hears
-/// every human prompt of the corpus about as well as the whole 30 s window does, and the sample
-/// question whole (cut to the audio's length, the window made tiny.en loop on five prompts, 34 %
-/// of words wrong, and hear "capital and friends").
+/// A live turn's final is decoded with a window fitted to the audio (`fit_context`): on both
+/// engines it hears every human prompt of the corpus about as well as the whole 30 s window does,
+/// and the sample question whole (cut to the audio's length, the window made tiny.en loop on five
+/// prompts, 34 % of words wrong, and hear "capital and friends").
 #[test]
 fn a_live_turns_decode_hears_as_well_as_a_whole_window() {
-    let asr = iris_whisper::WhisperAsr::load(&model("whisper-tiny.en"), 2).unwrap();
+    let file = model("whisper-tiny.en");
+    let cpp = iris_whisper::WhisperAsr::load(&file, 2).unwrap();
+    let candle = iris_whisper_candle::CandleWhisper::load(&file, &iris_whisper_candle::device("cpu").unwrap()).unwrap();
     let live = AsrOptions { fit_context: true, ..english() };
-    let out = asr.transcribe(&question(), &live, &NeverStop).unwrap();
-    assert_eq!(words(&out.text).join(" "), "what is the capital of france", "{}", out.text);
+    for asr in [&cpp as &dyn Asr, &candle] {
+        let out = asr.transcribe(&question(), &live, &NeverStop).unwrap();
+        assert_eq!(words(&out.text).join(" "), "what is the capital of france", "{}", out.text);
+    }
     let Some(dir) = std::env::var_os("IRIS_SPEECH_DIR") else {
         eprintln!("IRIS_SPEECH_DIR is not set: only the sample question runs (deploy/test.sh sets it)");
         return;
@@ -92,17 +96,20 @@ fn a_live_turns_decode_hears_as_well_as_a_whole_window() {
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "wav")).collect();
     wavs.sort();
     assert!(wavs.len() >= 40, "the corpus has {} prompts", wavs.len());
-    let (mut whole, mut fitted, mut total) = (0, 0, 0);
-    for wav in &wavs {
-        let (pcm, text) = (iris_audio::load_speech(wav).unwrap(), std::fs::read_to_string(wav.with_extension("txt")).unwrap());
-        let (w, n) = word_errors(&text, &asr.transcribe(&pcm, &english(), &NeverStop).unwrap().text);
-        let heard = asr.transcribe(&pcm, &live, &NeverStop).unwrap().text;
-        let (f, _) = word_errors(&text, &heard);
-        eprintln!("{w} / {f} of {n}: {heard}");
-        (whole, fitted, total) = (whole + w, fitted + f, total + n);
+    for (name, asr) in [("whisper.cpp", &cpp as &dyn Asr), ("candle", &candle)] {
+        let (mut whole, mut fitted, mut total) = (0, 0, 0);
+        for wav in &wavs {
+            let (pcm, text) = (iris_audio::load_speech(wav).unwrap(), std::fs::read_to_string(wav.with_extension("txt")).unwrap());
+            let (w, n) = word_errors(&text, &asr.transcribe(&pcm, &english(), &NeverStop).unwrap().text);
+            let heard = asr.transcribe(&pcm, &live, &NeverStop).unwrap().text;
+            let (f, _) = word_errors(&text, &heard);
+            eprintln!("{name}: {w} / {f} of {n}: {heard}");
+            (whole, fitted, total) = (whole + w, fitted + f, total + n);
+        }
+        let rate = |e: usize| 100.0 * e as f64 / total as f64;
+        eprintln!("{name}: live {:.1} % of words wrong, whole window {:.1} %", rate(fitted), rate(whole));
+        assert!(rate(fitted) <= rate(whole) + 2.0, "{name}: live {:.1} % of words wrong, whole window {:.1} %", rate(fitted), rate(whole));
     }
-    let rate = |e: usize| 100.0 * e as f64 / total as f64;
-    assert!(rate(fitted) <= rate(whole) + 2.0, "live {:.1} % of words wrong, whole window {:.1} %", rate(fitted), rate(whole));
 }
 
 #[test]

@@ -146,6 +146,10 @@ pub struct Audio {
     pub semantic_turn: bool,
     /// With the semantic check, the longest pause inside an unfinished sentence, in ms.
     pub max_pause_ms: u64,
+    /// Silence after which the recogniser starts on the question so far, and the answer ahead
+    /// with it, before the pause (200 ms) that decides the turn, in ms; 200 waits for the pause.
+    /// A decode that speech makes moot stops, so a lull inside a sentence costs little.
+    pub lull_ms: u64,
     /// Take the loudspeaker's echo out of the microphone (WebRTC's AEC3), so Iris does not hear
     /// itself. Off by default: AEC3's suppressor also takes out a short "stop" said over an
     /// answer (double talk), which matters more on a device whose microphone barely hears it.
@@ -169,6 +173,7 @@ impl Default for Audio {
             follow_up_ms: 5_000,
             semantic_turn: false,
             max_pause_ms: 1_200,
+            lull_ms: 100,
             echo_cancel: false,
         }
     }
@@ -412,6 +417,9 @@ impl Config {
         }
         if !(200..=5_000).contains(&a.max_pause_ms) {
             return bad("audio.max_pause_ms", format!("is {}; use 200 to 5000", a.max_pause_ms));
+        }
+        if !(40..=200).contains(&a.lull_ms) {
+            return bad("audio.lull_ms", format!("is {}; use 40 to 200 (200: at the pause)", a.lull_ms));
         }
         if a.wake_words.len() > WAKE_WORDS.len() {
             return bad("audio.wake_words", format!("has {} entries; list each word once", a.wake_words.len()));

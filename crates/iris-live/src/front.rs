@@ -21,11 +21,22 @@ pub struct FrontSettings {
     pub silence_threshold: f32,
     /// Silence that makes a pause (seconds); the controller decides whether the pause ends the turn.
     pub pause: Secs,
+    /// Silence after which a [`Heard::Lull`] is reported, so the recogniser can start on the
+    /// words so far before the pause is long enough to judge; at or above `pause`, none is.
+    pub lull: Secs,
 }
 
 impl Default for FrontSettings {
     fn default() -> Self {
-        Self { wake_threshold: 0.5, hold_threshold: 0.2, refractory: 2.0, speech_threshold: 0.5, silence_threshold: 0.35, pause: 0.2 }
+        Self {
+            wake_threshold: 0.5,
+            hold_threshold: 0.2,
+            refractory: 2.0,
+            speech_threshold: 0.5,
+            silence_threshold: 0.35,
+            pause: 0.2,
+            lull: 0.2,
+        }
     }
 }
 
@@ -48,6 +59,14 @@ pub enum Heard {
     SpeechEnd {
         at: Secs,
     },
+    /// Speech has stopped since `at` for `lull`, not yet for `pause`: a pause may be coming.
+    Lull {
+        at: Secs,
+    },
+    /// Speech came back at `at` after a lull, before it made a pause.
+    LullOver {
+        at: Secs,
+    },
 }
 
 pub struct FrontEnd {
@@ -64,6 +83,8 @@ pub struct FrontEnd {
     wake_pos: u64,
     in_speech: bool,
     silence_from: Option<u64>,
+    /// A lull was reported in the current silence.
+    lulled: bool,
     last_wake: Option<Secs>,
     /// The highest score each word reached (for false-wake reports).
     pub max_scores: Vec<f32>,
@@ -91,6 +112,7 @@ impl FrontEnd {
             wake_pos: 0,
             in_speech: false,
             silence_from: None,
+            lulled: false,
             last_wake: None,
             max_scores,
         }
@@ -134,7 +156,10 @@ impl FrontEnd {
         }
         self.vad_buf.extend_from_slice(chunk);
         let n = self.vad.frame_len();
-        let pause = (self.settings.pause * RATE) as u64;
+        // Silences in whole VAD frames, rounded as Pipecat counts its `stop_secs` (0.2 s is six
+        // of Silero's 32 ms frames, 192 ms: Smart Turn is used at that pause there).
+        let frames = |secs: Secs| (secs * RATE / n as f64).round() as u64 * n as u64;
+        let (pause, lull) = (frames(self.settings.pause), frames(self.settings.lull));
         while self.vad_buf.len() >= n {
             let frame: Vec<f32> = self.vad_buf.drain(..n).collect();
             let p = self.vad.speech_probability(&frame)?;
@@ -148,13 +173,21 @@ impl FrontEnd {
                 }
             } else if p < self.settings.silence_threshold {
                 let from = *self.silence_from.get_or_insert(start);
+                if lull < pause && self.vad_pos - from >= lull && !self.lulled {
+                    self.lulled = true;
+                    heard.push(Heard::Lull { at: secs(from) });
+                }
                 if self.vad_pos - from >= pause {
                     self.in_speech = false;
                     self.silence_from = None;
+                    self.lulled = false;
                     heard.push(Heard::SpeechEnd { at: secs(from) });
                 }
             } else {
                 self.silence_from = None;
+                if std::mem::take(&mut self.lulled) {
+                    heard.push(Heard::LullOver { at: secs(start) });
+                }
             }
         }
         Ok(heard)
@@ -182,5 +215,33 @@ mod tests {
         assert!(matches!(&heard[1], Heard::Wake { at, .. } if (*at - 5120.0 / 16_000.0).abs() < 1e-9));
         assert!(matches!(heard[2], Heard::SpeechEnd { at } if (at - 8192.0 / 16_000.0).abs() < 1e-9));
         assert_eq!(front.max_scores, vec![1.0]);
+    }
+
+    /// With a lull shorter than the pause, a short silence is reported as one (and its end),
+    /// a long one as a lull, then the pause; the pause comes at the same moment as without.
+    #[test]
+    fn a_lull_comes_before_the_pause_and_ends_if_speech_comes_back() {
+        let vad = FakeVad { frame_len: 512, threshold: 0.05 };
+        let settings = FrontSettings { lull: 0.1, ..FrontSettings::default() };
+        let mut front = FrontEnd::new(None, Box::new(vad), settings);
+        let mut audio = vec![0.0f32; 24_000];
+        // Speech, 150 ms of silence (a lull), speech again, then silence for good.
+        audio[3_072..8_192].iter_mut().for_each(|s| *s = 0.2);
+        audio[10_752..16_384].iter_mut().for_each(|s| *s = 0.2);
+        let mut heard = Vec::new();
+        for chunk in audio.chunks(320) {
+            heard.extend(front.hear(chunk).unwrap());
+        }
+        let at = |samples: f64| samples / 16_000.0;
+        assert_eq!(
+            heard,
+            vec![
+                Heard::SpeechStart { at: at(3072.0) },
+                Heard::Lull { at: at(8192.0) },
+                Heard::LullOver { at: at(10752.0) },
+                Heard::Lull { at: at(16384.0) },
+                Heard::SpeechEnd { at: at(16384.0) },
+            ]
+        );
     }
 }

@@ -276,6 +276,8 @@ impl<'a> LiveLoop<'a> {
                 Heard::Stir { at, .. } => self.controller.stir(*at),
                 Heard::SpeechStart { at } => self.controller.speech_start(*at),
                 Heard::SpeechEnd { at } => self.controller.speech_end(*at),
+                // The recogniser's business only (mark_speech): the turn waits for the pause.
+                Heard::Lull { .. } | Heard::LullOver { .. } => Vec::new(),
             };
             self.apply(actions);
             self.mark_speech(&h);
@@ -283,7 +285,7 @@ impl<'a> LiveLoop<'a> {
                 Heard::Wake { .. } => self.woken(),
                 Heard::SpeechStart { at } => self.watch_for_stop(Some(*at), None),
                 Heard::SpeechEnd { at } => self.watch_for_stop(None, Some(*at)),
-                Heard::Stir { .. } => {}
+                Heard::Stir { .. } | Heard::Lull { .. } | Heard::LullOver { .. } => {}
             }
             match h {
                 Heard::Wake { at, word, score } => {
@@ -292,7 +294,7 @@ impl<'a> LiveLoop<'a> {
                 }
                 Heard::SpeechStart { at } => self.emit(at, EventKind::SpeechStart),
                 Heard::SpeechEnd { at } => self.emit(at, EventKind::SpeechEnd),
-                Heard::Stir { .. } => {}
+                Heard::Stir { .. } | Heard::Lull { .. } | Heard::LullOver { .. } => {}
             }
         }
         if self.current.as_ref().is_some_and(|c| c.collecting) {
@@ -361,13 +363,14 @@ impl<'a> LiveLoop<'a> {
     }
 
     /// Tells the pipeline where the question's speech starts and pauses, so recognition can
-    /// work during a pause while the end of the turn is still being decided.
+    /// work during a pause while the end of the turn is still being decided. A lull counts as a
+    /// pause here (the recogniser starts sooner, and the answer ahead with it); its end, as speech.
     fn mark_speech(&mut self, heard: &Heard) {
         let listening = matches!(self.controller.state(), crate::controller::State::Listening { .. });
         let Some(cur) = self.current.as_ref().filter(|c| c.collecting) else { return };
         let (want, at) = match heard {
-            Heard::SpeechStart { at } => (listening, *at),
-            Heard::SpeechEnd { at } => (false, *at),
+            Heard::SpeechStart { at } | Heard::LullOver { at } => (listening, *at),
+            Heard::SpeechEnd { at } | Heard::Lull { at } => (false, *at),
             Heard::Wake { .. } | Heard::Stir { .. } => return,
         };
         if want != cur.marked {

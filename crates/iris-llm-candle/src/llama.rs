@@ -169,6 +169,9 @@ impl LlamaChat {
     /// `pos == 0` resets). For checks that chunked and whole prefills agree.
     pub fn logits_after(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, BackendError> {
         self.forget();
+        if let Some(logits) = self.model.logits_on_host(tokens, pos) {
+            return logits.map_err(infer);
+        }
         self.step(tokens, pos)?.to_vec1::<f32>().map_err(infer)
     }
 

@@ -10,14 +10,16 @@
 //! without it is an error.
 
 mod ggml;
+mod mel;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, IndexOp, Tensor, D};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{self as w, audio, model::Whisper};
-use iris_backend::asr_text::{is_non_speech, partial_audio_ctx, partial_max_tokens, trim_repetition};
+use candle_transformers::models::whisper::{self as w, model::Whisper};
+use iris_backend::asr_text::{fit_audio_ctx, is_non_speech, partial_audio_ctx, partial_max_tokens, trim_repetition};
 use iris_backend::{Asr, AsrOptions, AsrOutput, BackendError, StopFlag};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,13 +77,27 @@ impl Special {
     }
 }
 
+/// Where the last decode's time went (for `iris bench asr`): the spectrogram on the CPU, the
+/// encoder, and the decoder's steps, each waited for on the device.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stages {
+    pub mel: Duration,
+    pub encoder: Duration,
+    pub decoder: Duration,
+    pub tokens: usize,
+}
+
 pub struct CandleWhisper {
     model: Mutex<Whisper>,
+    /// whisper.cpp's suppressions as 0 or -inf per token, added to the logits on the device (the
+    /// first step's also holds the end of text and a bare space), so a step returns one id.
+    suppress: Tensor,
+    suppress_first: Tensor,
+    last: Mutex<Stages>,
     config: w::Config,
     filters: Vec<f32>,
     vocab: Vec<Vec<u8>>,
     special: Special,
-    space: Option<u32>,
     multilingual: bool,
     device: Device,
 }
@@ -121,16 +137,25 @@ impl CandleWhisper {
         let vb = VarBuilder::from_tensors(g.tensors, candle_core::DType::F32, device);
         let model = Whisper::load(&vb, config.clone()).map_err(|e| fail(e.to_string()))?;
         let space = g.vocab.iter().position(|t| t.as_slice() == b" ").map(|i| i as u32);
+        let special = Special::new(h[0]);
+        let (suppress, suppress_first) = suppressions(special, space, h[0], device)?;
         Ok(Self {
             model: Mutex::new(model),
-            special: Special::new(h[0]),
+            suppress,
+            suppress_first,
+            last: Mutex::new(Stages::default()),
+            special,
             multilingual: h[0] >= 51865,
             config,
             filters: g.filters,
             vocab: g.vocab,
-            space,
             device: device.clone(),
         })
+    }
+
+    /// Where the last window's decode spent its time.
+    pub fn last_stages(&self) -> Stages {
+        self.last.lock().map(|s| *s).unwrap_or_default()
     }
 
     pub fn is_multilingual(&self) -> bool {
@@ -138,36 +163,20 @@ impl CandleWhisper {
     }
 
     fn mel(&self, pcm: &[f32], frames: usize) -> Result<Tensor, candle_core::Error> {
-        let mel = audio::pcm_to_mel(&self.config, pcm, &self.filters);
         let n_mels = self.config.num_mel_bins;
-        let len = mel.len() / n_mels;
-        let mel = Tensor::from_vec(mel, (1, n_mels, len), &self.device)?;
-        mel.narrow(2, 0, frames.min(mel.dim(2)?))
+        let mel = mel::log_mel(pcm, &self.filters, n_mels, frames, candle_core::utils::get_num_threads());
+        Tensor::from_vec(mel, (1, n_mels, frames), &self.device)
     }
 
-    /// Logits of the next token after `tokens`, with whisper.cpp's suppressions applied.
-    fn next_logits(&self, model: &mut Whisper, audio: &Tensor, tokens: &[u32], first: bool) -> Result<Vec<f32>, candle_core::Error> {
+    /// The next token after `tokens`: the logits with whisper.cpp's suppressions, their
+    /// largest, picked on the device.
+    fn next_token(&self, model: &mut Whisper, audio: &Tensor, tokens: &[u32], first: bool) -> Result<u32, candle_core::Error> {
         let t = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let ys = model.decoder.forward(&t, audio, first)?;
         let last = ys.i((.., tokens.len() - 1..))?;
-        let mut logits: Vec<f32> = model.decoder.final_linear(&last)?.flatten_all()?.to_vec1()?;
-        let s = self.special;
-        for id in [s.not, s.sot, s.nosp, s.solm, s.prev, s.translate, s.transcribe] {
-            logits[id as usize] = f32::NEG_INFINITY;
-        }
-        for v in logits.iter_mut().skip(s.beg as usize) {
-            *v = f32::NEG_INFINITY;
-        }
-        for v in &mut logits[(s.sot as usize + 1)..(s.translate as usize)] {
-            *v = f32::NEG_INFINITY;
-        }
-        if tokens.len() == self.prompt_len() {
-            logits[s.eot as usize] = f32::NEG_INFINITY;
-            if let Some(space) = self.space {
-                logits[space as usize] = f32::NEG_INFINITY;
-            }
-        }
-        Ok(logits)
+        let logits = model.decoder.final_linear(&last)?.flatten_all()?;
+        let mask = if tokens.len() == self.prompt_len() { &self.suppress_first } else { &self.suppress };
+        (logits + mask)?.argmax(D::Minus1)?.to_scalar::<u32>()
     }
 
     fn prompt_len(&self) -> usize {
@@ -189,13 +198,21 @@ impl CandleWhisper {
 
     fn decode(&self, pcm: &[f32], opts: &AsrOptions, stop: &dyn StopFlag) -> Result<Option<(String, String)>, candle_core::Error> {
         let mut model = self.model.lock().map_err(|_| candle_core::Error::Msg("the model lock is poisoned".into()))?;
+        // As whisper.cpp's engine: a partial encodes the audio there is and a few tokens, a
+        // live question's final at least half the window (`fit_audio_ctx`).
         let (frames, max_tokens) = if opts.partial {
             (2 * partial_audio_ctx(pcm.len()), partial_max_tokens(pcm.len()))
+        } else if opts.fit_context {
+            (2 * fit_audio_ctx(pcm.len()), 2 * partial_max_tokens(pcm.len()))
         } else {
             (w::N_FRAMES, self.config.max_target_positions / 2)
         };
+        let t0 = Instant::now();
         let mel = self.mel(pcm, frames)?;
+        let t1 = Instant::now();
         let audio = model.encoder.forward(&mel, true)?;
+        self.device.synchronize()?;
+        let t2 = Instant::now();
         let s = self.special;
         let mut tokens = vec![s.sot];
         let mut language = "en".to_owned();
@@ -213,12 +230,14 @@ impl CandleWhisper {
             if stop.should_stop() {
                 return Ok(None);
             }
-            let logits = self.next_logits(&mut model, &audio, &tokens, step == 0)?;
-            let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(s.eot, |(i, _)| i as u32);
+            let next = self.next_token(&mut model, &audio, &tokens, step == 0)?;
             if next == s.eot {
                 break;
             }
             tokens.push(next);
+        }
+        if let Ok(mut last) = self.last.lock() {
+            *last = Stages { mel: t1 - t0, encoder: t2 - t1, decoder: t2.elapsed(), tokens: tokens.len() - prompt };
         }
         let bytes: Vec<u8> = tokens[prompt..]
             .iter()
@@ -227,6 +246,29 @@ impl CandleWhisper {
             .collect();
         Ok(Some((String::from_utf8_lossy(&bytes).into_owned(), language)))
     }
+}
+
+/// whisper.cpp's suppressed tokens as additive masks: every step's (no timestamps, no special
+/// tokens), and the first step's, which also holds the end of text and a bare space.
+fn suppressions(s: Special, space: Option<u32>, n_vocab: usize, device: &Device) -> Result<(Tensor, Tensor), CandleWhisperError> {
+    let mut mask = vec![0f32; n_vocab];
+    let mut off = |range: std::ops::Range<usize>| {
+        for v in &mut mask[range.start.min(n_vocab)..range.end.min(n_vocab)] {
+            *v = f32::NEG_INFINITY;
+        }
+    };
+    for id in [s.not, s.sot, s.nosp, s.solm, s.prev, s.translate, s.transcribe] {
+        off(id as usize..id as usize + 1);
+    }
+    off(s.beg as usize..n_vocab);
+    off(s.sot as usize + 1..s.translate as usize);
+    let mut first = mask.clone();
+    for id in [Some(s.eot), space].into_iter().flatten() {
+        if let Some(v) = first.get_mut(id as usize) {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    Ok((Tensor::from_vec(mask, n_vocab, device)?, Tensor::from_vec(first, n_vocab, device)?))
 }
 
 impl Asr for CandleWhisper {
@@ -250,7 +292,7 @@ impl Asr for CandleWhisper {
             }
         }
         let text = text.trim();
-        let text = if opts.partial { trim_repetition(text) } else { text.to_owned() };
+        let text = if opts.partial || opts.fit_context { trim_repetition(text) } else { text.to_owned() };
         Ok(AsrOutput { text, language })
     }
 

@@ -9,7 +9,7 @@ use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use iris_backend::asr_text::{is_non_speech, partial_audio_ctx, partial_max_tokens, trim_repetition};
+use iris_backend::asr_text::{fit_audio_ctx, is_non_speech, partial_audio_ctx, partial_max_tokens, trim_repetition};
 use iris_backend::{Asr, AsrOptions, AsrOutput, BackendError, Device, StopFlag};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
@@ -18,9 +18,6 @@ pub enum WhisperError {
     #[error("cannot load Whisper model {path}: {message}. Check it with `iris models verify`")]
     Load { path: PathBuf, message: String },
 }
-
-/// The shortest encoder window (20 ms frames) a live turn's final is decoded with.
-const FIT_MIN_AUDIO_CTX: usize = 768;
 
 pub struct WhisperAsr {
     ctx: WhisperContext,
@@ -87,11 +84,8 @@ impl Asr for WhisperAsr {
             params.set_temperature_inc(0.0);
         } else if opts.fit_context {
             // A short window can make Whisper loop: twice a fast speaker's tokens at most, and
-            // the loop trimmed below. The window is at least half of Whisper's 30 s: cut to the
-            // audio's length, tiny.en's word error rate on the 51 spoken prompts of speech-en
-            // was 34 % (5 came out repeated) against 7.3 % for the whole window; at 768 frames
-            // it is 7.8 % (512: 8.0 %, and "capital of France" heard as "capital and friends").
-            params.set_audio_ctx(partial_audio_ctx(pcm_16k.len()).max(FIT_MIN_AUDIO_CTX) as i32);
+            // the loop trimmed below. The window is at least half of Whisper's 30 s (why there).
+            params.set_audio_ctx(fit_audio_ctx(pcm_16k.len()) as i32);
             params.set_single_segment(true);
             params.set_no_context(true);
             params.set_max_tokens(2 * partial_max_tokens(pcm_16k.len()) as i32);

@@ -80,6 +80,7 @@ pub fn front_end(models: &Models, mode: Mode) -> Result<FrontEnd> {
         wake_threshold: a.wake_threshold,
         hold_threshold: a.wake_hold_threshold,
         refractory: a.refractory_ms as f64 / 1000.0,
+        lull: a.lull_ms as f64 / 1000.0,
         ..FrontSettings::default()
     };
     Ok(FrontEnd::new(wake, Box::new(vad), settings))

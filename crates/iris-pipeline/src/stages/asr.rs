@@ -118,8 +118,14 @@ impl AsrStage {
     }
 
     fn at_pause(&mut self, turn: TurnId, pts: Duration, out: &mut dyn Output) -> Result<(), StageError> {
-        let stop = || out.is_cancelled(turn);
-        let result = self.asr.transcribe(&self.state.get(turn).audio, &self.options, &stop)?;
+        // Speech coming back makes this decode moot: the next pause's is wanted instead, and
+        // soon (a live loop marks a pause at a short lull, which speech often follows).
+        let moot = || out.waiting(turn, FrameKind::SpeechStarted);
+        let stop = || out.is_cancelled(turn) || moot();
+        let result = match self.asr.transcribe(&self.state.get(turn).audio, &self.options, &stop) {
+            Err(iris_backend::BackendError::Cancelled) if !out.is_cancelled(turn) => return Ok(()),
+            r => r?,
+        };
         let text = drop_leading(result.text.trim(), &self.leading);
         let st = self.state.get(turn);
         st.since_partial = 0;

@@ -31,6 +31,10 @@ pub struct AsrArgs {
     /// no reference. For a machine that has only the Whisper model, such as a lent GPU box.
     #[arg(long)]
     engines_only: bool,
+    /// Decode as the live loop does a question (`fit_context`: an encoder window fitted to the
+    /// audio, at least half of Whisper's 30 s), not a whole 30 s window.
+    #[arg(long)]
+    live: bool,
     #[arg(long)]
     json: bool,
 }
@@ -47,7 +51,7 @@ pub fn run(config_path: Option<&Path>, args: AsrArgs) -> Result<ExitCode> {
     let t = Instant::now();
     let engine = iris_whisper::WhisperAsr::load(&model, threads)?;
     let load_s = t.elapsed().as_secs_f64();
-    let opts = AsrOptions { language: language.clone(), partial: false, fit_context: false };
+    let opts = AsrOptions { language: language.clone(), partial: false, fit_context: args.live };
     let time = |f: &mut dyn FnMut() -> Result<String>| -> Result<(String, f64)> {
         f()?;
         let mut times = Vec::new();
@@ -68,13 +72,14 @@ pub fn run(config_path: Option<&Path>, args: AsrArgs) -> Result<ExitCode> {
     let device = iris_whisper_candle::device(&models.config.models.device)?;
     let candle = iris_whisper_candle::CandleWhisper::load(&model, &device)?;
     let candle_device = candle.device().to_string();
-    let mut candle_runs = Vec::new();
+    let (mut candle_runs, mut stages) = (Vec::new(), Vec::new());
     for pcm in &inputs {
         candle_runs.push(time(&mut || Ok(candle.transcribe(pcm, &opts, &NeverStop)?.text))?);
+        stages.push(candle.last_stages());
     }
     drop(candle);
     if args.engines_only {
-        return engines_table(&args, &model_id, threads, &inputs, &engine_runs, &candle_runs, &candle_device);
+        return engines_table(&args, &model_id, threads, &inputs, &engine_runs, (&candle_runs, &stages), &candle_device);
     }
     let listener = Listener::new(&mut models, false)?;
     let mut rows = Vec::new();
@@ -143,9 +148,10 @@ fn engines_table(
     threads: usize,
     inputs: &[Vec<f32>],
     cpp: &[(String, f64)],
-    candle: &[(String, f64)],
+    (candle, stages): (&[(String, f64)], &[iris_whisper_candle::Stages]),
     device: &str,
 ) -> Result<ExitCode> {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let audio: f64 = inputs.iter().map(|p| p.len() as f64 / 16_000.0).sum();
     let (cpp_s, candle_s): (f64, f64) = (cpp.iter().map(|r| r.1).sum(), candle.iter().map(|r| r.1).sum());
     let same = cpp.iter().zip(candle).filter(|(a, b)| a.0 == b.0).count();
@@ -154,18 +160,23 @@ fn engines_table(
             "{}",
             json!({"model": model_id, "threads": threads, "runs": args.runs, "candle_device": device,
                    "rtf": {"whisper_cpp_engine": cpp_s / audio, "candle": candle_s / audio},
-                   "files": args.files.iter().zip(cpp.iter().zip(candle)).map(|(f, (a, b))| json!({
+                   "files": args.files.iter().zip(cpp.iter().zip(candle)).zip(stages).map(|((f, (a, b)), st)| json!({
                        "file": f.display().to_string(), "whisper_cpp_engine_s": a.1, "candle_s": b.1, "same_text": a.0 == b.0,
-                       "whisper_cpp_engine": a.0, "candle": b.0})).collect::<Vec<_>>()})
+                       "whisper_cpp_engine": a.0, "candle": b.0,
+                       "candle_ms": {"mel": ms(st.mel), "encoder": ms(st.encoder), "decoder": ms(st.decoder), "tokens": st.tokens}})).collect::<Vec<_>>()})
         );
     } else {
         println!("{model_id}, median of {} runs; whisper.cpp on {threads} CPU threads, candle on {device}", args.runs);
-        for (f, (a, b)) in args.files.iter().zip(cpp.iter().zip(candle)) {
+        for ((f, (a, b)), st) in args.files.iter().zip(cpp.iter().zip(candle)).zip(stages) {
             println!(
-                "{:<28} whisper.cpp {:>7.0} ms  candle {:>7.0} ms  {}",
+                "{:<28} whisper.cpp {:>7.0} ms  candle {:>7.0} ms (mel {:.1}, encoder {:.1}, decoder {:.1} for {} tokens)  {}",
                 f.display(),
                 a.1 * 1e3,
                 b.1 * 1e3,
+                ms(st.mel),
+                ms(st.encoder),
+                ms(st.decoder),
+                st.tokens,
                 if a.0 == b.0 { "same text" } else { "texts differ" }
             );
         }

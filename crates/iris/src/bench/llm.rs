@@ -87,6 +87,14 @@ for line in sys.stdin:
     print(json.dumps(run()), flush=True)
 "#;
 
+/// The greedy pick: the first index of the largest logit, as numpy's `argmax` on the other side.
+/// The maximum is found first (a loop the compiler vectorises): a scan comparing (index, value)
+/// pairs took 0.2 ms on Gemma's 262,144 logits, a sixth of a GPU decode step, charged to Iris alone.
+fn argmax(v: &[f32]) -> u32 {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    v.iter().position(|&x| x == max).unwrap_or(0) as u32
+}
+
 /// The pause before each run of either engine.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
@@ -187,7 +195,6 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
         ChatMessage::new(Role::User, "Explain in a few sentences why the sky is blue, and what happens at sunset."),
     ])?;
     let ids: Vec<u32> = llm.tokenizer().encode(text.as_str(), false).map_err(|e| anyhow::anyhow!("{e}"))?.get_ids().to_vec();
-    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
     let mut once = || -> Result<(f64, f64, Vec<u32>)> {
         let t0 = Instant::now();
         let mut logits = llm.logits_after(&ids, 0)?;
@@ -285,7 +292,6 @@ pub fn run(config_path: Option<&Path>, args: LlmArgs) -> Result<ExitCode> {
 fn agreement_with_cpu(path: &Path, ids: &[u32], gpu: &mut iris_llm_candle::LlamaChat) -> Result<()> {
     let mut cpu =
         iris_llm_candle::LlamaChat::load_on(path, 4096, iris_llm_candle::plan::available_memory(), iris_llm_candle::Engine::Auto)?;
-    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
     let (mut a, mut b) = (gpu.logits_after(ids, 0)?, cpu.logits_after(ids, 0)?);
     let spread = b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
     let first = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
