@@ -5,7 +5,7 @@
 // (flash-decoding: a decode step has one query per head, too few blocks to fill the GPU, so the
 // positions are split across the grid's z blocks and `attn_combine` joins the parts). A block of
 // 256 threads per (head, token, split). Shared memory: the query, the split's scores, and the
-// values' partial sums (256 floats). As llama.cpp's CPU backend (and Iris's CPU engine), the
+// values' partial sums (1024 floats). As llama.cpp's CPU backend (and Iris's CPU engine), the
 // query meets the f16 keys rounded to f16. Writes the split's values (unnormalised), its maximum
 // score and its sum of exponentials to `part[t][h][split]` (head_dim + 2 floats); a split with
 // no positions writes a sum of 0. `window` > 0: the layer sees only its last `window` positions.
@@ -70,15 +70,29 @@ extern "C" __global__ void attn_part(const float* qkv, int qkv_dim, const __half
         }
     }
     __syncthreads();
-    // Values: a thread per dimension and group of keys, the groups summed in shared memory.
+    // Values: four dimensions a thread, the split's positions dealt among the groups of
+    // head_dim / 4 threads (4 groups at a head of 256: a thread per dimension walked all the
+    // split's positions one after another), the groups summed in shared memory.
     float* red = sc + chunk;
-    int groups = blockDim.x / hd, d = threadIdx.x % hd, grp = threadIdx.x / hd;
+    int tpg = hd >> 2, groups = blockDim.x / tpg, grp = threadIdx.x / tpg, d = (threadIdx.x % tpg) * 4;
     if (grp < groups) {
         const __half* vh = v_cache + (size_t)s0 * kv_dim + kvh * hd + d;
-        float acc = 0.f;
+        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
 #pragma unroll 4
-        for (int i = grp; i < len; i += groups) acc += sc[i] * __half2float(vh[(size_t)i * kv_dim]);
-        red[grp * hd + d] = acc;
+        for (int i = grp; i < len; i += groups) {
+            const __half2* v2 = (const __half2*)(vh + (size_t)i * kv_dim);
+            float2 lo = __half22float2(v2[0]), hi = __half22float2(v2[1]);
+            float w = sc[i];
+            a0 += w * lo.x;
+            a1 += w * lo.y;
+            a2 += w * hi.x;
+            a3 += w * hi.y;
+        }
+        float* r = red + grp * hd + d;
+        r[0] = a0;
+        r[1] = a1;
+        r[2] = a2;
+        r[3] = a3;
     }
     __syncthreads();
     for (int e = threadIdx.x; e < hd; e += blockDim.x) {
@@ -88,25 +102,34 @@ extern "C" __global__ void attn_part(const float* qkv, int qkv_dim, const __half
     }
 }
 
-// Joins the splits of `attn_part`: out[t][h] = Σ values·e^(max−M) / Σ sums·e^(max−M).
+// Joins the splits of `attn_part` (at most 32): out[t][h] = Σ values·e^(max−M) / Σ sums·e^(max−M).
+// The first warp weighs the splits once (a split with no positions weighs 0 and is not read);
+// then a thread per dimension sums the weighted splits.
 extern "C" __global__ void attn_combine(const float* part, float* out, int q_dim, int heads, int hd, int splits) {
+    __shared__ float weight[32], sums[32], total;
     int h = blockIdx.x, t = blockIdx.y;
     const float* p = part + ((size_t)t * heads + h) * splits * (hd + 2);
-    float m = -INFINITY;
-    for (int s = 0; s < splits; s++)
-        if (p[s * (hd + 2) + hd + 1] > 0.f) m = fmaxf(m, p[s * (hd + 2) + hd]);
-    float l = 0.f;
-    for (int s = 0; s < splits; s++) {
-        const float* ps = p + s * (hd + 2);
-        if (ps[hd + 1] > 0.f) l += ps[hd + 1] * expf(ps[hd] - m);
+    if (threadIdx.x < 32) {
+        int s = threadIdx.x;
+        float sum = s < splits ? p[s * (hd + 2) + hd + 1] : 0.f;
+        float mx = sum > 0.f ? p[s * (hd + 2) + hd] : -INFINITY;
+        float m = warp_max(mx);
+        weight[s] = sum > 0.f ? expf(mx - m) : 0.f;
+        sums[s] = sum;
+        __syncwarp();
+        if (s == 0) {
+            float l = 0.f;
+            for (int k = 0; k < splits; k++)
+                if (sums[k] > 0.f) l += sums[k] * weight[k];
+            total = l;
+        }
     }
+    __syncthreads();
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.f;
-        for (int s = 0; s < splits; s++) {
-            const float* ps = p + s * (hd + 2);
-            if (ps[hd + 1] > 0.f) acc += ps[d] * expf(ps[hd] - m);
-        }
-        out[(size_t)t * q_dim + h * hd + d] = acc / l;
+        for (int s = 0; s < splits; s++)
+            if (weight[s] != 0.f) acc += p[s * (hd + 2) + d] * weight[s];
+        out[(size_t)t * q_dim + h * hd + d] = acc / total;
     }
 }
 

@@ -91,18 +91,19 @@ extern "C" __global__ void act_mul(const float* gu, float* h, int ffn, int n, in
 // so a decode step's launches are the same every step and replay as one CUDA graph.
 
 // After the q, k and v products of token t (a grid of (heads + 2 kv_heads, n), a block of
-// head_dim / 2 threads, each one rotary pair): the biases (qwen2), the per-head norms (Gemma 3),
-// rotary positions for q and k, then k and v into the f16 cache at the token's position.
+// head_dim / 2 threads rounded up to whole warps, each one rotary pair): the biases (qwen2), the
+// per-head norms (Gemma 3), rotary positions for q and k, then k and v into the f16 cache at the
+// token's position.
 extern "C" __global__ void qkv_post(float* qkv, int qkv_dim, const float* bias, const float* q_norm, const float* k_norm,
                                     float eps, const float* freqs, const int* pos_p, int heads, int kv_heads, int hd, int neox,
                                     __half* k_cache, __half* v_cache, int kv_dim) {
-    __shared__ float ss;
     int h = blockIdx.x, t = blockIdx.y, i = threadIdx.x, half = hd >> 1;
+    bool pair = i < half;
     int p = *pos_p + t, off = h * hd;
     float* hv = qkv + (size_t)t * qkv_dim + off;
     int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-    float x0 = hv[a], x1 = hv[b];
-    if (bias) {
+    float x0 = pair ? hv[a] : 0.f, x1 = pair ? hv[b] : 0.f;
+    if (bias && pair) {
         x0 += bias[off + a];
         x1 += bias[off + b];
     }
@@ -110,20 +111,21 @@ extern "C" __global__ void qkv_post(float* qkv, int qkv_dim, const float* bias, 
     if (!is_v) {
         const float* nw = is_q ? q_norm : k_norm;
         if (nw) {
-            if (i == 0) ss = 0.f;
-            __syncthreads();
-            atomicAdd(&ss, x0 * x0 + x1 * x1);
-            __syncthreads();
-            float scale = rsqrtf(ss / hd + eps);
-            x0 = x0 * scale * nw[a];
-            x1 = x1 * scale * nw[b];
+            // A shuffle sum (a shared-memory atomic per thread took most of this kernel's time).
+            float scale = rsqrtf(block_sum(x0 * x0 + x1 * x1) / hd + eps);
+            if (pair) {
+                x0 = x0 * scale * nw[a];
+                x1 = x1 * scale * nw[b];
+            }
         }
+        if (!pair) return;
         float sn, cs;
         sincosf((float)p * freqs[i], &sn, &cs);
         float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
         x0 = y0;
         x1 = y1;
     }
+    if (!pair) return;
     if (is_q) {
         hv[a] = x0;
         hv[b] = x1;

@@ -23,6 +23,8 @@ const ROWS_PER_BLOCK: u32 = 4;
 /// `MIN_CHUNK` positions each (a decode step has one query per head: too few blocks alone).
 const MAX_SPLITS: usize = 16;
 const MIN_CHUNK: usize = 32;
+// `attn_combine` weighs the splits in one warp.
+const _: () = assert!(MAX_SPLITS <= 32);
 
 /// The kernels of one weight type: a product with one token, with up to four per block, the
 /// dequantisation to f16, and the embedding lookup.
@@ -268,7 +270,7 @@ impl Model {
                 g.launch(
                     self.k.qkv_post,
                     ((c.heads + 2 * c.kv_heads) as u32, n as u32, 1),
-                    ((hd / 2) as u32, 1, 1),
+                    ((hd / 2).next_multiple_of(32) as u32, 1, 1),
                     0,
                     &mut [
                         arg(&s.qkv.ptr),
@@ -380,9 +382,10 @@ fn warps_per_row(w: &Weight) -> usize {
     }
 }
 
-/// Bytes of shared memory attention takes: the query, a split's scores, the values' partial sums.
+/// Bytes of shared memory attention takes: the query, a split's scores, the values' partial sums
+/// (a head's worth per group of head_dim / 4 threads: 1024 floats for a block of 256).
 fn attention_shared(head_dim: usize, context: usize) -> usize {
-    (head_dim + chunk_for(context) + 256) * 4
+    (head_dim + chunk_for(context) + 1024) * 4
 }
 
 /// Positions per attention split when queries see up to `len` positions (a multiple of 32).

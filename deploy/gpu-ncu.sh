@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Where a decode step's GPU time goes, kernel by kernel, on the GPU machine: Nsight Compute times
+# each node of the captured decode graph alone (no launch gaps, so these are the kernels' own
+# durations, unlike IRIS_CUDA_PROFILE=1's host-timed launches). Needs .gpu/iris.xz and .gpu/lib;
+# SHAPE is a `bench synth` shape. Writes $OUT/ncu-SHAPE.csv and a per-kernel summary of the last
+# decode step to $OUT/ncu-SHAPE.txt.
+set -u
+G=$(cd "$(dirname "$0")/.." && pwd)/.gpu
+OUT=${OUT:-/tmp/gpu-out}
+SHAPE=${SHAPE:-gemma3-270m:q8_0}
+mkdir -p "$OUT" /tmp/m
+[ -x "$G/iris" ] || { python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$G/iris.xz" "$G/iris"; chmod +x "$G/iris"; }
+NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+[ -n "$NCU" ] || { echo "no ncu on this machine" > "$OUT/ncu.txt"; exit 0; }
+f=/tmp/m/${SHAPE%%:*}-${SHAPE##*:}.gguf
+[ -f "$f" ] || LD_LIBRARY_PATH="$G/lib" "$G/iris" bench synth "$f" --shape "${SHAPE%%:*}" --quant "${SHAPE##*:}" > /dev/null
+name=${SHAPE%%:*}-${SHAPE##*:}
+timeout 300 env LD_LIBRARY_PATH="$G/lib" "$NCU" --clock-control none --graph-profiling node --csv --metrics gpu__time_duration.sum \
+  --launch-count "${LAUNCHES:-1500}" "$G/iris" bench llm "$f" --device cuda --python none --runs 1 --tokens 3 > "$OUT/ncu-$name.csv" 2> "$OUT/ncu-$name.err"
+# The last decode step: the kernels after the last logits product (the step ends with it).
+python3 - "$OUT/ncu-$name.csv" > "$OUT/ncu-$name.txt" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+head, rows = rows[0], rows[1:]
+ki, vi, ii, ui = head.index("Kernel Name"), head.index("Metric Value"), head.index("ID"), head.index("Metric Unit")
+scale = {"nsecond": 1.0, "usecond": 1e3, "msecond": 1e6, "second": 1e9}
+seq = []
+for r in rows:
+    try: seq.append((int(r[ii]), r[ki].split("(")[0], float(r[vi].replace(",", "")) * scale.get(r[ui], 1.0)))
+    except ValueError: pass
+seq.sort()
+print(f"{len(seq)} kernels timed")
+# Decode steps are the runs between two embedding lookups with one token each; take the last whole one.
+starts = [i for i, s in enumerate(seq) if s[1].startswith("embed_")]
+if len(starts) >= 2:
+    step = seq[starts[-2]:starts[-1]]
+    total = sum(s[2] for s in step)
+    print(f"one decode step: {len(step)} kernels, {total/1000:.1f} us of kernel time")
+    by = collections.OrderedDict()
+    for _, k, v in step:
+        n, t = by.get(k, (0, 0.0)); by[k] = (n + 1, t + v)
+    for k, (n, t) in sorted(by.items(), key=lambda kv: -kv[1][1]):
+        print(f"{k:<28} {n:>4} launches {t/1000:>9.1f} us  {t/n/1000:>7.2f} us each")
+PY
+cat "$OUT/ncu-$name.txt"
