@@ -17,29 +17,36 @@ f=/tmp/m/${SHAPE%%:*}-${SHAPE##*:}.gguf
 name=${SHAPE%%:*}-${SHAPE##*:}
 timeout 300 env LD_LIBRARY_PATH="$G/lib" "$NCU" --clock-control none --graph-profiling node --csv --metrics gpu__time_duration.sum \
   --launch-count "${LAUNCHES:-1500}" "$G/iris" bench llm "$f" --device cuda --python none --runs 1 --tokens 3 > "$OUT/ncu-$name.csv" 2> "$OUT/ncu-$name.err"
-# The last decode step: the kernels after the last logits product (the step ends with it).
+# The last decode step (a one-token embedding lookup to the next) and the last pre-fill (an
+# embedding lookup of many tokens to the next lookup).
 python3 - "$OUT/ncu-$name.csv" > "$OUT/ncu-$name.txt" <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
 head, rows = rows[0], rows[1:]
-ki, vi, ii, ui = head.index("Kernel Name"), head.index("Metric Value"), head.index("ID"), head.index("Metric Unit")
+ki, vi, ii, ui, gi = (head.index(c) for c in ("Kernel Name", "Metric Value", "ID", "Metric Unit", "Grid Size"))
 scale = {"nsecond": 1.0, "usecond": 1e3, "msecond": 1e6, "second": 1e9}
 seq = []
 for r in rows:
-    try: seq.append((int(r[ii]), r[ki].split("(")[0], float(r[vi].replace(",", "")) * scale.get(r[ui], 1.0)))
+    try: seq.append((int(r[ii]), r[ki].split("(")[0], float(r[vi].replace(",", "")) * scale.get(r[ui], 1.0), r[gi]))
     except ValueError: pass
 seq.sort()
 print(f"{len(seq)} kernels timed")
-# Decode steps are the runs between two embedding lookups with one token each; take the last whole one.
 starts = [i for i, s in enumerate(seq) if s[1].startswith("embed_")]
-if len(starts) >= 2:
-    step = seq[starts[-2]:starts[-1]]
+def summary(title, step):
     total = sum(s[2] for s in step)
-    print(f"one decode step: {len(step)} kernels, {total/1000:.1f} us of kernel time")
+    print(f"{title}: {len(step)} kernels, {total/1000:.1f} us of kernel time")
     by = collections.OrderedDict()
-    for _, k, v in step:
+    for _, k, v, _ in step:
         n, t = by.get(k, (0, 0.0)); by[k] = (n + 1, t + v)
     for k, (n, t) in sorted(by.items(), key=lambda kv: -kv[1][1]):
-        print(f"{k:<28} {n:>4} launches {t/1000:>9.1f} us  {t/n/1000:>7.2f} us each")
+        print(f"  {k:<28} {n:>4} launches {t/1000:>9.1f} us  {t/n/1000:>7.2f} us each")
+ones = [i for i in starts if seq[i][3].startswith("(1, ")]
+many = [i for i in starts if not seq[i][3].startswith("(1, ")]
+nxt = lambda i: min([j for j in starts if j > i], default=len(seq))
+if len(ones) >= 2:
+    summary("one decode step", seq[ones[-2]:nxt(ones[-2])])
+whole = [i for i in many if nxt(i) < len(seq)]
+if whole:
+    summary(f"one pre-fill (grid {seq[whole[-1]][3]})", seq[whole[-1]:nxt(whole[-1])])
 PY
 cat "$OUT/ncu-$name.txt"

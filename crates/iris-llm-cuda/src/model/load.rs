@@ -113,7 +113,7 @@ impl Model {
             )));
         }
         // Attention keeps a split's scores in shared memory.
-        let shared = attention_shared(hd, cfg.context);
+        let shared = attention_shared_most(hd, cfg.context);
         if shared > 200 * 1024 {
             return Err(unsupported(format!("a context of {} positions (this engine's attention takes up to about 800,000)", cfg.context)));
         }

@@ -44,7 +44,7 @@ impl Model {
             self.gpu.launch(
                 self.k.rmsnorm_q8,
                 (1, 1, 1),
-                (256, 1, 1),
+                (one_row_threads(self.cfg.dim), 1, 1),
                 0,
                 &mut [arg(&s.x.ptr), arg(&w.ptr), arg(&s.xn.ptr), arg(&dim), arg(&eps), arg(&s.xq.ptr), arg(&s.xd.ptr)],
             )
@@ -61,7 +61,7 @@ impl Model {
             self.gpu.launch(
                 self.k.rmsnorm_add_q8,
                 (1, 1, 1),
-                (256, 1, 1),
+                (one_row_threads(self.cfg.dim), 1, 1),
                 0,
                 &mut [
                     arg(&s.x.ptr),
@@ -265,4 +265,10 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// Threads of a one-row norm (a decode step's): a value each up to 1024. With 256, the 8B
+/// shape's norm of 4096 values took 17 µs, a quarter of its decode step's kernel time.
+fn one_row_threads(dim: usize) -> u32 {
+    dim.next_multiple_of(32).min(1024) as u32
 }
