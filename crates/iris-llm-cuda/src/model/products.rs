@@ -199,15 +199,17 @@ impl Model {
             unsafe {
                 g.launch(
                     k.absmax,
-                    ((n * x_stride).div_ceil(256).min(1024) as u32, 1, 1),
+                    ((n * x_stride).div_ceil(1024).min(264) as u32, 1, 1),
                     (256, 1, 1),
                     0,
                     &mut [arg(&x), arg(&count), arg(&scale)],
                 )?;
                 g.launch(k.finish_scale, (1, 1, 1), (1, 1, 1), 0, &mut [arg(&scale)])?;
+                // A thread per four values (to_half takes four at a time when the count allows).
+                let per = if (n * x_stride) % 4 == 0 { 4 } else { 1 };
                 g.launch(
                     k.to_half,
-                    ((n * x_stride).div_ceil(256) as u32, 1, 1),
+                    ((n * x_stride).div_ceil(256 * per) as u32, 1, 1),
                     (256, 1, 1),
                     0,
                     &mut [arg(&x), arg(&xh), arg(&count), arg(&scale)],
