@@ -121,10 +121,8 @@ impl AsrStage {
         // Speech coming back makes this decode moot: the next pause's is wanted instead, and
         // soon (a live loop marks a pause at a short lull, which speech often follows).
         let moot = || out.waiting(turn, FrameKind::SpeechStarted);
-        let stop = || out.is_cancelled(turn) || moot();
-        let result = match self.asr.transcribe(&self.state.get(turn).audio, &self.options, &stop) {
-            Err(iris_backend::BackendError::Cancelled) if !out.is_cancelled(turn) => return Ok(()),
-            r => r?,
+        let Some(result) = unless_moot(&*self.asr, &self.state.get(turn).audio, &self.options, turn, &*out, moot)? else {
+            return Ok(());
         };
         let text = drop_leading(result.text.trim(), &self.leading);
         let st = self.state.get(turn);
@@ -163,13 +161,11 @@ impl AsrStage {
         // A pause's arrival makes this guess moot: the pause's full decode is what is wanted,
         // as soon as possible (a live loop answers it ahead while the turn's end is decided).
         let moot = || out.waiting(turn, FrameKind::SpeechStopped) || out.waiting(turn, FrameKind::EndOfTurn);
-        let stop = || out.is_cancelled(turn) || moot();
         let st = self.state.get(turn);
         let window: std::borrow::Cow<[f32]> =
             if st.held.is_empty() { (&st.audio[..]).into() } else { [&st.held[..], &st.audio[..]].concat().into() };
-        let result = match self.asr.transcribe(&window, &opts, &stop) {
-            Err(iris_backend::BackendError::Cancelled) if !out.is_cancelled(turn) => return Ok(()),
-            r => r?,
+        let Some(result) = unless_moot(&*self.asr, &window, &opts, turn, &*out, moot)? else {
+            return Ok(());
         };
         let text = result.text.trim().to_owned();
         let st = self.state.get(turn);
@@ -178,6 +174,23 @@ impl AsrStage {
         }
         st.last_partial.clone_from(&text);
         out.emit(turn, pts, Frame::Transcript(Transcript { text, is_final: false, language: result.language }))
+    }
+}
+
+/// `audio` recognised, or `None` when `moot` said during the decode that it is no longer wanted
+/// (a cancelled turn is an error, as always).
+fn unless_moot(
+    asr: &dyn Asr,
+    audio: &[f32],
+    opts: &AsrOptions,
+    turn: TurnId,
+    out: &dyn Output,
+    moot: impl Fn() -> bool,
+) -> Result<Option<iris_backend::AsrOutput>, StageError> {
+    let stop = || out.is_cancelled(turn) || moot();
+    match asr.transcribe(audio, opts, &stop) {
+        Err(iris_backend::BackendError::Cancelled) if !out.is_cancelled(turn) => Ok(None),
+        r => Ok(Some(r?)),
     }
 }
 
